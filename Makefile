@@ -1,0 +1,23 @@
+# `make demo`: the example suite on throwaway local servers, with what it did.
+# `make test`: the whole suite. Both install what they need first (scripts/bootstrap.sh).
+VENV ?= .venv
+PYTEST = $(VENV)/bin/pytest
+
+.PHONY: bootstrap demo test lint bench servers-down
+
+bootstrap:
+	@./scripts/bootstrap.sh
+
+demo: bootstrap
+	$(PYTEST) tests/examples -v -p no:cacheprovider
+
+test: bootstrap
+	$(VENV)/bin/ruff check netra_isolation factories migrations tests benchmarks
+	$(VENV)/bin/mypy
+	$(PYTEST) -n 2 tests
+
+bench: bootstrap
+	$(VENV)/bin/python -m benchmarks.run
+
+servers-down:
+	$(VENV)/bin/netra-isolation servers down

@@ -1,0 +1,42 @@
+"""netra_isolation: every test its own real PostgreSQL and ClickHouse database."""
+
+from netra_isolation.errors import (
+    ConfigurationError,
+    MigrationError,
+    NetraIsolationError,
+    ServerError,
+    ServerUnreachableError,
+    UnknownChoiceError,
+    UnknownSchemaTypeError,
+)
+from netra_isolation.isolated_test_config import (
+    IsolatedTestConfig,
+    with_isolated_postgres,
+    with_isolated_postgres_sync,
+)
+from netra_isolation.isolator import DatabaseRef, TemplateRef, TemplateSpec
+from netra_isolation.postgres_isolation import PostgreSQLTestIsolator
+from netra_isolation.seed_data_manager import Scenario, scenario
+from netra_isolation.settings import Settings
+from netra_isolation.test_database_manager import TestDatabaseManager
+
+__all__ = [
+    "ConfigurationError",
+    "DatabaseRef",
+    "IsolatedTestConfig",
+    "MigrationError",
+    "NetraIsolationError",
+    "PostgreSQLTestIsolator",
+    "Scenario",
+    "ServerError",
+    "ServerUnreachableError",
+    "Settings",
+    "TemplateRef",
+    "TemplateSpec",
+    "TestDatabaseManager",
+    "UnknownChoiceError",
+    "UnknownSchemaTypeError",
+    "scenario",
+    "with_isolated_postgres",
+    "with_isolated_postgres_sync",
+]

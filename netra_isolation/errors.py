@@ -1,0 +1,85 @@
+"""One error hierarchy; every message names the thing, the value and what to do next."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class NetraIsolationError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ConfigurationError(NetraIsolationError, ValueError):
+    """A setting, marker argument or option has a value that cannot work."""
+
+
+class UnknownChoiceError(ConfigurationError):
+    """A name (schema type, scenario, table set, snapshot) that is not one of the known ones."""
+
+    def __init__(self, what: str, given: object, valid: Iterable[str], hint: str = "") -> None:
+        self.what = what
+        self.given = given
+        self.valid = sorted(valid)
+        choices = ", ".join(repr(v) for v in self.valid) or "(none defined)"
+        message = f"unknown {what} {given!r}; valid {what}s: {choices}"
+        super().__init__(f"{message}. {hint}".rstrip(". ") + ("." if hint else ""))
+
+
+class UnknownSchemaTypeError(UnknownChoiceError):
+    def __init__(self, given: object, valid: Iterable[str], backend: str = "postgres") -> None:
+        super().__init__(
+            f"{backend} schema type",
+            given,
+            valid,
+            "Schema types are the Alembic branch labels under "
+            f"migrations/{backend}/versions",
+        )
+
+
+class ServerError(NetraIsolationError):
+    """A database server could not be found, started or reached."""
+
+
+class ServerUnreachableError(ServerError, ConnectionError):
+    def __init__(
+        self, backend: str, host: str, port: int, variable: str, cause: object, seconds: float
+    ) -> None:
+        self.host = host
+        self.port = port
+        super().__init__(
+            f"{backend} at {host}:{port} did not answer within {seconds:g}s ({cause}). "
+            f"Start it, or point {variable} at a running server, or unset it to let "
+            "netra-isolation start a throwaway local one (`netra-isolation servers status`)."
+        )
+
+
+class BinariesNotFoundError(ServerError, FileNotFoundError):
+    def __init__(self, backend: str, searched: Iterable[str], install: str) -> None:
+        paths = "\n  ".join(searched)
+        super().__init__(
+            f"no {backend} server binaries found; searched:\n  {paths}\n"
+            f"Install them ({install}) or set the external server variables "
+            f"(TEST_{backend.upper()}_HOST / TEST_{backend.upper()}_PORT)."
+        )
+
+
+class ServerStartError(ServerError):
+    def __init__(self, backend: str, reason: str, log_tail: str = "") -> None:
+        tail = f"\n--- last lines of the server log ---\n{log_tail}" if log_tail else ""
+        super().__init__(f"could not start the throwaway {backend} server: {reason}{tail}")
+
+
+class MigrationError(NetraIsolationError):
+    """Alembic failed while building a template; the half-built template was dropped."""
+
+
+class SeedError(NetraIsolationError):
+    """A scenario failed while seeding a template."""
+
+
+class SnapshotError(NetraIsolationError):
+    """A snapshot could not be taken or restored."""
+
+
+class ValidationFailedError(NetraIsolationError, AssertionError):
+    """State validation found a failing check (raised when validation gates a test)."""

@@ -1,0 +1,245 @@
+"""IsolatedTestConfig, the `with_isolated_*` context managers and the fixtures.
+
+Loadable as a plugin (`pytest_plugins = ["netra_isolation.isolated_test_config"]`, as the
+original design's conftest does); the `pytest11` entry point loads it too.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from netra_isolation.errors import ConfigurationError
+from netra_isolation.isolator import DatabaseRef, TemplateSpec
+from netra_isolation.naming import slug, test_id_from_nodeid
+from netra_isolation.settings import LEVELS
+from netra_isolation.test_database_manager import TestDatabaseManager
+
+_default_manager: TestDatabaseManager | None = None
+_default_lock = threading.Lock()
+
+
+def default_manager() -> TestDatabaseManager:
+    """The process's manager: the pytest plugin's during a run, else one made from settings."""
+    global _default_manager
+    with _default_lock:
+        if _default_manager is None:
+            _default_manager = TestDatabaseManager()
+        return _default_manager
+
+
+def set_default_manager(manager: TestDatabaseManager | None) -> None:
+    global _default_manager
+    with _default_lock:
+        _default_manager = manager
+
+
+class IsolatedTestConfig:
+    """One test's databases: what it asked for, where they are, and their cleanup."""
+
+    def __init__(
+        self,
+        test_id: str | None = None,
+        cleanup_on_exit: bool = True,
+        *,
+        manager: TestDatabaseManager | None = None,
+        nodeid: str | None = None,
+        level: str = "database",
+    ) -> None:
+        if level not in LEVELS:
+            raise ConfigurationError(f"isolation level {level!r} is not one of {LEVELS}")
+        self.manager = manager or default_manager()
+        self.test_id = slug(test_id or f"test_{uuid.uuid4().hex[:8]}")
+        self.nodeid = nodeid or test_id or self.test_id
+        self.cleanup_on_exit = cleanup_on_exit
+        self.level = level
+        self.keep = False
+        self.databases: dict[str, DatabaseRef] = {}
+        self._isolators: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"IsolatedTestConfig(test_id={self.test_id!r}, level={self.level!r})"
+
+    # -- PostgreSQL ----------------------------------------------------------------------
+    def setup_postgres_sync(self, schema_type: str = "basic", scenario: str | None = None) -> DatabaseRef:
+        isolator = self.manager.postgres
+        self._isolators["postgres"] = isolator
+        if self.level == "transaction":
+            db = self.manager.worker_database("postgres", TemplateSpec(schema_type, scenario))
+            isolator.attach(self.test_id, db)
+        else:
+            db = isolator.create_isolated_database_sync(
+                self.test_id, schema_type, scenario, nodeid=self.nodeid
+            )
+        self.databases["postgres"] = db
+        return db
+
+    async def setup_postgres(self, schema_type: str = "basic", scenario: str | None = None) -> DatabaseRef:
+        import asyncio
+
+        return await asyncio.to_thread(self.setup_postgres_sync, schema_type, scenario)
+
+    def postgres_session(self) -> Any:
+        """Async context manager giving the test's AsyncSession (rolled back at `transaction`)."""
+        return self.manager.postgres.session(self.test_id, rollback=self.level == "transaction")
+
+    def postgres_session_sync(self) -> Any:
+        return self.manager.postgres.session_sync(self.test_id, rollback=self.level == "transaction")
+
+    # -- cleanup and info ---------------------------------------------------------------
+    def cleanup_databases_sync(self) -> None:
+        for backend in list(self.databases):
+            del self.databases[backend]
+            if self.level == "transaction":  # the worker's database outlives the test
+                self._isolators[backend].forget(self.test_id)
+            else:
+                self.manager.release(backend, self.test_id, keep=self.keep)
+
+    async def cleanup_databases(self) -> None:
+        """Drop this test's databases (kept instead when the test failed and keeping is on)."""
+        self.cleanup_databases_sync()
+
+    def get_database_info(self) -> dict[str, Any]:
+        return {
+            backend: self._isolators[backend].connection_info(db) | {"level": self.level}
+            for backend, db in self.databases.items()
+        }
+
+
+@dataclass(frozen=True)
+class IsolationRequest:
+    level: str = "database"
+    schema: str = "basic"
+    scenario: str | None = None
+
+
+def isolation(
+    level: str = "database", schema: str = "basic", scenario: str | None = None
+) -> IsolationRequest:
+    """The signature of `@pytest.mark.isolation(...)`: a typo fails with Python's own message."""
+    if level not in LEVELS:
+        raise ConfigurationError(f"level={level!r} is not one of {', '.join(LEVELS)}")
+    return IsolationRequest(level, schema, scenario)
+
+
+@asynccontextmanager
+async def with_isolated_postgres(
+    test_name: str,
+    schema_type: str = "basic",
+    scenario: str | None = None,
+    *,
+    level: str = "database",
+    cleanup_on_exit: bool = True,
+    manager: TestDatabaseManager | None = None,
+) -> AsyncIterator[tuple[AsyncSession, IsolatedTestConfig]]:
+    """`async with with_isolated_postgres("my_test", "user_management") as (session, config):`"""
+    config = IsolatedTestConfig(test_name, cleanup_on_exit, manager=manager, level=level)
+    try:
+        await config.setup_postgres(schema_type, scenario)
+        async with config.postgres_session() as session:
+            yield session, config
+    finally:
+        if config.cleanup_on_exit:
+            await config.cleanup_databases()
+
+
+@contextmanager
+def with_isolated_postgres_sync(
+    test_name: str,
+    schema_type: str = "basic",
+    scenario: str | None = None,
+    *,
+    level: str = "database",
+    cleanup_on_exit: bool = True,
+    manager: TestDatabaseManager | None = None,
+) -> Iterator[tuple[Session, IsolatedTestConfig]]:
+    """The synchronous twin of `with_isolated_postgres` (a psycopg `Session`)."""
+    config = IsolatedTestConfig(test_name, cleanup_on_exit, manager=manager, level=level)
+    try:
+        config.setup_postgres_sync(schema_type, scenario)
+        with config.postgres_session_sync() as session:
+            yield session, config
+    finally:
+        if config.cleanup_on_exit:
+            config.cleanup_databases_sync()
+
+
+# -- fixtures --------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def netra_manager(pytestconfig: pytest.Config) -> TestDatabaseManager:
+    """The session's (worker's) manager; override to use your own settings."""
+    from netra_isolation.pytest_plugin import manager_for
+
+    return manager_for(pytestconfig)
+
+
+def _request_isolation(request: pytest.FixtureRequest, manager: TestDatabaseManager) -> IsolationRequest:
+    __tracebackhide__ = True
+    settings = manager.settings
+    defaults = {"level": settings.level, "schema": settings.schema, "scenario": settings.scenario}
+    marker = request.node.get_closest_marker("isolation")
+    if marker is None:
+        return isolation(**defaults)
+    try:
+        return isolation(*marker.args, **{**defaults, **marker.kwargs})
+    except (TypeError, ConfigurationError) as exc:
+        pytest.fail(
+            f"bad @pytest.mark.isolation on {request.node.nodeid}: {exc}. "
+            "Use @pytest.mark.isolation(level='database'|'transaction', schema=..., scenario=...)",
+            pytrace=False,
+        )
+
+
+def _test_config(request: pytest.FixtureRequest, manager: TestDatabaseManager) -> tuple[IsolatedTestConfig, IsolationRequest]:
+    wanted = _request_isolation(request, manager)
+    config = IsolatedTestConfig(
+        test_id_from_nodeid(request.node.nodeid),
+        manager=manager,
+        nodeid=request.node.nodeid,
+        level=wanted.level,
+    )
+    return config, wanted
+
+
+def _finish(request: pytest.FixtureRequest, config: IsolatedTestConfig) -> None:
+    from netra_isolation.pytest_plugin import test_failed
+
+    config.keep = config.manager.settings.keep_failed and test_failed(request.node)
+    config.cleanup_databases_sync()
+
+
+@pytest_asyncio.fixture
+async def isolated_postgres(
+    request: pytest.FixtureRequest, netra_manager: TestDatabaseManager
+) -> AsyncIterator[tuple[AsyncSession, IsolatedTestConfig]]:
+    """`(AsyncSession, config)` on a PostgreSQL database of the test's own."""
+    config, wanted = _test_config(request, netra_manager)
+    try:
+        await config.setup_postgres(wanted.schema, wanted.scenario)
+        async with config.postgres_session() as session:
+            yield session, config
+    finally:
+        _finish(request, config)
+
+
+@pytest.fixture
+def isolated_postgres_sync(
+    request: pytest.FixtureRequest, netra_manager: TestDatabaseManager
+) -> Iterator[tuple[Session, IsolatedTestConfig]]:
+    """`(Session, config)`: the synchronous twin of `isolated_postgres`."""
+    config, wanted = _test_config(request, netra_manager)
+    try:
+        config.setup_postgres_sync(wanted.schema, wanted.scenario)
+        with config.postgres_session_sync() as session:
+            yield session, config
+    finally:
+        _finish(request, config)

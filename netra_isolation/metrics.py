@@ -1,0 +1,61 @@
+"""Timings and counters of one process (a pytest worker, or a script); mergeable across workers."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from threading import Lock
+from typing import Any
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.timings: defaultdict[str, list[float]] = defaultdict(list)
+        self.counters: Counter[str] = Counter()
+        self._lock = Lock()
+
+    @contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.record(phase, time.perf_counter() - start)
+
+    def record(self, phase: str, seconds: float) -> None:
+        with self._lock:
+            self.timings[phase].append(seconds)
+
+    def count(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self.counters[name] += n
+
+    def to_dict(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "timings": {k: list(v) for k, v in self.timings.items()},
+                "counters": dict(self.counters),
+            }
+
+    def merge(self, data: Mapping[str, Any]) -> None:
+        with self._lock:
+            for phase, values in data.get("timings", {}).items():
+                self.timings[phase].extend(values)
+            self.counters.update(data.get("counters", {}))
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """Per phase: count, median and p95 in milliseconds."""
+        out: dict[str, dict[str, float]] = {}
+        for phase, values in sorted(self.timings.items()):
+            ordered = sorted(values)
+            p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+            out[phase] = {
+                "count": len(ordered),
+                "median_ms": statistics.median(ordered) * 1000,
+                "p95_ms": p95 * 1000,
+                "total_ms": sum(ordered) * 1000,
+            }
+        return out

@@ -1,0 +1,116 @@
+"""Alembic, run in-process on a connection we hand it, and the fingerprints of templates.
+
+The fingerprint covers the migration scripts *and* the code that runs them (env.py, this
+module, the library version): pgtestdb's changelog warns that hashing only the migration
+files reuses templates built by older migrating code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
+from netra_isolation.errors import ConfigurationError, MigrationError, UnknownSchemaTypeError
+
+_SKIP_PARTS = {"__pycache__"}
+
+
+def alembic_config(ini: Path, section: str) -> Config:
+    if not ini.exists():
+        raise ConfigurationError(
+            f"no Alembic config at {ini}; set alembic_ini in [tool.netra_isolation] "
+            "or run from the directory that holds alembic.ini"
+        )
+    cfg = Config(str(ini), ini_section=section)
+    if not cfg.get_main_option("script_location"):
+        raise ConfigurationError(f"section [{section}] of {ini} has no script_location")
+    return cfg
+
+
+def script_directory(cfg: Config) -> ScriptDirectory:
+    return ScriptDirectory.from_config(cfg)
+
+
+def schema_types(cfg: Config) -> list[str]:
+    """The branch labels of the migration scripts: each is a schema type a test can ask for."""
+    labels: set[str] = set()
+    for revision in script_directory(cfg).walk_revisions():
+        labels.update(revision.branch_labels)
+    return sorted(labels)
+
+
+def check_schema_type(cfg: Config, schema_type: str, backend: str) -> None:
+    valid = schema_types(cfg)
+    if schema_type not in valid:
+        raise UnknownSchemaTypeError(schema_type, valid, backend)
+
+
+def upgrade(cfg: Config, connection: Any, schema_type: str) -> None:
+    """Migrate the branch `schema_type` (and what it depends on) to its head, on `connection`."""
+    cfg.attributes["connection"] = connection
+    try:
+        command.upgrade(cfg, f"{schema_type}@head")
+    except Exception as exc:
+        location = cfg.get_main_option("script_location")
+        raise MigrationError(
+            f"alembic upgrade {schema_type}@head failed ({type(exc).__name__}: {exc}); "
+            f"fix the migration under {location} and run again: the half-built template "
+            "was dropped, nothing else was touched"
+        ) from exc
+    finally:
+        cfg.attributes.pop("connection", None)
+
+
+@lru_cache(maxsize=64)
+def _file_digest(path: Path, mtime_ns: int, size: int) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _tree_files(root: Path) -> Iterable[Path]:
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not _SKIP_PARTS.intersection(path.parts) and path.suffix != ".pyc":
+            yield path
+
+
+def files_digest(paths: Iterable[Path]) -> str:
+    """Content hash of files and directory trees, independent of where the checkout lives."""
+    digest = hashlib.sha256()
+    for root in paths:
+        files = [root] if root.is_file() else list(_tree_files(root))
+        for path in files:
+            stat = path.stat()
+            rel = path.relative_to(root) if path != root else Path(path.name)
+            digest.update(str(rel).encode() + b"\0")
+            digest.update(_file_digest(path, stat.st_mtime_ns, stat.st_size).encode())
+    return digest.hexdigest()
+
+
+def library_version() -> str:
+    try:
+        return metadata.version("netra-isolation")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def migrations_fingerprint(cfg: Config) -> str:
+    """Scripts + env.py + the ini section + this module + the library version."""
+    location = Path(script_directory(cfg).dir)
+    # Paths and URLs differ between checkouts and servers without changing the schema.
+    section = sorted(
+        (key, value)
+        for key, value in cfg.get_section(cfg.config_ini_section, {}).items()
+        if key not in {"script_location", "sqlalchemy.url", "here"}
+    )
+    digest = hashlib.sha256()
+    digest.update(files_digest([location, Path(__file__)]).encode())
+    digest.update(repr(section).encode())
+    digest.update(library_version().encode())
+    return digest.hexdigest()

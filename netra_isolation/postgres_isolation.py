@@ -1,0 +1,428 @@
+"""PostgreSQLTestIsolator: templates by fingerprint, one `CREATE DATABASE .. TEMPLATE` per test.
+
+The core is synchronous (psycopg, autocommit admin connections, one per thread); the async
+API runs it in a thread, so sync and async tests share one implementation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from sqlalchemy import create_engine
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
+
+from netra_isolation.errors import ConfigurationError, SeedError
+from netra_isolation.isolator import DatabaseRef, TemplateRef, TemplateSpec
+from netra_isolation.metrics import Metrics
+from netra_isolation.migrations import (
+    alembic_config,
+    check_schema_type,
+    migrations_fingerprint,
+    upgrade,
+)
+from netra_isolation.naming import Owner, database_name, slug, template_name
+from netra_isolation.seed_data_manager import ScenarioRegistry, registry
+from netra_isolation.servers.postgres import EphemeralPostgres, PostgresServerInfo
+from netra_isolation.settings import Settings
+
+MASK = "***"
+
+
+class PostgreSQLTestIsolator:
+    """Usable without pytest: `PostgreSQLTestIsolator()` uses the settings (a throwaway
+    local server unless TEST_POSTGRES_* are set)."""
+
+    backend = "postgres"
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        server: PostgresServerInfo | None = None,
+        metrics: Metrics | None = None,
+        owner: Owner | None = None,
+        scenarios: ScenarioRegistry | None = None,
+    ) -> None:
+        self.settings = settings or Settings.load()
+        self.metrics = metrics or Metrics()
+        self.owner = owner or Owner.new_run()
+        self.scenarios = scenarios or registry
+        self._server = server
+        self._server_lock = threading.Lock()
+        self._templates: dict[TemplateSpec, TemplateRef] = {}
+        self._template_lock = threading.Lock()
+        self._databases: dict[str, DatabaseRef] = {}
+        self._local = threading.local()
+        self._connections: list[psycopg.Connection[Any]] = []
+        self._counter = itertools.count()
+        self._alembic = alembic_config(self.settings.alembic_ini, self.settings.postgres_section)
+
+    # -- server and admin connections ----------------------------------------------
+    @property
+    def server(self) -> PostgresServerInfo:
+        with self._server_lock:
+            if self._server is None:
+                self._server = self._resolve_server()
+            return self._server
+
+    def _resolve_server(self) -> PostgresServerInfo:
+        external = self.settings.postgres
+        with self.metrics.timed("server_start"):
+            if external is None:
+                return EphemeralPostgres(self.settings.cache_dir).ensure_running(
+                    self.settings.server_start_timeout
+                )
+            info = PostgresServerInfo(
+                external.host,
+                external.port,
+                external.user,
+                external.password,
+                external.database,
+                source=self.settings.source("postgres"),
+            )
+            info.connect(timeout=self.settings.connect_timeout).close()
+            return info
+
+    def _admin(self) -> psycopg.Connection[Any]:
+        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.broken:
+            conn = self.server.connect(timeout=self.settings.connect_timeout)
+            self._local.conn = conn
+            with self._server_lock:
+                self._connections.append(conn)
+        return conn
+
+    def _execute(self, statement: sql.Composable, params: tuple[Any, ...] = ()) -> list[Any]:
+        cursor = self._admin().execute(statement, params or None)
+        return cursor.fetchall() if cursor.description else []
+
+    @property
+    def server_version(self) -> int:
+        if not hasattr(self, "_version"):
+            self._version = int(self._execute(sql.SQL("SHOW server_version_num"))[0][0])
+        return self._version
+
+    # -- templates ------------------------------------------------------------------
+    def schema_types(self) -> list[str]:
+        from netra_isolation.migrations import schema_types
+
+        return schema_types(self._alembic)
+
+    def fingerprint(self, spec: TemplateSpec) -> str:
+        parts = [
+            migrations_fingerprint(self._alembic),
+            spec.schema_type,
+            self.scenarios.fingerprint(spec.scenario) if spec.scenario else "-",
+            str(self.server_version // 10000),
+            self.server.user,
+        ]
+        return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+
+    def validate(self, spec: TemplateSpec) -> None:
+        check_schema_type(self._alembic, spec.schema_type, self.backend)
+        if spec.scenario is not None:
+            self.scenarios.load(self.settings.scenario_modules)
+            self.scenarios.get(spec.scenario)
+
+    def ensure_template(self, spec: TemplateSpec) -> TemplateRef:
+        """The sealed template for `spec`, built once per fingerprint across processes."""
+        with self._template_lock:
+            if spec in self._templates:
+                return self._templates[spec]
+            self.validate(spec)
+            fingerprint = self.fingerprint(spec)
+            name = template_name(self.settings.prefix, spec.labels(), fingerprint)
+            with self._advisory_lock(name):
+                rows = self._execute(
+                    sql.SQL("SELECT datistemplate FROM pg_database WHERE datname = %s"), (name,)
+                )
+                built = not (rows and rows[0][0])
+                if built:
+                    if rows:  # left unsealed by a crashed build: never trust it
+                        self._drop_name(name)
+                    with self.metrics.timed("template_build"):
+                        self._build(spec, name, fingerprint)
+                self.metrics.count("templates_built" if built else "templates_reused")
+            ref = TemplateRef(self.backend, name, fingerprint, spec, built)
+            self._templates[spec] = ref
+            return ref
+
+    @contextmanager
+    def _advisory_lock(self, name: str) -> Iterator[None]:
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        timeout_ms = int(self.settings.template_build_timeout * 1000)
+        with self.server.connect(timeout=self.settings.connect_timeout) as conn:
+            conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(timeout_ms)))
+            try:
+                conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+            except psycopg.errors.LockNotAvailable as exc:
+                raise ConfigurationError(
+                    f"waited {self.settings.template_build_timeout:g}s for another process "
+                    f"to build template {name}; raise template_build_timeout or look for a "
+                    "stuck build (`netra-isolation servers status`)"
+                ) from exc
+            try:
+                yield
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+    def _build(self, spec: TemplateSpec, name: str, fingerprint: str) -> None:
+        building = f"{name}_b"
+        self._drop_name(building)
+        self._execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(building)))
+        try:
+            engine = create_engine(self.server.url(building), poolclass=NullPool)
+            try:
+                with engine.begin() as connection:
+                    with self.metrics.timed("migrate"):
+                        upgrade(self._alembic, connection, spec.schema_type)
+                    if spec.scenario is not None:
+                        with self.metrics.timed("seed"):
+                            self._seed(spec.scenario, connection)
+            finally:
+                engine.dispose()
+            self._execute(
+                sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                    sql.Identifier(building), sql.Identifier(name)
+                )
+            )
+            self._comment(name, self.owner.for_test(f"template:{fingerprint}"))
+            # Sealing is the last step: a template that is not sealed is never cloned.
+            self._execute(
+                sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false").format(
+                    sql.Identifier(name)
+                )
+            )
+        except BaseException:
+            self._drop_name(building)
+            self._drop_name(name)
+            raise
+
+    def _seed(self, scenario_name: str, connection: Any) -> None:
+        scenario = self.scenarios.get(scenario_name)
+        if scenario.postgres is None:
+            return
+        with Session(bind=connection) as session:
+            try:
+                scenario.postgres(session)
+                session.flush()
+            except Exception as exc:
+                raise SeedError(
+                    f"scenario {scenario_name!r} failed while seeding PostgreSQL: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+
+    # -- databases --------------------------------------------------------------------
+    def _comment(self, name: str, owner: Owner) -> None:
+        self._execute(
+            sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+                sql.Identifier(name), sql.Literal(owner.tag())
+            )
+        )
+
+    def clone(self, template: TemplateRef, name: str, owner: Owner) -> DatabaseRef:
+        strategy = sql.SQL(" STRATEGY FILE_COPY" if self.server_version >= 150000 else "")
+        with self.metrics.timed("clone"):
+            self._execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}{}").format(
+                    sql.Identifier(name), sql.Identifier(template.name), strategy
+                )
+            )
+            self._comment(name, owner)
+        self.metrics.count("databases_created")
+        return DatabaseRef(self.backend, name, slug(owner.test or name), owner, template)
+
+    def _drop_name(self, name: str) -> None:
+        if self.server_version >= 130000:
+            self._execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+            return
+        self._execute(
+            sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(sql.Identifier(name))
+        )
+        self._execute(
+            sql.SQL("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s"),
+            (name,),
+        )
+        self._execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+
+    def drop(self, db: DatabaseRef) -> None:
+        """Block new connections, end the old ones, drop."""
+        with self.metrics.timed("drop"):
+            self._drop_name(db.name)
+        self.metrics.count("databases_dropped")
+
+    def owned(self, run: str | None = None) -> list[DatabaseRef]:
+        rows = self._execute(
+            sql.SQL(
+                "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+                "WHERE NOT datistemplate AND datname LIKE %s ORDER BY datname"
+            ),
+            (f"{self.settings.prefix}\\_%",),
+        )
+        refs = []
+        for name, comment in rows:
+            owner = Owner.parse(comment)
+            if owner is not None and (run is None or owner.run == run):
+                refs.append(DatabaseRef(self.backend, name, slug(owner.test or name), owner))
+        return refs
+
+    def connection_info(self, db: DatabaseRef) -> dict[str, Any]:
+        server = self.server
+        return {
+            "backend": self.backend,
+            "host": server.host,
+            "port": server.port,
+            "user": server.user,
+            "password": MASK,
+            "database": db.name,
+            "url": server.url(db.name).render_as_string(hide_password=True),
+            "template": db.template.name if db.template else None,
+        }
+
+    # -- the test-id API of the original design ---------------------------------------
+    def create_isolated_database_sync(
+        self,
+        test_id: str,
+        schema_type: str = "basic",
+        scenario: str | None = None,
+        *,
+        nodeid: str | None = None,
+    ) -> DatabaseRef:
+        if test_id in self._databases:
+            raise ConfigurationError(
+                f"test id {test_id!r} already has a database ({self._databases[test_id].name}); "
+                "drop it first with cleanup_test_database()"
+            )
+        template = self.ensure_template(TemplateSpec(schema_type, scenario))
+        owner = self.owner.for_test(nodeid or test_id)
+        unique = (self.owner.run, self.owner.worker, str(self.owner.pid), owner.test)
+        name = database_name(self.settings.prefix, test_id, *unique, str(next(self._counter)))
+        db = self.clone(template, name, owner)
+        db = DatabaseRef(db.backend, db.name, test_id, db.owner, db.template)
+        self._databases[test_id] = db
+        return db
+
+    async def create_isolated_database(
+        self,
+        test_id: str,
+        schema_type: str = "basic",
+        scenario: str | None = None,
+        *,
+        nodeid: str | None = None,
+    ) -> DatabaseRef:
+        return await asyncio.to_thread(
+            self.create_isolated_database_sync, test_id, schema_type, scenario, nodeid=nodeid
+        )
+
+    def database(self, test_id: str) -> DatabaseRef:
+        try:
+            return self._databases[test_id]
+        except KeyError:
+            raise ConfigurationError(
+                f"test id {test_id!r} has no PostgreSQL database; call "
+                f"create_isolated_database({test_id!r}) first. Known: {sorted(self._databases)}"
+            ) from None
+
+    def attach(self, test_id: str, db: DatabaseRef) -> None:
+        """Let `test_id` use an existing database (a worker's, at `transaction` level)."""
+        self._databases[test_id] = db
+
+    def forget(self, test_id: str) -> DatabaseRef:
+        """Stop tracking a test's database (the caller drops it, maybe in the background)."""
+        return self._databases.pop(test_id)
+
+    def cleanup_test_database_sync(self, test_id: str) -> None:
+        self.drop(self.forget(test_id))
+
+    async def cleanup_test_database(self, test_id: str) -> None:
+        await asyncio.to_thread(self.cleanup_test_database_sync, test_id)
+
+    def cleanup_all_sync(self) -> None:
+        for test_id in list(self._databases):
+            self.cleanup_test_database_sync(test_id)
+
+    async def cleanup_all(self) -> None:
+        await asyncio.to_thread(self.cleanup_all_sync)
+
+    def get_connection_info(self, test_id: str) -> dict[str, Any]:
+        return self.connection_info(self.database(test_id))
+
+    def database_url(self, test_id: str, driver: str = "asyncpg") -> str:
+        url = self.server.url(self.database(test_id).name, driver)
+        return url.render_as_string(hide_password=False)
+
+    @asynccontextmanager
+    async def session(self, test_id: str, *, rollback: bool = False) -> AsyncIterator[AsyncSession]:
+        """An AsyncSession on the test's database; with `rollback`, inside an outer transaction
+        joined by SAVEPOINTs, so `commit()` in the code under test is still rolled back."""
+        engine = create_async_engine(self.database_url(test_id, "asyncpg"), poolclass=NullPool)
+        try:
+            if not rollback:
+                async with AsyncSession(engine, expire_on_commit=False) as session:
+                    yield session
+                return
+            async with engine.connect() as connection:
+                outer = await connection.begin()
+                session = AsyncSession(
+                    bind=connection,
+                    join_transaction_mode="create_savepoint",
+                    expire_on_commit=False,
+                )
+                try:
+                    yield session
+                finally:
+                    await session.close()
+                    await outer.rollback()
+        finally:
+            await engine.dispose()
+
+    @contextmanager
+    def session_sync(self, test_id: str, *, rollback: bool = False) -> Iterator[Session]:
+        """The synchronous twin of `session()` (psycopg)."""
+        engine = create_engine(self.database_url(test_id, "psycopg"), poolclass=NullPool)
+        try:
+            if not rollback:
+                with Session(engine, expire_on_commit=False) as session:
+                    yield session
+                return
+            with engine.connect() as connection:
+                outer = connection.begin()
+                session = Session(
+                    bind=connection,
+                    join_transaction_mode="create_savepoint",
+                    expire_on_commit=False,
+                )
+                try:
+                    yield session
+                finally:
+                    session.close()
+                    outer.rollback()
+        finally:
+            engine.dispose()
+
+    def rollback_test_context(self, test_id: str) -> Any:
+        """`async with isolator.rollback_test_context(test_id) as session:` everything the
+        block does, commits included, is rolled back when it ends."""
+        return self.session(test_id, rollback=True)
+
+    def rollback_test_context_sync(self, test_id: str) -> Any:
+        return self.session_sync(test_id, rollback=True)
+
+    def close(self) -> None:
+        """Close the admin connections of every thread."""
+        with self._server_lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()

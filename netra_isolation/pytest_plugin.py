@@ -1,0 +1,166 @@
+"""The pytest11 entry point: options, marker, report header, xdist wiring, summary.
+
+Fixtures live in `isolated_test_config`; this module only wires them in.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netra_isolation.isolated_test_config import (
+    isolated_postgres,
+    isolated_postgres_sync,
+    netra_manager,
+    set_default_manager,
+)
+from netra_isolation.metrics import Metrics
+from netra_isolation.naming import Owner
+from netra_isolation.settings import LEVELS, Settings
+from netra_isolation.test_database_manager import TestDatabaseManager
+
+__all__ = ["isolated_postgres", "isolated_postgres_sync", "netra_manager"]
+
+MANAGER = pytest.StashKey[TestDatabaseManager]()
+SETTINGS = pytest.StashKey[Settings]()
+REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
+METRICS = pytest.StashKey[Metrics]()
+
+OPTIONS = {
+    "level": ("--netra-level", {"choices": LEVELS, "help": "default isolation level"}),
+    "schema": ("--netra-schema", {"help": "default PostgreSQL schema type (branch label)"}),
+    "scenario": ("--netra-scenario", {"help": "default seed scenario"}),
+    "cache_dir": ("--netra-cache-dir", {"help": "where throwaway servers keep their state"}),
+    "keep_failed": (
+        "--netra-keep-failed",
+        {"action": "store_true", "default": None, "help": "keep a failed test's databases"},
+    ),
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("netra-isolation", "per-test PostgreSQL/ClickHouse databases")
+    for name, (flag, kwargs) in OPTIONS.items():
+        group.addoption(flag, dest=f"netra_{name}", **kwargs)
+    group.addoption(
+        "--netra-metrics-json",
+        dest="netra_metrics_json",
+        default=None,
+        help="write the run's raw timings and counters to this JSON file",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "isolation(level='database'|'transaction', schema='basic', scenario=None): "
+        "how a test's databases are isolated, migrated and seeded",
+    )
+    overrides = {name: config.getoption(f"netra_{name}") for name in OPTIONS}
+    config.stash[SETTINGS] = Settings.load(overrides, root=config.rootpath)
+    config.stash[METRICS] = Metrics()
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistController(config), "netra_isolation_xdist")
+
+
+def manager_for(config: pytest.Config) -> TestDatabaseManager:
+    """The worker's manager, made on first use so runs that need no database start no server."""
+    if MANAGER not in config.stash:
+        workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+        owner = Owner.new_run(
+            worker=workerinput["workerid"] if workerinput else "main",
+            run=workerinput["testrunuid"][:12] if workerinput else uuid.uuid4().hex[:12],
+        )
+        manager = TestDatabaseManager(config.stash[SETTINGS], owner=owner, metrics=config.stash[METRICS])
+        config.stash[MANAGER] = manager
+        set_default_manager(manager)
+    return config.stash[MANAGER]
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    settings = config.stash[SETTINGS]
+    pg = settings.postgres
+    where = f"{pg.host}:{pg.port} (from " if pg else "throwaway local server ("
+    return [
+        f"netra-isolation: postgres = {where}{settings.source('postgres')}); "
+        f"level = {settings.level} (from {settings.source('level')})",
+    ]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    item.stash.setdefault(REPORTS, {})[report.when] = report
+    return report
+
+
+def test_failed(item: pytest.Item) -> bool:
+    reports = item.stash.get(REPORTS, {})
+    return any(report.failed for report in reports.values())
+
+
+test_failed.__test__ = False  # type: ignore[attr-defined]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    if MANAGER in config.stash:
+        config.stash[MANAGER].finish()
+        set_default_manager(None)
+    workeroutput: dict[str, Any] | None = getattr(config, "workeroutput", None)
+    if workeroutput is not None:
+        manager = config.stash.get(MANAGER, None)
+        workeroutput["netra_metrics"] = config.stash[METRICS].to_dict()
+        workeroutput["netra_kept"] = manager.kept if manager else []
+
+
+class _XdistController:
+    """Collects the workers' numbers on the controller."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.kept: list[dict[str, Any]] = []
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        output = getattr(node, "workeroutput", {}) or {}
+        self.config.stash[METRICS].merge(output.get("netra_metrics", {}))
+        self.kept.extend(output.get("netra_kept", []))
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    if getattr(config, "workerinput", None) is not None:
+        return
+    metrics = config.stash[METRICS]
+    counters = metrics.counters
+    if not counters and not metrics.timings:
+        return
+    path = config.getoption("netra_metrics_json")
+    if path:
+        Path(path).write_text(json.dumps(metrics.to_dict() | {"summary": metrics.summary()}, indent=2))
+    tr = terminalreporter
+    tr.write_sep("-", "netra-isolation")
+    tr.write_line(
+        f"templates built {counters['templates_built']}, reused {counters['templates_reused']}; "
+        f"databases created {counters['databases_created']}, dropped "
+        f"{counters['databases_dropped']}, kept {counters['databases_kept']}, "
+        f"left behind {counters['databases_left_behind']}"
+    )
+    tr.write_line(f"{'phase':<16}{'count':>7}{'median ms':>12}{'p95 ms':>10}{'total ms':>11}")
+    for phase, row in metrics.summary().items():
+        tr.write_line(
+            f"{phase:<16}{row['count']:>7.0f}{row['median_ms']:>12.1f}"
+            f"{row['p95_ms']:>10.1f}{row['total_ms']:>11.1f}"
+        )
+    manager = config.stash.get(MANAGER, None)
+    kept = list(manager.kept if manager else [])
+    controller = config.pluginmanager.get_plugin("netra_isolation_xdist")
+    if controller is not None:
+        kept += controller.kept
+    for entry in kept:
+        tr.write_line(f"kept for {entry['test']}: {entry['url']}")

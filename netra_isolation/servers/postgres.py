@@ -1,0 +1,338 @@
+"""A throwaway PostgreSQL for tests: found, initialised, started, reused, stopped.
+
+Loopback only, a free port, a generated password in a 0600 state file, tuned for tests
+(no fsync). When the caller is root the server runs as an unprivileged user, because
+initdb refuses root (pytest-postgresql fails here: dbfixtures/pytest-postgresql#455).
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from filelock import FileLock
+from sqlalchemy.engine import URL
+
+from netra_isolation.errors import (
+    BinariesNotFoundError,
+    ServerStartError,
+    ServerUnreachableError,
+)
+
+USER = "netra"
+TEST_TUNING = {
+    "listen_addresses": "'127.0.0.1'",
+    "unix_socket_directories": "''",
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "max_connections": "300",
+    "shared_buffers": "128MB",
+    "max_locks_per_transaction": "256",
+    "log_min_messages": "warning",
+}
+
+
+@dataclass(frozen=True)
+class PostgresServerInfo:
+    host: str
+    port: int
+    user: str
+    password: str
+    admin_database: str = "postgres"
+    source: str = "ephemeral"
+
+    def url(self, database: str | None = None, driver: str = "psycopg") -> URL:
+        return URL.create(
+            f"postgresql+{driver}",
+            username=self.user,
+            password=self.password,
+            host=self.host,
+            port=self.port,
+            database=database or self.admin_database,
+        )
+
+    def connect(self, database: str | None = None, timeout: float = 5.0) -> psycopg.Connection[Any]:
+        """An autocommit admin connection; fails within `timeout` naming host and port."""
+        try:
+            return psycopg.connect(
+                host=self.host,
+                port=self.port,
+                user=self.user,
+                password=self.password,
+                dbname=database or self.admin_database,
+                connect_timeout=max(2, int(timeout)),
+                autocommit=True,
+            )
+        except psycopg.OperationalError as exc:
+            variable = "TEST_POSTGRES_HOST / TEST_POSTGRES_PORT"
+            if self.source == "ephemeral":
+                variable += " (or run `netra-isolation servers down` to reset the local one)"
+            raise ServerUnreachableError(
+                "PostgreSQL", self.host, self.port, variable, _first_line(exc), timeout
+            ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def find_bindir(extra: Sequence[str] = ()) -> Path:
+    """The directory holding initdb/pg_ctl/postgres, newest major version first."""
+    candidates: list[str] = [*extra]
+    if env_dir := os.environ.get("NETRA_ISOLATION_PG_BINDIR"):
+        candidates.insert(0, env_dir)
+    if pg_config := shutil.which("pg_config"):
+        try:
+            out = subprocess.run(
+                [pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=True
+            ).stdout.strip()
+            candidates.append(out)
+        except (OSError, subprocess.SubprocessError):
+            pass
+    candidates += sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"),
+        key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0,
+        reverse=True,
+    )
+    candidates += sorted(glob.glob("/usr/local/pgsql/bin")) + ["/usr/local/bin", "/usr/bin"]
+    if initdb := shutil.which("initdb"):
+        candidates.append(str(Path(initdb).parent))
+    for directory in candidates:
+        if all((Path(directory) / tool).is_file() for tool in ("initdb", "pg_ctl", "postgres")):
+            return Path(directory)
+    raise BinariesNotFoundError(
+        "postgres",
+        [f"{d}/{{initdb,pg_ctl,postgres}}" for d in dict.fromkeys(candidates)],
+        "Debian/Ubuntu: apt-get install postgresql; macOS: brew install postgresql; "
+        "or set NETRA_ISOLATION_PG_BINDIR",
+    )
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+@dataclass
+class _State:
+    password: str
+    data_dir: str
+    bindir: str
+    port: int = 0
+    pid: int = 0
+    run_as: str = ""
+
+
+class EphemeralPostgres:
+    """The project's own throwaway server; its state lives under `cache_dir/postgres`."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.home = cache_dir / "postgres"
+        self.state_path = self.home / "state.json"
+        self._lock = FileLock(str(self.home / ".lock"), timeout=120)
+
+    # -- public -----------------------------------------------------------------
+    def ensure_running(self, timeout: float = 60.0) -> PostgresServerInfo:
+        """Reuse the running server, or start one; at most one starts across processes."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            state = self._read_state()
+            if state and state.pid and _pid_alive(state.pid) and self._answers(state):
+                return self._info(state)
+            return self._start(state, timeout)
+
+    def status(self) -> PostgresServerInfo | None:
+        state = self._read_state()
+        if state and state.pid and _pid_alive(state.pid) and self._answers(state):
+            return self._info(state)
+        return None
+
+    def stop(self, timeout: float = 30.0, purge: bool = False) -> bool:
+        self.home.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            state = self._read_state()
+            if state is None:
+                return False
+            was_running = bool(state.pid and _pid_alive(state.pid))
+            if was_running:
+                self._run(state, [str(Path(state.bindir) / "pg_ctl"), "-D", state.data_dir,
+                                  "stop", "-m", "fast", "-t", str(int(timeout))], timeout + 5)
+            state.pid = 0
+            if purge:
+                shutil.rmtree(state.data_dir, ignore_errors=True)
+                self.state_path.unlink(missing_ok=True)
+            else:
+                self._write_state(state)
+            return was_running
+
+    # -- internals --------------------------------------------------------------
+    def _info(self, state: _State) -> PostgresServerInfo:
+        return PostgresServerInfo("127.0.0.1", state.port, USER, state.password)
+
+    def _answers(self, state: _State) -> bool:
+        try:
+            self._info(state).connect(timeout=3).close()
+        except ServerUnreachableError:
+            return False
+        return True
+
+    def _read_state(self) -> _State | None:
+        try:
+            return _State(**json.loads(self.state_path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def _write_state(self, state: _State) -> None:
+        tmp = self.state_path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(asdict(state), handle)
+        os.replace(tmp, self.state_path)
+
+    def _run_as(self) -> str:
+        if os.geteuid() != 0:
+            return ""
+        for name in ("postgres", "nobody"):
+            try:
+                pwd.getpwnam(name)
+            except KeyError:
+                continue
+            return name
+        raise ServerStartError("postgres", "running as root and no unprivileged user exists")
+
+    def _data_dir(self, run_as: str) -> Path:
+        if not run_as:
+            return self.home / "data"
+        # The unprivileged user may not be able to traverse the project directory (a 0700
+        # home or mktemp dir), so root-started servers keep their data in the temp dir.
+        key = hashlib.sha256(str(self.home.resolve()).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"netra-isolation-{key}" / "pgdata"
+
+    def _run(self, state: _State, argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            argv,
+            user=state.run_as or None,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            cwd="/",
+        )
+
+    def _initdb(self, bindir: Path, run_as: str) -> _State:
+        data_dir = self._data_dir(run_as)
+        parent = data_dir.parent
+        if data_dir.exists():
+            shutil.rmtree(data_dir)
+        parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        state = _State(secrets.token_urlsafe(24), str(data_dir), str(bindir), run_as=run_as)
+        pwfile = parent / "pwfile"
+        pwfile.write_text(state.password + "\n")
+        if run_as:
+            user = pwd.getpwnam(run_as)
+            os.chown(parent, user.pw_uid, user.pw_gid)
+            os.chown(pwfile, user.pw_uid, user.pw_gid)
+        pwfile.chmod(0o600)
+        try:
+            result = self._run(
+                state,
+                [str(bindir / "initdb"), "-D", str(data_dir), "-U", USER, "--pwfile", str(pwfile),
+                 "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C", "--no-sync"],
+                120,
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+        if result.returncode != 0:
+            raise ServerStartError("postgres", "initdb failed", result.stderr or result.stdout)
+        with (data_dir / "postgresql.conf").open("a") as conf:
+            conf.write("\ninclude_if_exists = 'netra_isolation.conf'\n")
+        return state
+
+    def _start(self, state: _State | None, timeout: float) -> PostgresServerInfo:
+        bindir = find_bindir()
+        run_as = self._run_as()
+        if (
+            state is None
+            or state.run_as != run_as
+            or not (Path(state.data_dir) / "PG_VERSION").exists()
+        ):
+            state = self._initdb(bindir, run_as)
+        state.bindir = str(bindir)
+        state.port = free_port()
+        data_dir = Path(state.data_dir)
+        tuning = {**TEST_TUNING, "port": str(state.port)}
+        conf = data_dir / "netra_isolation.conf"
+        conf.write_text("".join(f"{k} = {v}\n" for k, v in tuning.items()))
+        log = data_dir.parent / "server.log"
+        if run_as:
+            user = pwd.getpwnam(run_as)
+            for path in (conf, log):
+                path.touch()
+                os.chown(path, user.pw_uid, user.pw_gid)
+        result = self._run(
+            state,
+            [str(bindir / "pg_ctl"), "-D", str(data_dir), "-l", str(log), "-W", "start"],
+            30,
+        )
+        if result.returncode != 0:
+            raise ServerStartError("postgres", result.stderr.strip(), _tail(log))
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            pid = self._postmaster_pid(data_dir)
+            if pid and self._answers(state):
+                state.pid = pid
+                self._write_state(state)
+                return self._info(state)
+            if pid is None and time.monotonic() - started > 5:
+                break  # the postmaster exited (or never wrote its pid file): the log says why
+            time.sleep(0.1)
+        self._kill(data_dir)
+        raise ServerStartError(
+            "postgres", f"not ready within {timeout:g}s on 127.0.0.1:{state.port}", _tail(log)
+        )
+
+    @staticmethod
+    def _postmaster_pid(data_dir: Path) -> int | None:
+        try:
+            pid = int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return None
+        return pid if _pid_alive(pid) else None
+
+    def _kill(self, data_dir: Path) -> None:
+        if pid := self._postmaster_pid(data_dir):
+            os.kill(pid, signal.SIGQUIT)

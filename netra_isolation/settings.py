@@ -1,0 +1,214 @@
+"""One frozen Settings, read in one place: arguments > environment > [tool.netra_isolation] > defaults.
+
+Every value remembers where it came from, so the pytest report header can say it.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from netra_isolation.errors import ConfigurationError
+
+LEVELS = ("database", "transaction")
+
+
+@dataclass(frozen=True)
+class ExternalPostgres:
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str = "postgres"
+
+
+@dataclass(frozen=True)
+class ExternalClickHouse:
+    host: str
+    http_port: int
+    native_port: int
+    user: str
+    password: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    project_root: Path
+    cache_dir: Path
+    alembic_ini: Path
+    postgres: ExternalPostgres | None = None
+    clickhouse: ExternalClickHouse | None = None
+    postgres_section: str = "postgres"
+    clickhouse_section: str = "clickhouse"
+    prefix: str = "ni"
+    level: str = "database"
+    schema: str = "basic"
+    clickhouse_schema: str = "basic"
+    scenario: str | None = None
+    keep_failed: bool = False
+    connect_timeout: float = 5.0
+    server_start_timeout: float = 60.0
+    template_build_timeout: float = 600.0
+    scenario_modules: tuple[str, ...] = ("factories.scenarios",)
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def source(self, name: str) -> str:
+        return self.sources.get(name, "default")
+
+    def with_overrides(self, **values: Any) -> Settings:
+        sources = dict(self.sources)
+        sources.update(dict.fromkeys(values, "argument"))
+        return replace(self, sources=sources, **values)
+
+    @classmethod
+    def load(
+        cls,
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        root: Path | None = None,
+    ) -> Settings:
+        """Read the settings; `overrides` are command-line options or keyword arguments."""
+        env = os.environ if environ is None else environ
+        root = (root or _find_project_root(Path.cwd())).resolve()
+        values: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        known = {f.name for f in fields(cls)} - {"sources", "postgres", "clickhouse"}
+
+        pyproject = _read_tool_table(root / "pyproject.toml")
+        for key, value in pyproject.items():
+            name = key.replace("-", "_")
+            if name not in known:
+                raise ConfigurationError(
+                    f"unknown key {key!r} in [tool.netra_isolation] of {root / 'pyproject.toml'}; "
+                    f"known keys: {', '.join(sorted(known))}"
+                )
+            values[name] = value
+            sources[name] = "pyproject.toml [tool.netra_isolation]"
+
+        for name in known:
+            env_name = f"NETRA_ISOLATION_{name.upper()}"
+            if env_name in env:
+                values[name] = env[env_name]
+                sources[name] = env_name
+
+        for name, value in (overrides or {}).items():
+            if value is None:
+                continue
+            if name not in known:
+                raise ConfigurationError(f"unknown setting {name!r}; known: {sorted(known)}")
+            values[name] = value
+            sources[name] = "command line"
+
+        postgres, sources["postgres"] = _external_postgres(env)
+        clickhouse, sources["clickhouse"] = _external_clickhouse(env)
+        cache_dir = Path(values.pop("cache_dir", root / ".netra_isolation"))
+        alembic_ini = Path(values.pop("alembic_ini", root / "alembic.ini"))
+        settings = cls(
+            project_root=root,
+            cache_dir=cache_dir if cache_dir.is_absolute() else root / cache_dir,
+            alembic_ini=alembic_ini if alembic_ini.is_absolute() else root / alembic_ini,
+            postgres=postgres,
+            clickhouse=clickhouse,
+            sources=sources,
+            **{k: _coerce(cls, k, v) for k, v in values.items()},
+        )
+        if settings.level not in LEVELS:
+            raise ConfigurationError(
+                f"isolation level {settings.level!r} (from {settings.source('level')}) is not "
+                f"one of {', '.join(LEVELS)}"
+            )
+        return settings
+
+
+def _coerce(cls: type[Settings], name: str, value: Any) -> Any:
+    kind = {f.name: f.type for f in fields(cls)}[name]
+    if not isinstance(value, str):
+        return tuple(value) if kind == "tuple[str, ...]" else value
+    if kind == "bool":
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    if kind == "float":
+        return float(value)
+    if kind == "tuple[str, ...]":
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    if kind == "str | None":
+        return value or None
+    return value
+
+
+def _find_project_root(start: Path) -> Path:
+    for directory in (start, *start.parents):
+        if (directory / "pyproject.toml").exists() or (directory / "alembic.ini").exists():
+            return directory
+    return start
+
+
+def _read_tool_table(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    with path.open("rb") as handle:
+        data = tomllib.load(handle)
+    table = data.get("tool", {}).get("netra_isolation", {})
+    return dict(table)
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} is not a port number") from None
+
+
+def _external_postgres(env: Mapping[str, str]) -> tuple[ExternalPostgres | None, str]:
+    if url := env.get("TEST_POSTGRES_URL"):
+        try:
+            parsed = make_url(url)
+        except ArgumentError as exc:
+            raise ConfigurationError(f"TEST_POSTGRES_URL is not a database URL: {exc}") from None
+        return (
+            ExternalPostgres(
+                host=parsed.host or "localhost",
+                port=parsed.port or 5432,
+                user=parsed.username or "postgres",
+                password=parsed.password or "",
+                database=parsed.database or "postgres",
+            ),
+            "TEST_POSTGRES_URL",
+        )
+    if host := env.get("TEST_POSTGRES_HOST"):
+        return (
+            ExternalPostgres(
+                host=host,
+                port=_port(env, "TEST_POSTGRES_PORT", 5432),
+                user=env.get("TEST_POSTGRES_USER", "postgres"),
+                password=env.get("TEST_POSTGRES_PASSWORD", ""),
+                database=env.get("TEST_POSTGRES_DB", "postgres"),
+            ),
+            "TEST_POSTGRES_HOST",
+        )
+    return None, "TEST_POSTGRES_HOST not set"
+
+
+def _external_clickhouse(env: Mapping[str, str]) -> tuple[ExternalClickHouse | None, str]:
+    if host := env.get("TEST_CLICKHOUSE_HOST"):
+        return (
+            ExternalClickHouse(
+                host=host,
+                http_port=_port(env, "TEST_CLICKHOUSE_PORT", 8123),
+                native_port=_port(env, "TEST_CLICKHOUSE_NATIVE_PORT", 9000),
+                user=env.get("TEST_CLICKHOUSE_USER", "default"),
+                password=env.get("TEST_CLICKHOUSE_PASSWORD", ""),
+            ),
+            "TEST_CLICKHOUSE_HOST",
+        )
+    return None, "TEST_CLICKHOUSE_HOST not set"

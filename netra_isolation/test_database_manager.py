@@ -1,0 +1,113 @@
+"""One manager per pytest session (or xdist worker, or script): servers, isolators, per-worker
+databases, background drops and metrics."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from netra_isolation.errors import ConfigurationError
+from netra_isolation.isolator import DatabaseRef, TemplateSpec
+from netra_isolation.metrics import Metrics
+from netra_isolation.naming import Owner
+from netra_isolation.postgres_isolation import PostgreSQLTestIsolator
+from netra_isolation.settings import Settings
+
+BACKENDS = ("postgres",)
+
+
+class TestDatabaseManager:
+    __test__ = False  # not a test class, whatever pytest thinks of the name
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        owner: Owner | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings or Settings.load()
+        self.owner = owner or Owner.new_run()
+        self.metrics = metrics or Metrics()
+        self.kept: list[dict[str, Any]] = []
+        self._isolators: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._worker_databases: dict[tuple[str, TemplateSpec], DatabaseRef] = {}
+        self._dropper: ThreadPoolExecutor | None = None
+        self._pending: list[Future[None]] = []
+
+    def isolator(self, backend: str) -> Any:
+        with self._lock:
+            if backend not in self._isolators:
+                self._isolators[backend] = self._make(backend)
+            return self._isolators[backend]
+
+    def _make(self, backend: str) -> Any:
+        if backend == "postgres":
+            return PostgreSQLTestIsolator(self.settings, metrics=self.metrics, owner=self.owner)
+        raise ConfigurationError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+
+    @property
+    def postgres(self) -> PostgreSQLTestIsolator:
+        isolator: PostgreSQLTestIsolator = self.isolator("postgres")
+        return isolator
+
+    def worker_database(self, backend: str, spec: TemplateSpec) -> DatabaseRef:
+        """The one clone per worker that `transaction`-level tests share (each in a SAVEPOINT)."""
+        key = (backend, spec)
+        with self._lock:
+            if key in self._worker_databases:
+                return self._worker_databases[key]
+        isolator = self.isolator(backend)
+        test_id = f"worker_{self.owner.worker}_{spec.schema_type}_{spec.scenario or 'empty'}"
+        db: DatabaseRef = isolator.create_isolated_database_sync(
+            test_id, spec.schema_type, spec.scenario, nodeid=f"worker:{self.owner.worker}"
+        )
+        with self._lock:
+            self._worker_databases[key] = db
+        return db
+
+    def release(self, backend: str, test_id: str, *, keep: bool = False) -> None:
+        """Stop tracking a test's database and drop it off the test's clock."""
+        isolator = self.isolator(backend)
+        db: DatabaseRef = isolator.forget(test_id)
+        if keep:
+            self.kept.append(isolator.connection_info(db) | {"test": db.owner.test})
+            self.metrics.count("databases_kept")
+            return
+        with self._lock:
+            if self._dropper is None:
+                self._dropper = ThreadPoolExecutor(1, thread_name_prefix="netra-drop")
+            self._pending.append(self._dropper.submit(isolator.drop, db))
+
+    def wait_for_drops(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()
+
+    def finish(self) -> int:
+        """Drop what this process created; return how many of its databases are left behind."""
+        self.wait_for_drops()
+        for (backend, _spec), db in list(self._worker_databases.items()):
+            isolator = self.isolator(backend)
+            isolator.forget(db.test_id)
+            isolator.drop(db)
+        self._worker_databases.clear()
+        left = 0
+        kept = {entry["database"] for entry in self.kept}
+        for isolator in self._isolators.values():
+            isolator.cleanup_all_sync()
+            left += sum(
+                1
+                for db in isolator.owned(self.owner.run)
+                if db.owner.worker == self.owner.worker and db.name not in kept
+            )
+        if self._dropper is not None:
+            self._dropper.shutdown(wait=True)
+            self._dropper = None
+        self.metrics.count("databases_left_behind", left)
+        for isolator in self._isolators.values():
+            isolator.close()
+        return left

@@ -1,0 +1,61 @@
+from pathlib import Path
+
+import pytest
+
+from netra_isolation.errors import ConfigurationError
+from netra_isolation.settings import Settings
+
+
+def write_pyproject(root: Path, body: str) -> None:
+    (root / "pyproject.toml").write_text(body)
+
+
+def test_defaults_use_a_throwaway_server(tmp_path: Path) -> None:
+    settings = Settings.load(environ={}, root=tmp_path)
+    assert settings.postgres is None
+    assert settings.source("postgres") == "TEST_POSTGRES_HOST not set"
+    assert settings.cache_dir == tmp_path / ".netra_isolation"
+    assert settings.alembic_ini == tmp_path / "alembic.ini"
+
+
+def test_external_server_from_the_seed_documents_variables(tmp_path: Path) -> None:
+    env = {"TEST_POSTGRES_HOST": "db.example", "TEST_POSTGRES_PORT": "6543"}
+    settings = Settings.load(environ=env, root=tmp_path)
+    assert settings.postgres is not None
+    assert (settings.postgres.host, settings.postgres.port) == ("db.example", 6543)
+    assert settings.source("postgres") == "TEST_POSTGRES_HOST"
+
+
+def test_url_variable_wins_and_is_parsed(tmp_path: Path) -> None:
+    env = {"TEST_POSTGRES_URL": "postgresql://u:p%40ss@h:7000/admin", "TEST_POSTGRES_HOST": "x"}
+    pg = Settings.load(environ=env, root=tmp_path).postgres
+    assert pg is not None
+    assert (pg.user, pg.password, pg.host, pg.port, pg.database) == ("u", "p@ss", "h", 7000, "admin")
+
+
+def test_bad_port_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="TEST_POSTGRES_PORT"):
+        Settings.load(environ={"TEST_POSTGRES_HOST": "h", "TEST_POSTGRES_PORT": "five"}, root=tmp_path)
+
+
+def test_precedence_is_arguments_then_env_then_pyproject(tmp_path: Path) -> None:
+    write_pyproject(tmp_path, '[tool.netra_isolation]\nlevel = "transaction"\nschema = "user_management"\nkeep-failed = true\n')
+    settings = Settings.load(environ={"NETRA_ISOLATION_SCHEMA": "thread_messages"}, root=tmp_path)
+    assert settings.level == "transaction"
+    assert settings.source("level") == "pyproject.toml [tool.netra_isolation]"
+    assert settings.schema == "thread_messages"
+    assert settings.source("schema") == "NETRA_ISOLATION_SCHEMA"
+    assert settings.keep_failed is True
+    settings = Settings.load({"level": "database"}, environ={}, root=tmp_path)
+    assert (settings.level, settings.source("level")) == ("database", "command line")
+
+
+def test_unknown_pyproject_key_is_named(tmp_path: Path) -> None:
+    write_pyproject(tmp_path, "[tool.netra_isolation]\nlevle = 'database'\n")
+    with pytest.raises(ConfigurationError, match="levle"):
+        Settings.load(environ={}, root=tmp_path)
+
+
+def test_bad_level_says_where_it_came_from(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="NETRA_ISOLATION_LEVEL"):
+        Settings.load(environ={"NETRA_ISOLATION_LEVEL": "table"}, root=tmp_path)
