@@ -15,8 +15,10 @@ from netra_isolation.settings import Settings
 def _servers(settings: Settings, action: str, purge: bool) -> int:
     if settings.postgres is not None:
         pg = settings.postgres
-        print(f"postgres: external {pg.host}:{pg.port} (from {settings.source('postgres')}); "
-              "nothing to manage")
+        print(
+            f"postgres: external {pg.host}:{pg.port} (from {settings.source('postgres')}); "
+            "nothing to manage"
+        )
         return 0
     server = EphemeralPostgres(settings.cache_dir)
     if action == "up":
@@ -24,15 +26,19 @@ def _servers(settings: Settings, action: str, purge: bool) -> int:
         print(f"postgres: running on {info.host}:{info.port} (state: {server.state_path})")
     elif action == "down":
         stopped = server.stop(purge=purge)
-        print(f"postgres: {'stopped' if stopped else 'was not running'}"
-              + (", data removed" if purge else ""))
+        print(
+            f"postgres: {'stopped' if stopped else 'was not running'}"
+            + (", data removed" if purge else "")
+        )
     else:
         status = server.status()
         if status is None:
             print("postgres: not running (`netra-isolation servers up` starts it)")
             return 3
-        print(f"postgres: running on {status.host}:{status.port} user {status.user} "
-              f"(state: {server.state_path})")
+        print(
+            f"postgres: running on {status.host}:{status.port} user {status.user} "
+            f"(state: {server.state_path})"
+        )
     return 0
 
 

@@ -31,8 +31,7 @@ class UnknownSchemaTypeError(UnknownChoiceError):
             f"{backend} schema type",
             given,
             valid,
-            "Schema types are the Alembic branch labels under "
-            f"migrations/{backend}/versions",
+            f"Schema types are the Alembic branch labels under migrations/{backend}/versions",
         )
 
 

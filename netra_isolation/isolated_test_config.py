@@ -70,7 +70,9 @@ class IsolatedTestConfig:
         return f"IsolatedTestConfig(test_id={self.test_id!r}, level={self.level!r})"
 
     # -- PostgreSQL ----------------------------------------------------------------------
-    def setup_postgres_sync(self, schema_type: str = "basic", scenario: str | None = None) -> DatabaseRef:
+    def setup_postgres_sync(
+        self, schema_type: str = "basic", scenario: str | None = None
+    ) -> DatabaseRef:
         isolator = self.manager.postgres
         self._isolators["postgres"] = isolator
         if self.level == "transaction":
@@ -83,7 +85,9 @@ class IsolatedTestConfig:
         self.databases["postgres"] = db
         return db
 
-    async def setup_postgres(self, schema_type: str = "basic", scenario: str | None = None) -> DatabaseRef:
+    async def setup_postgres(
+        self, schema_type: str = "basic", scenario: str | None = None
+    ) -> DatabaseRef:
         import asyncio
 
         return await asyncio.to_thread(self.setup_postgres_sync, schema_type, scenario)
@@ -93,7 +97,9 @@ class IsolatedTestConfig:
         return self.manager.postgres.session(self.test_id, rollback=self.level == "transaction")
 
     def postgres_session_sync(self) -> Any:
-        return self.manager.postgres.session_sync(self.test_id, rollback=self.level == "transaction")
+        return self.manager.postgres.session_sync(
+            self.test_id, rollback=self.level == "transaction"
+        )
 
     # -- cleanup and info ---------------------------------------------------------------
     def cleanup_databases_sync(self) -> None:
@@ -182,10 +188,16 @@ def netra_manager(pytestconfig: pytest.Config) -> TestDatabaseManager:
     return manager_for(pytestconfig)
 
 
-def _request_isolation(request: pytest.FixtureRequest, manager: TestDatabaseManager) -> IsolationRequest:
+def _request_isolation(
+    request: pytest.FixtureRequest, manager: TestDatabaseManager
+) -> IsolationRequest:
     __tracebackhide__ = True
     settings = manager.settings
-    defaults = {"level": settings.level, "schema": settings.schema, "scenario": settings.scenario}
+    defaults: dict[str, Any] = {
+        "level": settings.level,
+        "schema": settings.schema,
+        "scenario": settings.scenario,
+    }
     marker = request.node.get_closest_marker("isolation")
     if marker is None:
         return isolation(**defaults)
@@ -199,7 +211,9 @@ def _request_isolation(request: pytest.FixtureRequest, manager: TestDatabaseMana
         )
 
 
-def _test_config(request: pytest.FixtureRequest, manager: TestDatabaseManager) -> tuple[IsolatedTestConfig, IsolationRequest]:
+def _test_config(
+    request: pytest.FixtureRequest, manager: TestDatabaseManager
+) -> tuple[IsolatedTestConfig, IsolationRequest]:
     wanted = _request_isolation(request, manager)
     config = IsolatedTestConfig(
         test_id_from_nodeid(request.node.nodeid),

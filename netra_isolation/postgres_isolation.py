@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
-from netra_isolation.errors import ConfigurationError, SeedError
+from netra_isolation.errors import ConfigurationError, SeedError, ServerError
 from netra_isolation.isolator import DatabaseRef, TemplateRef, TemplateSpec
 from netra_isolation.metrics import Metrics
 from netra_isolation.migrations import (
@@ -59,6 +59,7 @@ class PostgreSQLTestIsolator:
         self.scenarios = scenarios or registry
         self._server = server
         self._server_lock = threading.Lock()
+        self._server_error: ServerError | None = None
         self._templates: dict[TemplateSpec, TemplateRef] = {}
         self._template_lock = threading.Lock()
         self._databases: dict[str, DatabaseRef] = {}
@@ -71,9 +72,20 @@ class PostgreSQLTestIsolator:
     @property
     def server(self) -> PostgresServerInfo:
         with self._server_lock:
+            if self._server_error is not None:
+                raise self._server_error  # one wait per run, not one per test
             if self._server is None:
-                self._server = self._resolve_server()
+                try:
+                    self._server = self._resolve_server()
+                except ServerError as exc:
+                    self._server_error = exc
+                    raise
             return self._server
+
+    @property
+    def has_server(self) -> bool:
+        """True once a server answered; cleanup needs nothing from one that never did."""
+        return self._server is not None
 
     def _resolve_server(self) -> PostgresServerInfo:
         external = self.settings.postgres
@@ -102,7 +114,11 @@ class PostgreSQLTestIsolator:
                 self._connections.append(conn)
         return conn
 
-    def _execute(self, statement: sql.Composable, params: tuple[Any, ...] = ()) -> list[Any]:
+    def _execute(
+        self,
+        statement: sql.SQL | sql.Composed,
+        params: tuple[Any, ...] = (),
+    ) -> list[Any]:
         cursor = self._admin().execute(statement, params or None)
         return cursor.fetchall() if cursor.description else []
 

@@ -31,7 +31,7 @@ SETTINGS = pytest.StashKey[Settings]()
 REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 METRICS = pytest.StashKey[Metrics]()
 
-OPTIONS = {
+OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "level": ("--netra-level", {"choices": LEVELS, "help": "default isolation level"}),
     "schema": ("--netra-schema", {"help": "default PostgreSQL schema type (branch label)"}),
     "scenario": ("--netra-scenario", {"help": "default seed scenario"}),
@@ -76,7 +76,9 @@ def manager_for(config: pytest.Config) -> TestDatabaseManager:
             worker=workerinput["workerid"] if workerinput else "main",
             run=workerinput["testrunuid"][:12] if workerinput else uuid.uuid4().hex[:12],
         )
-        manager = TestDatabaseManager(config.stash[SETTINGS], owner=owner, metrics=config.stash[METRICS])
+        manager = TestDatabaseManager(
+            config.stash[SETTINGS], owner=owner, metrics=config.stash[METRICS]
+        )
         config.stash[MANAGER] = manager
         set_default_manager(manager)
     return config.stash[MANAGER]
@@ -93,7 +95,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     item.stash.setdefault(REPORTS, {})[report.when] = report
     return report
@@ -142,7 +146,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         return
     path = config.getoption("netra_metrics_json")
     if path:
-        Path(path).write_text(json.dumps(metrics.to_dict() | {"summary": metrics.summary()}, indent=2))
+        Path(path).write_text(
+            json.dumps(metrics.to_dict() | {"summary": metrics.summary()}, indent=2)
+        )
     tr = terminalreporter
     tr.write_sep("-", "netra-isolation")
     tr.write_line(

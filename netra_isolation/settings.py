@@ -1,4 +1,6 @@
-"""One frozen Settings, read in one place: arguments > environment > [tool.netra_isolation] > defaults.
+"""One frozen Settings, read in one place.
+
+Precedence: arguments > environment > [tool.netra_isolation] > defaults.
 
 Every value remembers where it came from, so the pytest report header can say it.
 """

@@ -98,6 +98,8 @@ class TestDatabaseManager:
         left = 0
         kept = {entry["database"] for entry in self.kept}
         for isolator in self._isolators.values():
+            if not isolator.has_server:
+                continue
             isolator.cleanup_all_sync()
             left += sum(
                 1

@@ -129,7 +129,9 @@ class ThreadParticipant(PostgresBase):
     thread_id: Mapped[int] = mapped_column(
         ForeignKey("threads.id", ondelete="CASCADE"), primary_key=True
     )
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
     joined_at: Mapped[datetime] = _created_at()
 
     thread: Mapped[Thread] = relationship(back_populates="participants")

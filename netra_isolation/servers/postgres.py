@@ -110,7 +110,7 @@ def find_bindir(extra: Sequence[str] = ()) -> Path:
         key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0,
         reverse=True,
     )
-    candidates += sorted(glob.glob("/usr/local/pgsql/bin")) + ["/usr/local/bin", "/usr/bin"]
+    candidates += [*glob.glob("/usr/local/pgsql/bin"), "/usr/local/bin", "/usr/bin"]
     if initdb := shutil.which("initdb"):
         candidates.append(str(Path(initdb).parent))
     for directory in candidates:
@@ -189,8 +189,20 @@ class EphemeralPostgres:
                 return False
             was_running = bool(state.pid and _pid_alive(state.pid))
             if was_running:
-                self._run(state, [str(Path(state.bindir) / "pg_ctl"), "-D", state.data_dir,
-                                  "stop", "-m", "fast", "-t", str(int(timeout))], timeout + 5)
+                self._run(
+                    state,
+                    [
+                        str(Path(state.bindir) / "pg_ctl"),
+                        "-D",
+                        state.data_dir,
+                        "stop",
+                        "-m",
+                        "fast",
+                        "-t",
+                        str(int(timeout)),
+                    ],
+                    timeout + 5,
+                )
             state.pid = 0
             if purge:
                 shutil.rmtree(state.data_dir, ignore_errors=True)
@@ -242,7 +254,9 @@ class EphemeralPostgres:
         key = hashlib.sha256(str(self.home.resolve()).encode()).hexdigest()[:12]
         return Path(tempfile.gettempdir()) / f"netra-isolation-{key}" / "pgdata"
 
-    def _run(self, state: _State, argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    def _run(
+        self, state: _State, argv: list[str], timeout: float
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             argv,
             user=state.run_as or None,
@@ -270,8 +284,19 @@ class EphemeralPostgres:
         try:
             result = self._run(
                 state,
-                [str(bindir / "initdb"), "-D", str(data_dir), "-U", USER, "--pwfile", str(pwfile),
-                 "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C", "--no-sync"],
+                [
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(data_dir),
+                    "-U",
+                    USER,
+                    "--pwfile",
+                    str(pwfile),
+                    "--auth=scram-sha-256",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                ],
                 120,
             )
         finally:

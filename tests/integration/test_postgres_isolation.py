@@ -32,8 +32,11 @@ def test_clone_is_migrated_and_carries_the_test_id(isolator: PostgreSQLTestIsola
     db = isolator.create_isolated_database_sync("test_clone", "user_management")
     assert "test_clone" in db.name
     with isolator.session_sync("test_clone") as session:
-        tables = set(session.execute(text(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars())
+        tables = set(
+            session.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            ).scalars()
+        )
     assert {"users", "organizations", "memberships", "api_keys"} <= tables
     assert "threads" not in tables
 
@@ -52,8 +55,11 @@ def test_drop_terminates_leftover_connections(isolator: PostgreSQLTestIsolator) 
     leftover = isolator.server.connect(name)
     isolator.cleanup_test_database_sync("test_busy")
     assert leftover.closed or leftover.broken or _is_dead(leftover)
-    rows = isolator.server.connect().execute(
-        "SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchall()
+    rows = (
+        isolator.server.connect()
+        .execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+        .fetchall()
+    )
     assert rows == []
 
 
@@ -65,14 +71,18 @@ def _is_dead(conn) -> bool:  # type: ignore[no-untyped-def]
     return False
 
 
-async def test_commit_inside_rollback_context_is_gone_afterwards(isolator: PostgreSQLTestIsolator) -> None:
+async def test_commit_inside_rollback_context_is_gone_afterwards(
+    isolator: PostgreSQLTestIsolator,
+) -> None:
     await isolator.create_isolated_database("test_rollback")
     async with isolator.rollback_test_context("test_rollback") as session:
-        await session.execute(text(
-            "INSERT INTO test_users (email, full_name) VALUES ('a@example.com', 'A')"))
+        await session.execute(
+            text("INSERT INTO test_users (email, full_name) VALUES ('a@example.com', 'A')")
+        )
         await session.commit()
-        await session.execute(text(
-            "INSERT INTO test_users (email, full_name) VALUES ('b@example.com', 'B')"))
+        await session.execute(
+            text("INSERT INTO test_users (email, full_name) VALUES ('b@example.com', 'B')")
+        )
         await session.commit()
         count = (await session.execute(text("SELECT count(*) FROM test_users"))).scalar()
         assert count == 2
@@ -139,9 +149,13 @@ def test_unsealed_template_is_dropped_and_rebuilt(tmp_path: Path) -> None:
     rebuilt = fresh.ensure_template(TemplateSpec("basic"))
     assert rebuilt.built is True
     assert rebuilt.name == ref.name
-    sealed = fresh.server.connect().execute(
-        "SELECT datistemplate, datallowconn FROM pg_database WHERE datname = %s",
-        (ref.name,)).fetchone()
+    sealed = (
+        fresh.server.connect()
+        .execute(
+            "SELECT datistemplate, datallowconn FROM pg_database WHERE datname = %s", (ref.name,)
+        )
+        .fetchone()
+    )
     fresh.close()
     assert sealed == (True, False)
 
@@ -149,15 +163,25 @@ def test_unsealed_template_is_dropped_and_rebuilt(tmp_path: Path) -> None:
 def test_broken_migration_fails_clearly_and_leaves_nothing(tmp_path: Path) -> None:
     settings = _project_copy(tmp_path)
     migration = next((tmp_path / "migrations/postgres/versions").glob("*basic*.py"))
-    migration.write_text(migration.read_text().replace(
-        "def upgrade() -> None:\n", "def upgrade() -> None:\n    op.execute('SELEC broken')\n", 1))
+    migration.write_text(
+        migration.read_text().replace(
+            "def upgrade() -> None:\n",
+            "def upgrade() -> None:\n    op.execute('SELEC broken')\n",
+            1,
+        )
+    )
     isolator = PostgreSQLTestIsolator(settings)
     with pytest.raises(MigrationError, match="basic@head failed") as info:
         isolator.ensure_template(TemplateSpec("basic"))
     assert "fix the migration" in str(info.value)
-    leftovers = isolator.server.connect().execute(
-        "SELECT datname FROM pg_database WHERE datname LIKE %s",
-        (f"%{isolator.fingerprint(TemplateSpec('basic'))[:12]}%",)).fetchall()
+    leftovers = (
+        isolator.server.connect()
+        .execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s",
+            (f"%{isolator.fingerprint(TemplateSpec('basic'))[:12]}%",),
+        )
+        .fetchall()
+    )
     isolator.close()
     assert leftovers == []
 

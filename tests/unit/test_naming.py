@@ -29,7 +29,9 @@ def test_nodeid_becomes_the_readable_test_name() -> None:
 
 def test_long_parametrized_ids_get_valid_unique_names() -> None:
     base = "tests/a.py::test_p[" + "x" * 300
-    names = {database_name("ni", test_id_from_nodeid(base + f"{i}]"), base + f"{i}]") for i in range(50)}
+    names = {
+        database_name("ni", test_id_from_nodeid(base + f"{i}]"), base + f"{i}]") for i in range(50)
+    }
     assert len(names) == 50
     for name in names:
         assert len(name.encode()) <= MAX_IDENTIFIER

@@ -30,16 +30,28 @@ def test_url_variable_wins_and_is_parsed(tmp_path: Path) -> None:
     env = {"TEST_POSTGRES_URL": "postgresql://u:p%40ss@h:7000/admin", "TEST_POSTGRES_HOST": "x"}
     pg = Settings.load(environ=env, root=tmp_path).postgres
     assert pg is not None
-    assert (pg.user, pg.password, pg.host, pg.port, pg.database) == ("u", "p@ss", "h", 7000, "admin")
+    assert (pg.user, pg.password, pg.host, pg.port, pg.database) == (
+        "u",
+        "p@ss",
+        "h",
+        7000,
+        "admin",
+    )
 
 
 def test_bad_port_names_the_variable(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="TEST_POSTGRES_PORT"):
-        Settings.load(environ={"TEST_POSTGRES_HOST": "h", "TEST_POSTGRES_PORT": "five"}, root=tmp_path)
+        Settings.load(
+            environ={"TEST_POSTGRES_HOST": "h", "TEST_POSTGRES_PORT": "five"}, root=tmp_path
+        )
 
 
 def test_precedence_is_arguments_then_env_then_pyproject(tmp_path: Path) -> None:
-    write_pyproject(tmp_path, '[tool.netra_isolation]\nlevel = "transaction"\nschema = "user_management"\nkeep-failed = true\n')
+    write_pyproject(
+        tmp_path,
+        "[tool.netra_isolation]\n"
+        'level = "transaction"\nschema = "user_management"\nkeep-failed = true\n',
+    )
     settings = Settings.load(environ={"NETRA_ISOLATION_SCHEMA": "thread_messages"}, root=tmp_path)
     assert settings.level == "transaction"
     assert settings.source("level") == "pyproject.toml [tool.netra_isolation]"

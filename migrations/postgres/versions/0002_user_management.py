@@ -60,9 +60,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name="pk_memberships"),
-        sa.UniqueConstraint(
-            "user_id", "organization_id", name="uq_memberships_user_organization"
-        ),
+        sa.UniqueConstraint("user_id", "organization_id", name="uq_memberships_user_organization"),
     )
     op.create_table(
         "api_keys",

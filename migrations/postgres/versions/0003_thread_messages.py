@@ -28,7 +28,9 @@ def upgrade() -> None:
         _created(),
         sa.ForeignKeyConstraint(["created_by"], ["users.id"], name="fk_threads_created_by_users"),
         sa.ForeignKeyConstraint(
-            ["organization_id"], ["organizations.id"], name="fk_threads_organization_id_organizations"
+            ["organization_id"],
+            ["organizations.id"],
+            name="fk_threads_organization_id_organizations",
         ),
         sa.PrimaryKeyConstraint("id", name="pk_threads"),
     )
@@ -44,7 +46,10 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name="fk_thread_participants_user_id_users", ondelete="CASCADE"
+            ["user_id"],
+            ["users.id"],
+            name="fk_thread_participants_user_id_users",
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("thread_id", "user_id", name="pk_thread_participants"),
     )

@@ -1,0 +1,165 @@
+"""The plugin as a user meets it: a separate pytest run over a small suite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SAME_EMAIL = """
+from sqlalchemy import text
+
+async def test_{name}(isolated_postgres):
+    session, config = isolated_postgres
+    await session.execute(text(
+        "INSERT INTO test_users (email, full_name) VALUES ('same@example.com', '{name}')"))
+    await session.commit()
+    rows = (await session.execute(text("SELECT full_name FROM test_users"))).scalars().all()
+    assert rows == ["{name}"]
+"""
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A user's project that uses this repository's migrations and its running server."""
+    pytester.makepyprojecttoml(
+        f"""
+        [tool.pytest.ini_options]
+        asyncio_mode = "auto"
+        asyncio_default_fixture_loop_scope = "function"
+
+        [tool.netra_isolation]
+        alembic_ini = "{ROOT / "alembic.ini"}"
+        cache_dir = "{ROOT / ".netra_isolation"}"
+        """
+    )
+    return pytester
+
+
+def run(project: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return project.runpytest_subprocess("-p", "no:cacheprovider", *args, timeout=120)
+
+
+@pytest.mark.parametrize("order", [("first", "second"), ("second", "first")])
+def test_same_unique_email_in_two_tests_both_pass(
+    project: pytest.Pytester, order: tuple[str, str]
+) -> None:
+    project.makepyfile(test_emails="\n".join(SAME_EMAIL.format(name=name) for name in order))
+    run(project).assert_outcomes(passed=2)
+
+
+def test_same_unique_email_under_xdist(project: pytest.Pytester) -> None:
+    project.makepyfile(test_emails="\n".join(SAME_EMAIL.format(name=f"w{i}") for i in range(6)))
+    result = run(project, "-n", "2")
+    result.assert_outcomes(passed=6)
+    # the controller sums the workers' numbers: six clones, none left behind
+    result.stdout.fnmatch_lines(["*databases created 6, dropped 6, kept 0, left behind 0*"])
+
+
+def test_transaction_level_rolls_back_between_tests(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_tx="""
+        import pytest
+        from sqlalchemy import text
+
+        pytestmark = pytest.mark.isolation(level="transaction")
+
+        @pytest.mark.parametrize("n", range(4))
+        async def test_insert(isolated_postgres, n):
+            session, config = isolated_postgres
+            await session.execute(text(
+                "INSERT INTO test_users (email, full_name) VALUES ('t@example.com', 'T')"))
+            await session.commit()
+            assert (await session.execute(text("SELECT count(*) FROM test_users"))).scalar() == 1
+
+        def test_sync_too(isolated_postgres_sync):
+            session, config = isolated_postgres_sync
+            session.execute(text(
+                "INSERT INTO test_users (email, full_name) VALUES ('t@example.com', 'T')"))
+            session.commit()
+            assert session.execute(text("SELECT count(*) FROM test_users")).scalar() == 1
+        """
+    )
+    result = run(project, "-n", "2")
+    result.assert_outcomes(passed=5)
+    # one clone per worker, not one per test
+    result.stdout.fnmatch_lines(["*databases created 2,*left behind 0*"])
+
+
+def test_marker_typo_fails_clearly(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_typo="""
+        import pytest
+
+        @pytest.mark.isolation(levle="transaction")
+        def test_a(isolated_postgres_sync):
+            pass
+
+        @pytest.mark.isolation(level="table")
+        def test_b(isolated_postgres_sync):
+            pass
+
+        @pytest.mark.isolation(schema="user_managment")
+        def test_c(isolated_postgres_sync):
+            pass
+        """
+    )
+    result = run(project)
+    result.assert_outcomes(errors=3)
+    result.stdout.fnmatch_lines(
+        [
+            "*bad @pytest.mark.isolation on test_typo.py::test_a*unexpected keyword*levle*",
+            "*bad @pytest.mark.isolation on test_typo.py::test_b*level='table'*",
+            "*unknown postgres schema type 'user_managment'*'thread_messages'*",
+        ]
+    )
+
+
+def test_failed_test_database_is_kept_when_asked(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_fail="""
+        def test_broken(isolated_postgres_sync):
+            assert False
+        """
+    )
+    result = run(project, "--netra-keep-failed")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*kept 1*", "kept for test_fail.py::test_broken: postgresql+psycopg://*"]
+    )
+    line = next(line for line in result.outlines if line.startswith("kept for"))
+    assert "***" in line  # the password is masked
+    from netra_isolation import PostgreSQLTestIsolator, Settings
+
+    isolator = PostgreSQLTestIsolator(Settings.load(root=ROOT))
+    kept = [db for db in isolator.owned() if db.owner.test == "test_fail.py::test_broken"]
+    assert len(kept) == 1
+    for db in kept:
+        isolator.drop(db)
+    isolator.close()
+
+
+def test_unreachable_external_server_fails_fast_naming_the_variable(
+    project: pytest.Pytester,
+) -> None:
+    project.makepyfile(
+        test_down="""
+        def test_needs_db(isolated_postgres_sync):
+            pass
+        """
+    )
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    project._monkeypatch.setenv("TEST_POSTGRES_HOST", "127.0.0.1")
+    project._monkeypatch.setenv("TEST_POSTGRES_PORT", str(port))
+    result = run(project)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [f"*PostgreSQL at 127.0.0.1:{port} did not answer within 5s*TEST_POSTGRES_HOST*"]
+    )
+    assert result.duration < 60
