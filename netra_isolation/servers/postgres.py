@@ -92,9 +92,22 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def find_bindir(extra: Sequence[str] = ()) -> Path:
+def find_bindir(search: Sequence[str] | None = None) -> Path:
     """The directory holding initdb/pg_ctl/postgres, newest major version first."""
-    candidates: list[str] = [*extra]
+    candidates = list(search) if search is not None else _default_bindirs()
+    for directory in candidates:
+        if all((Path(directory) / tool).is_file() for tool in ("initdb", "pg_ctl", "postgres")):
+            return Path(directory)
+    raise BinariesNotFoundError(
+        "postgres",
+        [f"{d}/{{initdb,pg_ctl,postgres}}" for d in dict.fromkeys(candidates)],
+        "Debian/Ubuntu: apt-get install postgresql; macOS: brew install postgresql; "
+        "or set NETRA_ISOLATION_PG_BINDIR",
+    )
+
+
+def _default_bindirs() -> list[str]:
+    candidates: list[str] = []
     if env_dir := os.environ.get("NETRA_ISOLATION_PG_BINDIR"):
         candidates.insert(0, env_dir)
     if pg_config := shutil.which("pg_config"):
@@ -113,15 +126,7 @@ def find_bindir(extra: Sequence[str] = ()) -> Path:
     candidates += [*glob.glob("/usr/local/pgsql/bin"), "/usr/local/bin", "/usr/bin"]
     if initdb := shutil.which("initdb"):
         candidates.append(str(Path(initdb).parent))
-    for directory in candidates:
-        if all((Path(directory) / tool).is_file() for tool in ("initdb", "pg_ctl", "postgres")):
-            return Path(directory)
-    raise BinariesNotFoundError(
-        "postgres",
-        [f"{d}/{{initdb,pg_ctl,postgres}}" for d in dict.fromkeys(candidates)],
-        "Debian/Ubuntu: apt-get install postgresql; macOS: brew install postgresql; "
-        "or set NETRA_ISOLATION_PG_BINDIR",
-    )
+    return candidates
 
 
 def free_port() -> int:

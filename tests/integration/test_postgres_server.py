@@ -1,0 +1,66 @@
+"""The throwaway server itself, in a cache directory of its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from netra_isolation.cli import main
+from netra_isolation.servers.postgres import EphemeralPostgres
+
+
+@pytest.fixture
+def server(tmp_path: Path):  # type: ignore[no-untyped-def]
+    server = EphemeralPostgres(tmp_path)
+    yield server
+    server.stop(purge=True)
+
+
+def test_start_reuse_stop(server: EphemeralPostgres) -> None:
+    info = server.ensure_running()
+    again = server.ensure_running()
+    assert again == info
+    with info.connect() as conn:
+        row = conn.execute("SHOW fsync").fetchone()
+        assert row == ("off",)
+        addresses = conn.execute("SHOW listen_addresses").fetchone()
+        assert addresses == ("127.0.0.1",)
+    state = json.loads(server.state_path.read_text())
+    if os.geteuid() == 0:  # initdb refuses root: the server runs unprivileged
+        assert os.stat(f"/proc/{state['pid']}").st_uid != 0
+    assert stat.S_IMODE(server.state_path.stat().st_mode) == 0o600
+    assert server.status() == info
+    assert server.stop() is True
+    assert server.status() is None
+    restarted = server.ensure_running()
+    assert restarted.password == info.password  # same data directory, same password
+
+
+def test_wrong_password_is_refused(server: EphemeralPostgres) -> None:
+    from dataclasses import replace
+
+    from netra_isolation.errors import ServerUnreachableError
+
+    info = server.ensure_running()
+    with pytest.raises(ServerUnreachableError, match="password authentication failed"):
+        replace(info, password="wrong").connect()
+
+
+def test_cli_status_up_down(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NETRA_ISOLATION_CACHE_DIR", str(tmp_path))
+    try:
+        assert main(["servers", "status"]) == 3
+        assert "not running" in capsys.readouterr().out
+        assert main(["servers", "up"]) == 0
+        assert main(["servers", "status"]) == 0
+        assert "running on 127.0.0.1:" in capsys.readouterr().out
+        assert main(["servers", "down", "--purge"]) == 0
+        assert "stopped, data removed" in capsys.readouterr().out
+    finally:
+        EphemeralPostgres(tmp_path).stop(purge=True)

@@ -1,0 +1,30 @@
+from pathlib import Path
+
+import pytest
+
+from netra_isolation.errors import BinariesNotFoundError, UnknownChoiceError
+from netra_isolation.seed_data_manager import ScenarioRegistry
+from netra_isolation.servers.postgres import find_bindir
+
+
+def test_missing_postgres_binaries_list_the_paths_and_the_install(tmp_path: Path) -> None:
+    with pytest.raises(BinariesNotFoundError) as info:
+        find_bindir([str(tmp_path / "a"), str(tmp_path / "b")])
+    message = str(info.value)
+    assert f"{tmp_path / 'a'}/{{initdb,pg_ctl,postgres}}" in message
+    assert "apt-get install postgresql" in message
+    assert "TEST_POSTGRES_HOST" in message
+
+
+def test_a_directory_with_all_three_binaries_is_found(tmp_path: Path) -> None:
+    for tool in ("initdb", "pg_ctl", "postgres"):
+        (tmp_path / tool).touch()
+    assert find_bindir([str(tmp_path / "missing"), str(tmp_path)]) == tmp_path
+
+
+def test_unknown_scenario_lists_the_known_ones() -> None:
+    registry = ScenarioRegistry()
+    registry.scenario("minimal", seed=1)(lambda session: None)
+    registry.scenario("analytics", seed=2)(lambda session: None)
+    with pytest.raises(UnknownChoiceError, match="'analytics', 'minimal'"):
+        registry.get("minimum")
