@@ -12,7 +12,7 @@ demo: bootstrap
 	$(PYTEST) tests/examples -v -p no:cacheprovider
 
 test: bootstrap
-	$(VENV)/bin/ruff check netra_isolation factories migrations tests benchmarks
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(PYTEST) -n 2 tests
 
