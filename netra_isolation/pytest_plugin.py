@@ -63,7 +63,6 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     overrides = {name: config.getoption(f"netra_{name}") for name in OPTIONS}
     config.stash[SETTINGS] = Settings.load(overrides, root=config.rootpath)
-    config.stash[METRICS] = Metrics()
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistController(config), "netra_isolation_xdist")
 
@@ -71,17 +70,21 @@ def pytest_configure(config: pytest.Config) -> None:
 def manager_for(config: pytest.Config) -> TestDatabaseManager:
     """The worker's manager, made on first use so runs that need no database start no server."""
     if MANAGER not in config.stash:
+        # Without this plugin's hooks (only isolated_test_config loaded) there are no options.
+        settings = config.stash.get(SETTINGS, None) or Settings.load(root=config.rootpath)
         workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
         owner = Owner.new_run(
             worker=workerinput["workerid"] if workerinput else "main",
             run=workerinput["testrunuid"][:12] if workerinput else uuid.uuid4().hex[:12],
         )
-        manager = TestDatabaseManager(
-            config.stash[SETTINGS], owner=owner, metrics=config.stash[METRICS]
-        )
+        manager = TestDatabaseManager(settings, owner=owner, metrics=metrics_for(config))
         config.stash[MANAGER] = manager
         set_default_manager(manager)
     return config.stash[MANAGER]
+
+
+def metrics_for(config: pytest.Config) -> Metrics:
+    return config.stash.setdefault(METRICS, Metrics())
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -119,7 +122,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     workeroutput: dict[str, Any] | None = getattr(config, "workeroutput", None)
     if workeroutput is not None:
         manager = config.stash.get(MANAGER, None)
-        workeroutput["netra_metrics"] = config.stash[METRICS].to_dict()
+        workeroutput["netra_metrics"] = metrics_for(config).to_dict()
         workeroutput["netra_kept"] = manager.kept if manager else []
 
 
@@ -133,14 +136,14 @@ class _XdistController:
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         output = getattr(node, "workeroutput", {}) or {}
-        self.config.stash[METRICS].merge(output.get("netra_metrics", {}))
+        metrics_for(self.config).merge(output.get("netra_metrics", {}))
         self.kept.extend(output.get("netra_kept", []))
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     if getattr(config, "workerinput", None) is not None:
         return
-    metrics = config.stash[METRICS]
+    metrics = metrics_for(config)
     counters = metrics.counters
     if not counters and not metrics.timings:
         return

@@ -163,3 +163,45 @@ def test_unreachable_external_server_fails_fast_naming_the_variable(
         [f"*PostgreSQL at 127.0.0.1:{port} did not answer within 5s*TEST_POSTGRES_HOST*"]
     )
     assert result.duration < 60
+
+
+@pytest.mark.parametrize("entry_point", ["on", "off"])
+def test_loadable_from_a_conftest_as_in_the_original_design(
+    project: pytest.Pytester, entry_point: str
+) -> None:
+    project.makeconftest('pytest_plugins = ["netra_isolation.isolated_test_config"]')
+    project.makepyfile(
+        test_conf="""
+        from sqlalchemy import text
+
+        def test_db(isolated_postgres_sync):
+            session, config = isolated_postgres_sync
+            name = session.execute(text("SELECT current_database()")).scalar()
+            assert config.test_id in name
+        """
+    )
+    args = ["-p", "no:netra_isolation"] if entry_point == "off" else []
+    run(project, *args).assert_outcomes(passed=1)
+
+
+def test_300_character_parametrized_id_gets_a_valid_unique_database(
+    project: pytest.Pytester,
+) -> None:
+    project.makepyfile(
+        test_long="""
+        import pytest
+        from sqlalchemy import text
+
+        NAMES = []
+
+        @pytest.mark.parametrize("suffix", ["a", "b"])
+        @pytest.mark.parametrize("value", ["x" * 300])
+        def test_long(isolated_postgres_sync, value, suffix):
+            session, config = isolated_postgres_sync
+            name = session.execute(text("SELECT current_database()")).scalar()
+            assert len(name.encode()) <= 63 and config.test_id in name
+            assert name not in NAMES
+            NAMES.append(name)
+        """
+    )
+    run(project).assert_outcomes(passed=2)
