@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from netra_isolation.errors import ConfigurationError
 from netra_isolation.isolator import DatabaseRef, TemplateSpec
 from netra_isolation.naming import slug, test_id_from_nodeid
+from netra_isolation.seed_data_manager import bind_session
 from netra_isolation.settings import LEVELS
 from netra_isolation.test_database_manager import TestDatabaseManager
 
@@ -152,7 +153,8 @@ async def with_isolated_postgres(
     try:
         await config.setup_postgres(schema_type, scenario)
         async with config.postgres_session() as session:
-            yield session, config
+            with bind_session(session):
+                yield session, config
     finally:
         if config.cleanup_on_exit:
             await config.cleanup_databases()
@@ -172,7 +174,7 @@ def with_isolated_postgres_sync(
     config = IsolatedTestConfig(test_name, cleanup_on_exit, manager=manager, level=level)
     try:
         config.setup_postgres_sync(schema_type, scenario)
-        with config.postgres_session_sync() as session:
+        with config.postgres_session_sync() as session, bind_session(session):
             yield session, config
     finally:
         if config.cleanup_on_exit:
@@ -240,7 +242,8 @@ async def isolated_postgres(
     try:
         await config.setup_postgres(wanted.schema, wanted.scenario)
         async with config.postgres_session() as session:
-            yield session, config
+            with bind_session(session):
+                yield session, config
     finally:
         _finish(request, config)
 
@@ -253,7 +256,7 @@ def isolated_postgres_sync(
     config, wanted = _test_config(request, netra_manager)
     try:
         config.setup_postgres_sync(wanted.schema, wanted.scenario)
-        with config.postgres_session_sync() as session:
+        with config.postgres_session_sync() as session, bind_session(session):
             yield session, config
     finally:
         _finish(request, config)

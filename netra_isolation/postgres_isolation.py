@@ -225,13 +225,11 @@ class PostgreSQLTestIsolator:
             raise
 
     def _seed(self, scenario_name: str, connection: Any) -> None:
-        scenario = self.scenarios.get(scenario_name)
-        if scenario.postgres is None:
-            return
         with Session(bind=connection) as session:
             try:
-                scenario.postgres(session)
-                session.flush()
+                self.scenarios.seed_postgres(scenario_name, session)
+            except SeedError:
+                raise
             except Exception as exc:
                 raise SeedError(
                     f"scenario {scenario_name!r} failed while seeding PostgreSQL: "

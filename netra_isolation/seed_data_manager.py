@@ -8,15 +8,61 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from netra_isolation.errors import UnknownChoiceError
 from netra_isolation.migrations import files_digest
 
-PostgresSeeder = Callable[[Any], Any]
+PostgresSeeder = Callable[[Session], Any]
+# Given the PostgreSQL user ids the scenario made, the rows to insert per ClickHouse table.
+ClickHouseSeeder = Callable[[list[int]], Mapping[str, list[dict[str, Any]]]]
+
+
+@dataclass
+class _Bound:
+    session: Session
+    can_flush: bool
+
+
+_bound: list[_Bound] = []
+
+
+@contextmanager
+def bind_session(session: Session | AsyncSession, *, flush: bool = True) -> Iterator[None]:
+    """Make `session` the one factories write to (the running test's, or a template's).
+
+    With `flush`, each factory call flushes so its row has an id. An AsyncSession's sync twin
+    can take `add()` but no IO outside the event loop: the test awaits flush()/commit().
+    """
+    if isinstance(session, AsyncSession):
+        _bound.append(_Bound(session.sync_session, can_flush=False))
+    else:
+        _bound.append(_Bound(session, can_flush=flush))
+    try:
+        yield
+    finally:
+        _bound.pop()
+
+
+def current_session() -> Session:
+    """The session factories write to; fails clearly outside a test that has one."""
+    if not _bound:
+        raise RuntimeError(
+            "no database session for factories: use them inside a test that requests "
+            "isolated_postgres / isolated_postgres_sync, or inside bind_session(session)"
+        )
+    return _bound[-1].session
+
+
+def session_can_flush() -> bool:
+    return bool(_bound) and _bound[-1].can_flush
 
 
 @dataclass(frozen=True)
@@ -24,8 +70,9 @@ class Scenario:
     name: str
     seed: int
     postgres: PostgresSeeder | None = None
-    clickhouse: Callable[..., Any] | None = None
+    clickhouse: ClickHouseSeeder | None = None
     description: str = ""
+    counts: Mapping[str, int] = field(default_factory=dict)
 
     def code_paths(self) -> list[Path]:
         paths = []
@@ -46,15 +93,41 @@ class ScenarioRegistry:
         return scenario
 
     def scenario(
-        self, name: str, *, seed: int, description: str = ""
+        self,
+        name: str,
+        *,
+        seed: int,
+        description: str = "",
+        counts: Mapping[str, int] | None = None,
+        clickhouse: ClickHouseSeeder | None = None,
     ) -> Callable[[PostgresSeeder], PostgresSeeder]:
-        """Decorator: `@registry.scenario("minimal", seed=1)` on a function(session)."""
+        """Decorator: `@scenario("minimal", seed=1, counts={"users": 3})` on a
+        function(session) that builds rows with factories."""
 
         def decorate(func: PostgresSeeder) -> PostgresSeeder:
-            self.register(Scenario(name, seed, postgres=func, description=description))
+            self.register(
+                Scenario(
+                    name,
+                    seed,
+                    func,
+                    clickhouse,
+                    description or (func.__doc__ or ""),
+                    dict(counts or {}),
+                )
+            )
             return func
 
         return decorate
+
+    def seed_postgres(self, name: str, session: Session) -> None:
+        """Run a scenario's PostgreSQL part into `session`, deterministically."""
+        scenario = self.get(name)
+        if scenario.postgres is None:
+            return
+        reseed(scenario.seed)
+        with bind_session(session, flush=False):  # one flush at the end: batched INSERTs
+            scenario.postgres(session)
+            session.flush()
 
     def depends_on_code(self, *paths: Path) -> None:
         """Code (factories) whose change must rebuild every seeded template."""
@@ -90,6 +163,21 @@ class ScenarioRegistry:
         scenario = self.get(name)
         code = files_digest(sorted({*scenario.code_paths(), *self._extra_code}))
         return f"{scenario.name}:{scenario.seed}:{code}"
+
+
+def reseed(seed: int) -> None:
+    """The same seed gives the same rows: factory-boy's and Faker's randomness, and every
+    factory's sequence counter."""
+    import factory
+    import factory.random
+
+    factory.random.reseed_random(seed)  # type: ignore[no-untyped-call]
+    pending: list[type[Any]] = [factory.base.BaseFactory]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if not getattr(cls._meta, "abstract", True):
+            cls.reset_sequence(force=True)
 
 
 registry = ScenarioRegistry()

@@ -119,6 +119,7 @@ class Thread(PostgresBase):
     organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"))
     created_at: Mapped[datetime] = _created_at()
 
+    creator: Mapped[User] = relationship(foreign_keys=[created_by])
     participants: Mapped[list[ThreadParticipant]] = relationship(back_populates="thread")
     messages: Mapped[list[Message]] = relationship(back_populates="thread")
 
@@ -135,6 +136,7 @@ class ThreadParticipant(PostgresBase):
     joined_at: Mapped[datetime] = _created_at()
 
     thread: Mapped[Thread] = relationship(back_populates="participants")
+    user: Mapped[User] = relationship()
 
 
 class Message(PostgresBase):
@@ -154,3 +156,4 @@ class Message(PostgresBase):
     created_at: Mapped[datetime] = _created_at()
 
     thread: Mapped[Thread] = relationship(back_populates="messages")
+    author: Mapped[User] = relationship()

@@ -21,44 +21,23 @@ async def test_{name}(isolated_postgres):
 """
 
 
-@pytest.fixture
-def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    """A user's project that uses this repository's migrations and its running server."""
-    pytester.makepyprojecttoml(
-        f"""
-        [tool.pytest.ini_options]
-        asyncio_mode = "auto"
-        asyncio_default_fixture_loop_scope = "function"
-
-        [tool.netra_isolation]
-        alembic_ini = "{ROOT / "alembic.ini"}"
-        cache_dir = "{ROOT / ".netra_isolation"}"
-        """
-    )
-    return pytester
-
-
-def run(project: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return project.runpytest_subprocess("-p", "no:cacheprovider", *args, timeout=120)
-
-
 @pytest.mark.parametrize("order", [("first", "second"), ("second", "first")])
 def test_same_unique_email_in_two_tests_both_pass(
-    project: pytest.Pytester, order: tuple[str, str]
+    project: pytest.Pytester, run, order: tuple[str, str]
 ) -> None:
     project.makepyfile(test_emails="\n".join(SAME_EMAIL.format(name=name) for name in order))
-    run(project).assert_outcomes(passed=2)
+    run().assert_outcomes(passed=2)
 
 
-def test_same_unique_email_under_xdist(project: pytest.Pytester) -> None:
+def test_same_unique_email_under_xdist(project: pytest.Pytester, run) -> None:
     project.makepyfile(test_emails="\n".join(SAME_EMAIL.format(name=f"w{i}") for i in range(6)))
-    result = run(project, "-n", "2")
+    result = run("-n", "2")
     result.assert_outcomes(passed=6)
     # the controller sums the workers' numbers: six clones, none left behind
     result.stdout.fnmatch_lines(["*databases created 6, dropped 6, kept 0, left behind 0*"])
 
 
-def test_transaction_level_rolls_back_between_tests(project: pytest.Pytester) -> None:
+def test_transaction_level_rolls_back_between_tests(project: pytest.Pytester, run) -> None:
     project.makepyfile(
         test_tx="""
         import pytest
@@ -82,13 +61,13 @@ def test_transaction_level_rolls_back_between_tests(project: pytest.Pytester) ->
             assert session.execute(text("SELECT count(*) FROM test_users")).scalar() == 1
         """
     )
-    result = run(project, "-n", "2")
+    result = run("-n", "2")
     result.assert_outcomes(passed=5)
     # one clone per worker, not one per test
     result.stdout.fnmatch_lines(["*databases created 2,*left behind 0*"])
 
 
-def test_marker_typo_fails_clearly(project: pytest.Pytester) -> None:
+def test_marker_typo_fails_clearly(project: pytest.Pytester, run) -> None:
     project.makepyfile(
         test_typo="""
         import pytest
@@ -106,7 +85,7 @@ def test_marker_typo_fails_clearly(project: pytest.Pytester) -> None:
             pass
         """
     )
-    result = run(project)
+    result = run()
     result.assert_outcomes(errors=3)
     result.stdout.fnmatch_lines(
         [
@@ -117,14 +96,14 @@ def test_marker_typo_fails_clearly(project: pytest.Pytester) -> None:
     )
 
 
-def test_failed_test_database_is_kept_when_asked(project: pytest.Pytester) -> None:
+def test_failed_test_database_is_kept_when_asked(project: pytest.Pytester, run) -> None:
     project.makepyfile(
         test_fail="""
         def test_broken(isolated_postgres_sync):
             assert False
         """
     )
-    result = run(project, "--netra-keep-failed")
+    result = run("--netra-keep-failed")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         ["*kept 1*", "kept for test_fail.py::test_broken: postgresql+psycopg://*"]
@@ -143,6 +122,7 @@ def test_failed_test_database_is_kept_when_asked(project: pytest.Pytester) -> No
 
 def test_unreachable_external_server_fails_fast_naming_the_variable(
     project: pytest.Pytester,
+    run,
 ) -> None:
     project.makepyfile(
         test_down="""
@@ -157,7 +137,7 @@ def test_unreachable_external_server_fails_fast_naming_the_variable(
         port = sock.getsockname()[1]
     project._monkeypatch.setenv("TEST_POSTGRES_HOST", "127.0.0.1")
     project._monkeypatch.setenv("TEST_POSTGRES_PORT", str(port))
-    result = run(project)
+    result = run()
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
         [f"*PostgreSQL at 127.0.0.1:{port} did not answer within 5s*TEST_POSTGRES_HOST*"]
@@ -167,7 +147,7 @@ def test_unreachable_external_server_fails_fast_naming_the_variable(
 
 @pytest.mark.parametrize("entry_point", ["on", "off"])
 def test_loadable_from_a_conftest_as_in_the_original_design(
-    project: pytest.Pytester, entry_point: str
+    project: pytest.Pytester, run, entry_point: str
 ) -> None:
     project.makeconftest('pytest_plugins = ["netra_isolation.isolated_test_config"]')
     project.makepyfile(
@@ -181,11 +161,12 @@ def test_loadable_from_a_conftest_as_in_the_original_design(
         """
     )
     args = ["-p", "no:netra_isolation"] if entry_point == "off" else []
-    run(project, *args).assert_outcomes(passed=1)
+    run(*args).assert_outcomes(passed=1)
 
 
 def test_300_character_parametrized_id_gets_a_valid_unique_database(
     project: pytest.Pytester,
+    run,
 ) -> None:
     project.makepyfile(
         test_long="""
@@ -204,4 +185,4 @@ def test_300_character_parametrized_id_gets_a_valid_unique_database(
             NAMES.append(name)
         """
     )
-    run(project).assert_outcomes(passed=2)
+    run().assert_outcomes(passed=2)

@@ -1,0 +1,144 @@
+"""SQLAlchemy model factories; every timestamp comes from a fixed window, so a seeded
+scenario gives the same rows on every run and machine."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+import factory
+from factory.alchemy import SQLAlchemyModelFactory
+from sqlalchemy.orm import Session
+
+from netra_isolation.models import (
+    ApiKey,
+    Membership,
+    Message,
+    Organization,
+    TestUser,
+    Thread,
+    ThreadParticipant,
+    User,
+)
+from netra_isolation.seed_data_manager import current_session, session_can_flush
+
+WINDOW_START = datetime(2025, 1, 1, tzinfo=UTC)
+WINDOW_END = datetime(2025, 12, 31, tzinfo=UTC)
+
+
+def _timestamp() -> Any:
+    return factory.Faker(
+        "date_time_between", start_date=WINDOW_START, end_date=WINDOW_END, tzinfo=UTC
+    )
+
+
+class ModelFactory(SQLAlchemyModelFactory):
+    """Adds to the test's session; flushes when the session can (sync), so ids exist."""
+
+    class Meta:
+        abstract = True
+        sqlalchemy_session_factory = current_session
+
+    @classmethod
+    def _save(cls, model_class: type[Any], session: Session, args: Any, kwargs: Any) -> Any:
+        obj = model_class(*args, **kwargs)
+        session.add(obj)
+        if session_can_flush():
+            session.flush()
+        return obj
+
+    @classmethod
+    def _get_or_create(
+        cls, model_class: type[Any], session: Session, args: Any, kwargs: Any
+    ) -> Any:
+        # factory-boy calls session.rollback() on IntegrityError, which would end the
+        # test's SAVEPOINT; a nested transaction confines the failed insert instead.
+        lookup = {name: kwargs[name] for name in cls._meta.sqlalchemy_get_or_create}
+        found = session.query(model_class).filter_by(**lookup).one_or_none()
+        if found is not None:
+            return found
+        with session.begin_nested():
+            obj = model_class(*args, **kwargs)
+            session.add(obj)
+        return obj
+
+
+class TestUserFactory(ModelFactory):
+    __test__ = False
+
+    class Meta:
+        model = TestUser
+
+    email = factory.Sequence(lambda n: f"test-user-{n}@example.com")
+    full_name = factory.Faker("name")
+    created_at = _timestamp()
+
+
+class OrganizationFactory(ModelFactory):
+    class Meta:
+        model = Organization
+        sqlalchemy_get_or_create = ("slug",)
+
+    name = factory.Faker("company")
+    slug = factory.Sequence(lambda n: f"org-{n}")
+    created_at = _timestamp()
+
+
+class UserFactory(ModelFactory):
+    class Meta:
+        model = User
+
+    full_name = factory.Faker("name")
+    email = factory.Sequence(lambda n: f"user{n}@example.com")
+    is_active = True
+    created_at = _timestamp()
+
+
+class MembershipFactory(ModelFactory):
+    class Meta:
+        model = Membership
+
+    user = factory.SubFactory(UserFactory)
+    organization = factory.SubFactory(OrganizationFactory)
+    role = factory.Faker("random_element", elements=["owner", "admin", "member", "member"])
+    created_at = _timestamp()
+
+
+class ApiKeyFactory(ModelFactory):
+    class Meta:
+        model = ApiKey
+
+    user = factory.SubFactory(UserFactory)
+    name = factory.Faker("word")
+    key_hash = factory.Sequence(lambda n: hashlib.sha256(f"key-{n}".encode()).hexdigest())
+    created_at = _timestamp()
+
+
+class ThreadFactory(ModelFactory):
+    class Meta:
+        model = Thread
+
+    title = factory.Faker("sentence", nb_words=4)
+    creator = factory.SubFactory(UserFactory)
+    created_at = _timestamp()
+
+
+class ThreadParticipantFactory(ModelFactory):
+    class Meta:
+        model = ThreadParticipant
+
+    thread = factory.SubFactory(ThreadFactory)
+    user = factory.SelfAttribute("thread.creator")
+    joined_at = _timestamp()
+
+
+class MessageFactory(ModelFactory):
+    class Meta:
+        model = Message
+
+    thread = factory.SubFactory(ThreadFactory)
+    author = factory.SelfAttribute("thread.creator")
+    role = factory.Faker("random_element", elements=["user", "assistant"])
+    content = factory.Faker("paragraph", nb_sentences=2)
+    created_at = _timestamp()

@@ -1,0 +1,107 @@
+"""The seed scenarios, counted exactly as the original design counts them.
+
+Each is seeded into a template once per fingerprint (this package's code and the seed), so
+tests only pay for a clone. A project adds its own with `@netra_isolation.scenario(...)`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import factory
+from sqlalchemy import inspect
+from sqlalchemy.orm import Session
+
+from factories.clickhouse import EventFactory
+from factories.postgres import (
+    MembershipFactory,
+    MessageFactory,
+    OrganizationFactory,
+    ThreadFactory,
+    ThreadParticipantFactory,
+    UserFactory,
+)
+from netra_isolation.errors import SeedError
+from netra_isolation.models import User
+from netra_isolation.seed_data_manager import registry, scenario
+
+registry.depends_on_code(Path(__file__).parent)
+
+SCENARIOS: dict[str, dict[str, int]] = {
+    "minimal": {"users": 3, "threads": 2, "messages": 5, "participants": 1},
+    "basic_workflow": {"users": 10, "threads": 15, "messages": 50, "participants": 2},
+    "multi_user": {"users": 25, "threads": 40, "messages": 150, "participants": 4},
+    "performance": {
+        "users": 100,
+        "threads": 200,
+        "messages": 1000,
+        "participants": 2,
+        "events": 500,
+    },
+    "analytics": {"users": 50, "threads": 0, "messages": 0, "participants": 1, "events": 2000},
+}
+
+
+def build(session: Session, counts: dict[str, int], scale: int = 1) -> list[User]:
+    """Users in organizations of ten, threads with participants, messages among them."""
+    connection = session.connection()
+    if not inspect(connection).has_table("users"):
+        raise SeedError(
+            "scenarios need the user_management or thread_messages schema (table users); "
+            "ask for one with schema=... or schema_type=..."
+        )
+    n_users = counts["users"] * scale
+    organizations = OrganizationFactory.create_batch(max(1, -(-n_users // 10)))
+    users = UserFactory.create_batch(n_users)
+    for i, user in enumerate(users):
+        MembershipFactory(user=user, organization=organizations[i // 10])
+    if not inspect(connection).has_table("threads"):
+        return users  # user_management: the users and organizations are what fits
+    rand = factory.random.randgen
+    threads = []
+    for i in range(counts["threads"] * scale):
+        creator = users[i % n_users]
+        thread = ThreadFactory(creator=creator, organization_id=None)
+        others = rand.sample(
+            [u for u in users if u is not creator], min(counts["participants"] - 1, n_users - 1)
+        )
+        for user in [creator, *others]:
+            ThreadParticipantFactory(thread=thread, user=user)
+        threads.append((thread, [creator, *others]))
+    for i in range(counts["messages"] * scale):
+        thread, members = threads[i % len(threads)]
+        MessageFactory(thread=thread, author=rand.choice(members))
+    return users
+
+
+def events(user_ids: list[int], count: int) -> list[dict[str, Any]]:
+    """Events whose user ids are the scenario's PostgreSQL users (ids 1..n in a fresh schema)."""
+    rand = factory.random.randgen
+    return [EventFactory(user_id=rand.choice(user_ids)) for _ in range(count)]
+
+
+def _register(name: str, seed: int, description: str) -> None:
+    counts = SCENARIOS[name]
+
+    def seed_postgres(session: Session) -> None:
+        build(session, counts)
+
+    def seed_clickhouse(user_ids: list[int]) -> dict[str, list[dict[str, Any]]]:
+        return {"events": events(user_ids, counts.get("events", 0))} if "events" in counts else {}
+
+    seed_postgres.__doc__ = description
+    scenario(
+        name,
+        seed=seed,
+        description=description,
+        counts={k: v for k, v in counts.items() if k != "participants"},
+        clickhouse=seed_clickhouse,
+    )(seed_postgres)
+
+
+_register("minimal", 1001, "unit tests: 3 users, 2 threads, 5 messages")
+_register("basic_workflow", 1002, "integration tests: 10 users, 15 threads, 50 messages")
+_register("multi_user", 1003, "collaboration: 25 users, 40 threads of 4, 150 messages")
+_register("performance", 1004, "load: 100 users, 200 threads, 1000 messages, 500 events")
+_register("analytics", 1005, "analytics: 50 users with 2000 ClickHouse events")

@@ -1,0 +1,38 @@
+"""A user's project, run by pytester in a subprocess, on this repository's migrations and
+the same throwaway server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A user's project that uses this repository's migrations and its running server."""
+    pytester.makepyprojecttoml(
+        f"""
+        [tool.pytest.ini_options]
+        asyncio_mode = "auto"
+        asyncio_default_fixture_loop_scope = "function"
+
+        [tool.netra_isolation]
+        alembic_ini = "{ROOT / "alembic.ini"}"
+        cache_dir = "{ROOT / ".netra_isolation"}"
+        """
+    )
+    return pytester
+
+
+@pytest.fixture
+def run(project: pytest.Pytester) -> Callable[..., pytest.RunResult]:
+    """Run pytest over the project in a subprocess, as a user would."""
+
+    def run_pytest(*args: str) -> pytest.RunResult:
+        return project.runpytest_subprocess("-p", "no:cacheprovider", *args, timeout=120)
+
+    return run_pytest

@@ -1,0 +1,65 @@
+"""Factories inside tests write to that test's database, at both isolation levels."""
+
+from __future__ import annotations
+
+import pytest
+
+FACTORY_TESTS = """
+import pytest
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.pool import NullPool
+
+from factories import OrganizationFactory, UserFactory
+from netra_isolation.models import Organization, User
+
+
+def other_connection_count(config):
+    url = config._isolators["postgres"].database_url(config.test_id, "psycopg")
+    engine = create_engine(url, poolclass=NullPool)
+    with engine.connect() as conn:
+        count = conn.execute(text("SELECT count(*) FROM users")).scalar()
+    engine.dispose()
+    return count
+
+
+@pytest.mark.parametrize("n", range(3))
+@pytest.mark.isolation(level="transaction", schema="user_management")
+def test_transaction_level_rows_are_gone_after_the_test(isolated_postgres_sync, n):
+    session, config = isolated_postgres_sync
+    UserFactory.create_batch(2)
+    session.commit()
+    assert session.scalar(select(func.count()).select_from(User)) == 2
+    assert other_connection_count(config) == 0  # never committed for real
+
+
+@pytest.mark.isolation(level="transaction", schema="user_management")
+def test_get_or_create_keeps_the_savepoint(isolated_postgres_sync):
+    session, config = isolated_postgres_sync
+    UserFactory(email="kept@example.com")
+    first = OrganizationFactory(slug="acme")
+    again = OrganizationFactory(slug="acme")
+    assert again is first
+    assert session.scalar(select(func.count()).select_from(User)) == 1
+
+
+@pytest.mark.isolation(level="database", schema="user_management")
+def test_database_level_rows_are_visible_to_a_second_connection(isolated_postgres_sync):
+    session, config = isolated_postgres_sync
+    UserFactory.create_batch(3)
+    session.commit()
+    assert other_connection_count(config) == 3
+
+
+@pytest.mark.isolation(level="database", schema="user_management")
+async def test_async_tests_use_factories_too(isolated_postgres):
+    session, config = isolated_postgres
+    UserFactory.create_batch(2)
+    await session.commit()
+    assert other_connection_count(config) == 2
+"""
+
+
+def test_factories_follow_the_test_session(project: pytest.Pytester, run) -> None:  # type: ignore[no-untyped-def]
+    project.makepyfile(test_factories_inside=FACTORY_TESTS)
+    result = run("-n", "2")
+    result.assert_outcomes(passed=6)

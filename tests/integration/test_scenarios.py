@@ -1,0 +1,147 @@
+"""Seed scenarios: exact counts in a clone, valid references, identical rows on every build."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
+
+from factories import UserFactory
+from factories.scenarios import SCENARIOS
+from netra_isolation import PostgreSQLTestIsolator, Settings, TemplateSpec, UnknownChoiceError
+from netra_isolation.models import PostgresBase, User
+from netra_isolation.seed_data_manager import ScenarioRegistry, registry
+
+ROOT = Path(__file__).resolve().parents[2]
+TABLES = ["organizations", "users", "memberships", "threads", "thread_participants", "messages"]
+
+
+@pytest.fixture(scope="module")
+def isolator() -> Any:
+    isolator = PostgreSQLTestIsolator(Settings.load(root=ROOT))
+    yield isolator
+    isolator.cleanup_all_sync()
+    isolator.close()
+
+
+def counts(session: Session) -> dict[str, int]:
+    return {t: session.execute(text(f"SELECT count(*) FROM {t}")).scalar_one() for t in TABLES}
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_scenario_counts_and_references_in_a_clone(isolator: Any, name: str) -> None:
+    test_id = f"test_counts_{name}"
+    isolator.create_isolated_database_sync(test_id, "thread_messages", name)
+    expected = SCENARIOS[name]
+    with isolator.session_sync(test_id) as session:
+        got = counts(session)
+        assert (got["users"], got["threads"], got["messages"]) == (
+            expected["users"],
+            expected["threads"],
+            expected["messages"],
+        )
+        assert got["memberships"] == expected["users"]  # everyone belongs to an organization
+        # every message's author takes part in its thread
+        strays = session.execute(
+            text(
+                "SELECT count(*) FROM messages m LEFT JOIN thread_participants p "
+                "ON p.thread_id = m.thread_id AND p.user_id = m.user_id WHERE p.user_id IS NULL"
+            )
+        ).scalar_one()
+        assert strays == 0
+        if expected["threads"]:
+            per_thread = session.execute(
+                text(
+                    "SELECT min(n) FROM (SELECT count(*) n FROM thread_participants "
+                    "GROUP BY thread_id) x"
+                )
+            ).scalar_one()
+            assert per_thread == min(expected["participants"], expected["users"])
+    isolator.cleanup_test_database_sync(test_id)
+
+
+def dump(url: str, name: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Seed `name` into the database at `url` and return every row of every table."""
+    engine = create_engine(url, poolclass=NullPool)
+    with engine.begin() as connection:
+        PostgresBase.metadata.create_all(connection)
+        with Session(bind=connection) as session:
+            registry.seed_postgres(name, session)
+        rows = {
+            t: [tuple(r) for r in connection.execute(text(f"SELECT * FROM {t} ORDER BY 1, 2"))]
+            for t in TABLES
+        }
+    engine.dispose()
+    return rows
+
+
+@pytest.mark.parametrize("name", ["minimal", "multi_user"])
+def test_two_builds_give_identical_rows(isolator: Any, name: str) -> None:
+    urls = []
+    for i in range(2):
+        test_id = f"test_identical_{name}_{i}"
+        # an empty schema-less clone: the rows are built from scratch both times
+        isolator.create_isolated_database_sync(test_id, "basic")
+        urls.append(isolator.database_url(test_id, "psycopg"))
+    UserFactory.build_batch(7)  # factory state touched in between must not matter
+    first, second = dump(urls[0], name), dump(urls[1], name)
+    assert first == second
+    assert len(first["users"]) == SCENARIOS[name]["users"]
+
+
+def test_unknown_scenario_names_the_known_ones(isolator: Any) -> None:
+    with pytest.raises(UnknownChoiceError) as info:
+        isolator.create_isolated_database_sync("test_typo", "thread_messages", "minimul")
+    for known in SCENARIOS:
+        assert repr(known) in str(info.value)
+
+
+def test_scenario_on_a_schema_without_users_says_which_schema(isolator: Any) -> None:
+    from netra_isolation.errors import SeedError
+
+    with pytest.raises(SeedError, match="user_management or thread_messages"):
+        isolator.ensure_template(TemplateSpec("basic", "minimal"))
+
+
+def test_factory_code_is_in_the_fingerprint(tmp_path: Path) -> None:
+    code = tmp_path / "my_factories.py"
+    code.write_text("VERSION = 1\n")
+    scenarios = ScenarioRegistry()
+    scenarios.depends_on_code(code)
+    marker = f"custom {tmp_path.name}"
+
+    @scenarios.scenario("custom", seed=7)
+    def custom(session: Session) -> None:
+        session.add(User(email=f"{marker}@example.com", full_name=marker))
+
+    settings = Settings.load(root=ROOT)
+
+    def ensure() -> tuple[Any, Any]:
+        isolator = PostgreSQLTestIsolator(settings, scenarios=scenarios)
+        ref = isolator.ensure_template(TemplateSpec("user_management", "custom"))
+        isolator.close()
+        return ref, isolator.metrics.counters
+
+    first, _ = ensure()
+    again, counters = ensure()
+    assert again.fingerprint == first.fingerprint
+    assert counters["templates_built"] == 0
+    code.write_text("VERSION = 2\n")
+    changed, counters = ensure()
+    assert changed.fingerprint != first.fingerprint
+    assert counters["templates_built"] == 1
+
+
+def test_template_is_seeded_once_not_per_test(isolator: Any) -> None:
+    seeds = isolator.metrics.timings["seed"]
+    isolator.create_isolated_database_sync("test_once_a", "thread_messages", "basic_workflow")
+    after_first = len(seeds)
+    isolator.create_isolated_database_sync("test_once_b", "thread_messages", "basic_workflow")
+    isolator.create_isolated_database_sync("test_once_c", "thread_messages", "basic_workflow")
+    assert len(seeds) == after_first  # later clones seed nothing
+    with isolator.session_sync("test_once_c") as session:
+        assert session.scalar(select(User.email).order_by(User.id).limit(1)) == "user0@example.com"
