@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,7 @@ class PostgresServerInfo:
     host: str
     port: int
     user: str
-    password: str
+    password: str = field(repr=False)
     admin_database: str = "postgres"
     source: str = "ephemeral"
 

@@ -1,0 +1,66 @@
+"""Alembic environment for the ClickHouse schema, run over HTTP.
+
+The native driver cannot send INSERT with inline VALUES, which is how Alembic writes its
+version table, so migrations use `clickhouse+http://`. netra_isolation passes its own
+connection in `config.attributes`; the CLI path takes `-x url=clickhouse+http://...`.
+"""
+
+from __future__ import annotations
+
+import os
+from logging.config import fileConfig
+
+from alembic import context
+from sqlalchemy import Connection, create_engine
+from sqlalchemy.pool import NullPool
+
+from netra_isolation.compat.clickhouse_alembic import load_alembic_dialect
+from netra_isolation.models.clickhouse import ClickHouseBase
+
+dialect = load_alembic_dialect()
+config = context.config
+target_metadata = ClickHouseBase.metadata
+
+
+def _url() -> str:
+    url = (
+        context.get_x_argument(as_dictionary=True).get("url")
+        or config.get_main_option("sqlalchemy.url")
+        or os.environ.get("NETRA_CLICKHOUSE_URL")
+    )
+    if not url:
+        raise SystemExit(
+            "no database URL: pass -x url=clickhouse+http://user:password@host:8123/db "
+            "(or set NETRA_CLICKHOUSE_URL)"
+        )
+    return url
+
+
+def _run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        include_object=dialect.include_object,
+        transaction_per_migration=False,
+    )
+    with context.begin_transaction():
+        dialect.patch_alembic_version(context)
+        context.run_migrations()
+
+
+def main() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)  # no fileConfig here: it would silence pytest's log capture
+        return
+    if config.config_file_name is not None:
+        fileConfig(config.config_file_name)
+    engine = create_engine(_url(), poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            _run(connection)
+    finally:
+        engine.dispose()
+
+
+main()

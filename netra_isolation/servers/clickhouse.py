@@ -1,0 +1,293 @@
+"""A throwaway ClickHouse for tests: generated config, started, reused, stopped.
+
+Works with Debian's `clickhouse-server` (18.16) and with a modern single `clickhouse` binary
+(`clickhouse server --config-file ...`). Loopback only, free HTTP and native ports, data under
+the project cache directory, a generated password for the user the tool uses.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from netra_isolation.errors import BinariesNotFoundError, ServerStartError, ServerUnreachableError
+from netra_isolation.servers.postgres import free_port
+
+USER = "netra"
+
+CONFIG = """<?xml version="1.0"?>
+<yandex>
+  <logger><level>warning</level><log>{home}/server.log</log>
+    <errorlog>{home}/server.err.log</errorlog><size>10M</size><count>2</count></logger>
+  <http_port>{http_port}</http_port>
+  <tcp_port>{native_port}</tcp_port>
+  <listen_host>127.0.0.1</listen_host>
+  <path>{home}/data/</path>
+  <tmp_path>{home}/data/tmp/</tmp_path>
+  <user_files_path>{home}/data/user_files/</user_files_path>
+  <format_schema_path>{home}/data/format_schemas/</format_schema_path>
+  <users_config>{home}/users.xml</users_config>
+  <mark_cache_size>67108864</mark_cache_size>
+  <uncompressed_cache_size>67108864</uncompressed_cache_size>
+  <max_concurrent_queries>200</max_concurrent_queries>
+  <max_server_memory_usage_to_ram_ratio>0.25</max_server_memory_usage_to_ram_ratio>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <timezone>UTC</timezone>
+</yandex>
+"""
+
+USERS = """<?xml version="1.0"?>
+<yandex>
+  <profiles><default><max_memory_usage>2000000000</max_memory_usage>
+    <max_threads>2</max_threads></default></profiles>
+  <users>
+    <{user}>
+      <password_sha256_hex>{password_sha256}</password_sha256_hex>
+      <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+      <profile>default</profile><quota>default</quota>
+      <access_management>1</access_management>
+    </{user}>
+  </users>
+  <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors>
+    <result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time>
+  </interval></default></quotas>
+</yandex>
+"""
+
+
+@dataclass(frozen=True)
+class ClickHouseServerInfo:
+    host: str
+    http_port: int
+    native_port: int
+    user: str
+    password: str = field(repr=False)
+    source: str = "ephemeral"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.host}:{self.http_port}/"
+
+    def query(self, sql: str, database: str | None = None, timeout: float = 5.0) -> str:
+        """Run one statement over HTTP; fails within `timeout` naming host and port."""
+        params = {"database": database} if database else {}
+        url = self.http_url + ("?" + urllib.parse.urlencode(params) if params else "")
+        request = urllib.request.Request(url, data=sql.encode(), method="POST")
+        token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return str(response.read().decode())
+        except urllib.error.HTTPError as exc:
+            body = exc.read().decode(errors="replace").strip()
+            raise ClickHouseQueryError(body or str(exc), sql) from None
+        except (urllib.error.URLError, OSError) as exc:
+            variable = "TEST_CLICKHOUSE_HOST / TEST_CLICKHOUSE_PORT"
+            if self.source == "ephemeral":
+                variable += " (or run `netra-isolation servers down` to reset the local one)"
+            reason = getattr(exc, "reason", exc)
+            raise ServerUnreachableError(
+                "ClickHouse", self.host, self.http_port, variable, reason, timeout
+            ) from exc
+
+    def ping(self, timeout: float = 2.0) -> bool:
+        try:
+            with urllib.request.urlopen(self.http_url + "ping", timeout=timeout) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+
+class ClickHouseQueryError(RuntimeError):
+    def __init__(self, message: str, sql: str) -> None:
+        self.sql = sql
+        super().__init__(f"{message}\n  in: {sql[:500]}")
+
+
+def find_clickhouse(search: list[str] | None = None) -> list[str]:
+    """The command that runs a server: a modern single binary first, then Debian's."""
+    directories = search if search is not None else os.environ.get("PATH", "").split(os.pathsep)
+    directories = (
+        [*directories, "/usr/bin", "/usr/sbin", "/usr/local/bin"] if search is None else directories
+    )
+    for directory in directories:
+        single = Path(directory) / "clickhouse"
+        if single.is_file() and os.access(single, os.X_OK):
+            return [str(single), "server"]
+    for directory in directories:
+        server = Path(directory) / "clickhouse-server"
+        if server.is_file() and os.access(server, os.X_OK):
+            return [str(server)]
+    raise BinariesNotFoundError(
+        "clickhouse",
+        [f"{d}/{{clickhouse,clickhouse-server}}" for d in dict.fromkeys(directories)],
+        "Debian/Ubuntu: apt-get install clickhouse-server; or a single `clickhouse` binary on PATH",
+    )
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie (our own exited child) counts as gone
+    try:
+        return not Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    except (OSError, IndexError):
+        return True
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+@dataclass
+class _State:
+    password: str
+    http_port: int = 0
+    native_port: int = 0
+    pid: int = 0
+
+
+class EphemeralClickHouse:
+    """The project's own throwaway ClickHouse; its state lives under `cache_dir/clickhouse`."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.home = (cache_dir / "clickhouse").resolve()
+        self.state_path = self.home / "state.json"
+        self._lock = FileLock(str(self.home / ".lock"), timeout=120)
+
+    def ensure_running(self, timeout: float = 60.0) -> ClickHouseServerInfo:
+        self.home.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            state = self._read_state()
+            if state and state.pid and _pid_alive(state.pid) and self._info(state).ping():
+                return self._info(state)
+            return self._start(state, timeout)
+
+    def status(self) -> ClickHouseServerInfo | None:
+        state = self._read_state()
+        if state and state.pid and _pid_alive(state.pid) and self._info(state).ping():
+            return self._info(state)
+        return None
+
+    def stop(self, timeout: float = 30.0, purge: bool = False) -> bool:
+        self.home.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            state = self._read_state()
+            if state is None:
+                return False
+            was_running = bool(state.pid and _pid_alive(state.pid))
+            if was_running:
+                os.kill(state.pid, signal.SIGTERM)
+                deadline = time.monotonic() + timeout
+                while _pid_alive(state.pid) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                if _pid_alive(state.pid):
+                    os.kill(state.pid, signal.SIGKILL)
+            state.pid = 0
+            if purge:
+                shutil.rmtree(self.home / "data", ignore_errors=True)
+                self.state_path.unlink(missing_ok=True)
+            else:
+                self._write_state(state)
+            return was_running
+
+    def _info(self, state: _State) -> ClickHouseServerInfo:
+        return ClickHouseServerInfo(
+            "127.0.0.1", state.http_port, state.native_port, USER, state.password
+        )
+
+    def _read_state(self) -> _State | None:
+        try:
+            return _State(**json.loads(self.state_path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def _write_state(self, state: _State) -> None:
+        tmp = self.state_path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(asdict(state), handle)
+        os.replace(tmp, self.state_path)
+
+    def _start(self, state: _State | None, timeout: float) -> ClickHouseServerInfo:
+        command = find_clickhouse()
+        state = state or _State(secrets.token_urlsafe(24))
+        state.http_port, state.native_port = free_port(), free_port()
+        while state.native_port == state.http_port:
+            state.native_port = free_port()
+        digest = hashlib.sha256(state.password.encode()).hexdigest()
+        (self.home / "data").mkdir(exist_ok=True)
+        users = self.home / "users.xml"
+        fd = os.open(users, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(USERS.format(user=USER, password_sha256=digest))
+        config = self.home / "config.xml"
+        config.write_text(CONFIG.format(home=self.home, **asdict(state)))
+        errlog = self.home / "server.err.log"
+        errlog.unlink(missing_ok=True)
+        with open(self.home / "stdout.log", "wb") as out:
+            process = subprocess.Popen(
+                [*command, f"--config-file={config}"],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.home,
+                start_new_session=True,  # survives this run: later runs reuse it
+            )
+        info = self._info(state)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if info.ping(timeout=1):
+                state.pid = process.pid
+                self._write_state(state)
+                return info
+            if process.poll() is not None:
+                break
+            time.sleep(0.1)
+        if process.poll() is None:
+            process.kill()
+        log = _tail(errlog) or _tail(self.home / "stdout.log")
+        reason = (
+            f"exited with code {process.returncode}"
+            if process.returncode is not None
+            else f"no answer on /ping within {timeout:g}s"
+        )
+        raise ServerStartError("clickhouse", f"{' '.join(command)} {reason}", log)
+
+
+def server_info_from(settings: Any) -> ClickHouseServerInfo:
+    """The external server of the settings (TEST_CLICKHOUSE_*), checked to answer."""
+    external = settings.clickhouse
+    info = ClickHouseServerInfo(
+        external.host,
+        external.http_port,
+        external.native_port,
+        external.user,
+        external.password,
+        source=settings.source("clickhouse"),
+    )
+    info.query("SELECT 1", timeout=settings.connect_timeout)
+    return info
