@@ -1,5 +1,10 @@
 """netra_isolation: every test its own real PostgreSQL and ClickHouse database."""
 
+from netra_isolation.clickhouse_isolation import (
+    AsyncClickHouseClient,
+    ClickHouseClient,
+    ClickHouseTestIsolator,
+)
 from netra_isolation.errors import (
     ConfigurationError,
     MigrationError,
@@ -11,6 +16,8 @@ from netra_isolation.errors import (
 )
 from netra_isolation.isolated_test_config import (
     IsolatedTestConfig,
+    with_isolated_clickhouse,
+    with_isolated_clickhouse_sync,
     with_isolated_postgres,
     with_isolated_postgres_sync,
 )
@@ -21,6 +28,9 @@ from netra_isolation.settings import Settings
 from netra_isolation.test_database_manager import TestDatabaseManager
 
 __all__ = [
+    "AsyncClickHouseClient",
+    "ClickHouseClient",
+    "ClickHouseTestIsolator",
     "ConfigurationError",
     "DatabaseRef",
     "IsolatedTestConfig",
@@ -37,6 +47,8 @@ __all__ = [
     "UnknownChoiceError",
     "UnknownSchemaTypeError",
     "scenario",
+    "with_isolated_clickhouse",
+    "with_isolated_clickhouse_sync",
     "with_isolated_postgres",
     "with_isolated_postgres_sync",
 ]

@@ -6,6 +6,7 @@ original design's conftest does); the `pytest11` entry point loads it too.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -18,6 +19,7 @@ import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from netra_isolation.clickhouse_isolation import AsyncClickHouseClient, ClickHouseClient
 from netra_isolation.errors import ConfigurationError
 from netra_isolation.isolator import DatabaseRef, TemplateSpec
 from netra_isolation.naming import slug, test_id_from_nodeid
@@ -66,32 +68,46 @@ class IsolatedTestConfig:
         self.keep = False
         self.databases: dict[str, DatabaseRef] = {}
         self._isolators: dict[str, Any] = {}
+        self._clients: list[ClickHouseClient] = []
 
     def __repr__(self) -> str:
         return f"IsolatedTestConfig(test_id={self.test_id!r}, level={self.level!r})"
 
-    # -- PostgreSQL ----------------------------------------------------------------------
-    def setup_postgres_sync(
-        self, schema_type: str = "basic", scenario: str | None = None
+    def _shared(self, backend: str) -> bool:
+        # ClickHouse has no transactions: it is always isolated by database.
+        return self.level == "transaction" and backend == "postgres"
+
+    def setup_sync(
+        self, backend: str, schema_type: str = "basic", scenario: str | None = None
     ) -> DatabaseRef:
-        isolator = self.manager.postgres
-        self._isolators["postgres"] = isolator
-        if self.level == "transaction":
-            db = self.manager.worker_database("postgres", TemplateSpec(schema_type, scenario))
+        """Give this test a database on `backend`, cloned from the (schema, scenario) template."""
+        isolator = self.manager.isolator(backend)
+        self._isolators[backend] = isolator
+        if self._shared(backend):
+            db = self.manager.worker_database(backend, TemplateSpec(schema_type, scenario))
             isolator.attach(self.test_id, db)
         else:
             db = isolator.create_isolated_database_sync(
                 self.test_id, schema_type, scenario, nodeid=self.nodeid
             )
-        self.databases["postgres"] = db
+        self.databases[backend] = db
         return db
+
+    async def setup(
+        self, backend: str, schema_type: str = "basic", scenario: str | None = None
+    ) -> DatabaseRef:
+        return await asyncio.to_thread(self.setup_sync, backend, schema_type, scenario)
+
+    # -- PostgreSQL ----------------------------------------------------------------------
+    def setup_postgres_sync(
+        self, schema_type: str = "basic", scenario: str | None = None
+    ) -> DatabaseRef:
+        return self.setup_sync("postgres", schema_type, scenario)
 
     async def setup_postgres(
         self, schema_type: str = "basic", scenario: str | None = None
     ) -> DatabaseRef:
-        import asyncio
-
-        return await asyncio.to_thread(self.setup_postgres_sync, schema_type, scenario)
+        return await self.setup("postgres", schema_type, scenario)
 
     def postgres_session(self) -> Any:
         """Async context manager giving the test's AsyncSession (rolled back at `transaction`)."""
@@ -102,11 +118,33 @@ class IsolatedTestConfig:
             self.test_id, rollback=self.level == "transaction"
         )
 
+    # -- ClickHouse ----------------------------------------------------------------------
+    def setup_clickhouse_sync(
+        self, table_set: str = "basic", scenario: str | None = None
+    ) -> DatabaseRef:
+        return self.setup_sync("clickhouse", table_set, scenario)
+
+    async def setup_clickhouse(
+        self, table_set: str = "basic", scenario: str | None = None
+    ) -> DatabaseRef:
+        return await self.setup("clickhouse", table_set, scenario)
+
+    def clickhouse_client_sync(self) -> ClickHouseClient:
+        client: ClickHouseClient = self.manager.isolator("clickhouse").client(self.test_id)
+        self._clients.append(client)
+        return client
+
+    def clickhouse_client(self) -> AsyncClickHouseClient:
+        return AsyncClickHouseClient(self.clickhouse_client_sync())
+
     # -- cleanup and info ---------------------------------------------------------------
     def cleanup_databases_sync(self) -> None:
+        for client in self._clients:
+            client.close()
+        self._clients.clear()
         for backend in list(self.databases):
             del self.databases[backend]
-            if self.level == "transaction":  # the worker's database outlives the test
+            if self._shared(backend):  # the worker's database outlives the test
                 self._isolators[backend].forget(self.test_id)
             else:
                 self.manager.release(backend, self.test_id, keep=self.keep)
@@ -127,15 +165,19 @@ class IsolationRequest:
     level: str = "database"
     schema: str = "basic"
     scenario: str | None = None
+    clickhouse_schema: str = "basic"
 
 
 def isolation(
-    level: str = "database", schema: str = "basic", scenario: str | None = None
+    level: str = "database",
+    schema: str = "basic",
+    scenario: str | None = None,
+    clickhouse_schema: str = "basic",
 ) -> IsolationRequest:
     """The signature of `@pytest.mark.isolation(...)`: a typo fails with Python's own message."""
     if level not in LEVELS:
         raise ConfigurationError(f"level={level!r} is not one of {', '.join(LEVELS)}")
-    return IsolationRequest(level, schema, scenario)
+    return IsolationRequest(level, schema, scenario, clickhouse_schema)
 
 
 @asynccontextmanager
@@ -158,6 +200,44 @@ async def with_isolated_postgres(
     finally:
         if config.cleanup_on_exit:
             await config.cleanup_databases()
+
+
+@asynccontextmanager
+async def with_isolated_clickhouse(
+    test_name: str,
+    table_set: str = "basic",
+    scenario: str | None = None,
+    *,
+    cleanup_on_exit: bool = True,
+    manager: TestDatabaseManager | None = None,
+) -> AsyncIterator[tuple[AsyncClickHouseClient, str, IsolatedTestConfig]]:
+    """`async with with_isolated_clickhouse("t", "events") as (client, db_name, config):`"""
+    config = IsolatedTestConfig(test_name, cleanup_on_exit, manager=manager)
+    try:
+        db = await config.setup_clickhouse(table_set, scenario)
+        yield config.clickhouse_client(), db.name, config
+    finally:
+        if config.cleanup_on_exit:
+            await config.cleanup_databases()
+
+
+@contextmanager
+def with_isolated_clickhouse_sync(
+    test_name: str,
+    table_set: str = "basic",
+    scenario: str | None = None,
+    *,
+    cleanup_on_exit: bool = True,
+    manager: TestDatabaseManager | None = None,
+) -> Iterator[tuple[ClickHouseClient, str, IsolatedTestConfig]]:
+    """The synchronous twin of `with_isolated_clickhouse`."""
+    config = IsolatedTestConfig(test_name, cleanup_on_exit, manager=manager)
+    try:
+        db = config.setup_clickhouse_sync(table_set, scenario)
+        yield config.clickhouse_client_sync(), db.name, config
+    finally:
+        if config.cleanup_on_exit:
+            config.cleanup_databases_sync()
 
 
 @contextmanager
@@ -199,6 +279,7 @@ def _request_isolation(
         "level": settings.level,
         "schema": settings.schema,
         "scenario": settings.scenario,
+        "clickhouse_schema": settings.clickhouse_schema,
     }
     marker = request.node.get_closest_marker("isolation")
     if marker is None:
@@ -258,5 +339,70 @@ def isolated_postgres_sync(
         config.setup_postgres_sync(wanted.schema, wanted.scenario)
         with config.postgres_session_sync() as session, bind_session(session):
             yield session, config
+    finally:
+        _finish(request, config)
+
+
+@pytest_asyncio.fixture
+async def isolated_clickhouse(
+    request: pytest.FixtureRequest, netra_manager: TestDatabaseManager
+) -> AsyncIterator[tuple[AsyncClickHouseClient, str, IsolatedTestConfig]]:
+    """`(client, db_name, config)`: a ClickHouse database of the test's own; `await` the
+    client's `execute`, `insert`, `scalar` and `count`."""
+    config, wanted = _test_config(request, netra_manager)
+    try:
+        db = await config.setup_clickhouse(wanted.clickhouse_schema, wanted.scenario)
+        yield config.clickhouse_client(), db.name, config
+    finally:
+        _finish(request, config)
+
+
+@pytest.fixture
+def isolated_clickhouse_sync(
+    request: pytest.FixtureRequest, netra_manager: TestDatabaseManager
+) -> Iterator[tuple[ClickHouseClient, str, IsolatedTestConfig]]:
+    """The synchronous twin of `isolated_clickhouse`."""
+    config, wanted = _test_config(request, netra_manager)
+    try:
+        db = config.setup_clickhouse_sync(wanted.clickhouse_schema, wanted.scenario)
+        yield config.clickhouse_client_sync(), db.name, config
+    finally:
+        _finish(request, config)
+
+
+FULL_STACK_SCHEMAS = {"schema": "thread_messages", "clickhouse_schema": "events"}
+
+
+@pytest_asyncio.fixture
+async def isolated_full_stack(
+    request: pytest.FixtureRequest, netra_manager: TestDatabaseManager
+) -> AsyncIterator[dict[str, Any]]:
+    """PostgreSQL and ClickHouse, both isolated and both seeded with one scenario.
+
+    Unless a marker or setting says otherwise, PostgreSQL is `thread_messages` and ClickHouse
+    `events`, so every scenario fits.
+    """
+    config, wanted = _test_config(request, netra_manager)
+    settings = netra_manager.settings
+    marker = request.node.get_closest_marker("isolation")
+    chosen = marker.kwargs if marker else {}
+    schema = {
+        key: getattr(wanted, key) if key in chosen or settings.source(key) != "default" else default
+        for key, default in FULL_STACK_SCHEMAS.items()
+    }
+    try:
+        pg, ch = await asyncio.gather(
+            config.setup_postgres(schema["schema"], wanted.scenario),
+            config.setup_clickhouse(schema["clickhouse_schema"], wanted.scenario),
+        )
+        async with config.postgres_session() as session:
+            with bind_session(session):
+                yield {
+                    "postgres_session": session,
+                    "postgres_database": pg.name,
+                    "clickhouse_client": config.clickhouse_client(),
+                    "clickhouse_database": ch.name,
+                    "config": config,
+                }
     finally:
         _finish(request, config)

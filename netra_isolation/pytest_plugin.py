@@ -14,6 +14,9 @@ from typing import Any
 import pytest
 
 from netra_isolation.isolated_test_config import (
+    isolated_clickhouse,
+    isolated_clickhouse_sync,
+    isolated_full_stack,
     isolated_postgres,
     isolated_postgres_sync,
     netra_manager,
@@ -24,7 +27,14 @@ from netra_isolation.naming import Owner
 from netra_isolation.settings import LEVELS, Settings
 from netra_isolation.test_database_manager import TestDatabaseManager
 
-__all__ = ["isolated_postgres", "isolated_postgres_sync", "netra_manager"]
+__all__ = [
+    "isolated_clickhouse",
+    "isolated_clickhouse_sync",
+    "isolated_full_stack",
+    "isolated_postgres",
+    "isolated_postgres_sync",
+    "netra_manager",
+]
 
 MANAGER = pytest.StashKey[TestDatabaseManager]()
 SETTINGS = pytest.StashKey[Settings]()
@@ -58,7 +68,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "isolation(level='database'|'transaction', schema='basic', scenario=None): "
+        "isolation(level='database'|'transaction', schema='basic', scenario=None, "
+        "clickhouse_schema='basic'): "
         "how a test's databases are isolated, migrated and seeded",
     )
     overrides = {name: config.getoption(f"netra_{name}") for name in OPTIONS}
@@ -89,10 +100,12 @@ def metrics_for(config: pytest.Config) -> Metrics:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     settings = config.stash[SETTINGS]
-    pg = settings.postgres
-    where = f"{pg.host}:{pg.port} (from " if pg else "throwaway local server ("
+    pg, ch = settings.postgres, settings.clickhouse
+    pg_where = f"{pg.host}:{pg.port} (from " if pg else "throwaway local server ("
+    ch_where = f"{ch.host}:{ch.http_port} (from " if ch else "throwaway local server ("
     return [
-        f"netra-isolation: postgres = {where}{settings.source('postgres')}); "
+        f"netra-isolation: postgres = {pg_where}{settings.source('postgres')}); "
+        f"clickhouse = {ch_where}{settings.source('clickhouse')}); "
         f"level = {settings.level} (from {settings.source('level')})",
     ]
 

@@ -119,6 +119,14 @@ class ScenarioRegistry:
 
         return decorate
 
+    def seed_clickhouse(self, name: str) -> Mapping[str, list[dict[str, Any]]]:
+        """A scenario's ClickHouse rows per table, deterministically (one batch each)."""
+        scenario = self.get(name)
+        if scenario.clickhouse is None:
+            return {}
+        reseed(scenario.seed + 1)
+        return scenario.clickhouse(_user_ids(scenario))
+
     def seed_postgres(self, name: str, session: Session) -> None:
         """Run a scenario's PostgreSQL part into `session`, deterministically."""
         scenario = self.get(name)
@@ -163,6 +171,11 @@ class ScenarioRegistry:
         scenario = self.get(name)
         code = files_digest(sorted({*scenario.code_paths(), *self._extra_code}))
         return f"{scenario.name}:{scenario.seed}:{code}"
+
+
+def _user_ids(scenario: Scenario) -> list[int]:
+    # Scenarios make their users first, in a fresh schema: identities 1..n.
+    return list(range(1, scenario.counts.get("users", 0) + 1))
 
 
 def reseed(seed: int) -> None:

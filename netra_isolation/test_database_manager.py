@@ -7,6 +7,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from netra_isolation.clickhouse_isolation import ClickHouseTestIsolator
 from netra_isolation.errors import ConfigurationError
 from netra_isolation.isolator import DatabaseRef, TemplateSpec
 from netra_isolation.metrics import Metrics
@@ -14,7 +15,7 @@ from netra_isolation.naming import Owner
 from netra_isolation.postgres_isolation import PostgreSQLTestIsolator
 from netra_isolation.settings import Settings
 
-BACKENDS = ("postgres",)
+BACKENDS = ("postgres", "clickhouse")
 
 
 class TestDatabaseManager:
@@ -46,6 +47,8 @@ class TestDatabaseManager:
     def _make(self, backend: str) -> Any:
         if backend == "postgres":
             return PostgreSQLTestIsolator(self.settings, metrics=self.metrics, owner=self.owner)
+        if backend == "clickhouse":
+            return ClickHouseTestIsolator(self.settings, metrics=self.metrics, owner=self.owner)
         raise ConfigurationError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
 
     @property

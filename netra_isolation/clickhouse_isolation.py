@@ -1,0 +1,516 @@
+"""ClickHouseTestIsolator: the PostgreSQL isolator's shape on ClickHouse.
+
+A template database per fingerprint (migrated over HTTP by Alembic, seeded in one batch per
+table, sealed last by a marker table); a clone per test made of hard links: `CREATE TABLE ..
+AS template.t` plus `REPLACE PARTITION .. FROM` for every active partition (`CLONE AS` on
+servers that have it), `INSERT .. SELECT` for engines without partitions, views re-created
+from their DDL. All SQL goes through a small executor seam (sync SQL in, rows out): the
+server implementation here, and chdb's in-process engine in the tests of modern servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import re
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+from filelock import FileLock
+from sqlalchemy import create_engine
+from sqlalchemy.engine import URL
+from sqlalchemy.pool import NullPool
+
+from netra_isolation.errors import ConfigurationError, SeedError, ServerError
+from netra_isolation.isolator import DatabaseRef, TemplateRef, TemplateSpec
+from netra_isolation.metrics import Metrics
+from netra_isolation.migrations import (
+    alembic_config,
+    check_schema_type,
+    migrations_fingerprint,
+    schema_types,
+    upgrade,
+)
+from netra_isolation.naming import Owner, database_name, slug, template_name
+from netra_isolation.seed_data_manager import ScenarioRegistry, registry
+from netra_isolation.servers.clickhouse import (
+    ClickHouseServerInfo,
+    EphemeralClickHouse,
+    server_info_from,
+)
+from netra_isolation.settings import Settings
+
+OWNER_TABLE = "_netra_owner"
+SEALED_TABLE = "_netra_sealed"
+MASK = "***"
+UNPARTITIONED = {"Log", "TinyLog", "StripeLog", "Memory"}
+VIEWS = {"View", "MaterializedView", "LiveView"}
+
+
+def quote(name: str) -> str:
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+def literal(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class Executor(Protocol):
+    """Sync SQL in, rows out."""
+
+    version: tuple[int, int]
+
+    def execute(self, sql: str) -> list[tuple[Any, ...]]: ...
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None: ...
+
+
+class ServerExecutor:
+    """A real server over the native protocol (clickhouse-driver), one client per thread."""
+
+    def __init__(self, server: ClickHouseServerInfo, timeout: float = 5.0) -> None:
+        self.server = server
+        self.timeout = timeout
+        self._local = threading.local()
+        self._clients: list[Any] = []
+        self._lock = threading.Lock()
+        major, minor, *_ = [*server.query("SELECT version()", timeout=timeout).split("."), "0"]
+        self.version = (int(major), int(minor))
+
+    def _client(self) -> Any:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            from clickhouse_driver import Client
+
+            client = Client(
+                host=self.server.host,
+                port=self.server.native_port,
+                user=self.server.user,
+                password=self.server.password,
+                connect_timeout=self.timeout,
+            )
+            self._local.client = client
+            with self._lock:
+                self._clients.append(client)
+        return client
+
+    def execute(self, sql: str) -> list[tuple[Any, ...]]:
+        result = self._client().execute(sql)
+        return [tuple(row) for row in result] if isinstance(result, list) else []
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        cols = ", ".join(quote(c) for c in columns)
+        self._client().execute(f"INSERT INTO {table} ({cols}) VALUES", [list(r) for r in rows])
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.disconnect()
+
+
+class ClickHouseTestIsolator:
+    backend = "clickhouse"
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        executor: Executor | None = None,
+        server: ClickHouseServerInfo | None = None,
+        metrics: Metrics | None = None,
+        owner: Owner | None = None,
+        scenarios: ScenarioRegistry | None = None,
+    ) -> None:
+        self.settings = settings or Settings.load()
+        self.metrics = metrics or Metrics()
+        self.owner = owner or Owner.new_run()
+        self.scenarios = scenarios or registry
+        self._server = server
+        self._executor = executor
+        self._server_error: ServerError | None = None
+        self._lock = threading.Lock()
+        self._templates: dict[TemplateSpec, TemplateRef] = {}
+        self._databases: dict[str, DatabaseRef] = {}
+        self._counter = itertools.count()
+        self._alembic = alembic_config(self.settings.alembic_ini, self.settings.clickhouse_section)
+
+    # -- server ---------------------------------------------------------------------------
+    @property
+    def server(self) -> ClickHouseServerInfo:
+        with self._lock:
+            if self._server_error is not None:
+                raise self._server_error
+            if self._server is None:
+                try:
+                    with self.metrics.timed("server_start"):
+                        if self.settings.clickhouse is None:
+                            self._server = EphemeralClickHouse(
+                                self.settings.cache_dir
+                            ).ensure_running(self.settings.server_start_timeout)
+                        else:
+                            self._server = server_info_from(self.settings)
+                except ServerError as exc:
+                    self._server_error = exc
+                    raise
+            return self._server
+
+    @property
+    def executor(self) -> Executor:
+        if self._executor is None:
+            server = self.server
+            with self._lock:
+                if self._executor is None:
+                    self._executor = ServerExecutor(server, self.settings.connect_timeout)
+        return self._executor
+
+    @property
+    def has_server(self) -> bool:
+        return self._executor is not None
+
+    def _run(self, sql: str) -> list[tuple[Any, ...]]:
+        return self.executor.execute(sql)
+
+    @property
+    def modern(self) -> bool:
+        """Servers with `CLONE AS` and Atomic databases (dropped lazily unless SYNC)."""
+        return self.executor.version >= (24, 1)
+
+    # -- templates ------------------------------------------------------------------------
+    def schema_types(self) -> list[str]:
+        return schema_types(self._alembic)
+
+    def validate(self, spec: TemplateSpec) -> None:
+        check_schema_type(self._alembic, spec.schema_type, self.backend)
+        if spec.scenario is not None:
+            self.scenarios.load(self.settings.scenario_modules)
+            self.scenarios.get(spec.scenario)
+
+    def fingerprint(self, spec: TemplateSpec) -> str:
+        parts = [
+            migrations_fingerprint(self._alembic),
+            spec.schema_type,
+            self.scenarios.fingerprint(spec.scenario) if spec.scenario else "-",
+            str(self.executor.version[0]),
+            self.server.user,
+        ]
+        return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+
+    def _exists(self, database: str, table: str | None = None) -> bool:
+        if table is None:
+            sql = f"SELECT count() FROM system.databases WHERE name = {literal(database)}"
+        else:
+            sql = (
+                f"SELECT count() FROM system.tables WHERE database = {literal(database)} "
+                f"AND name = {literal(table)}"
+            )
+        return bool(self._run(sql)[0][0])
+
+    def ensure_template(self, spec: TemplateSpec) -> TemplateRef:
+        with self._lock:
+            cached = self._templates.get(spec)
+        if cached is not None:
+            return cached
+        self.validate(spec)
+        fingerprint = self.fingerprint(spec)
+        name = template_name(self.settings.prefix, spec.labels(), fingerprint, max_length=40)
+        lock_dir = self.settings.cache_dir / "clickhouse" / "locks"
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(lock_dir / f"{name}.lock"), timeout=self.settings.template_build_timeout):
+            sealed = self._exists(name, SEALED_TABLE)
+            if not sealed:
+                self._drop_name(name)  # unsealed: a crashed build, never trusted
+                with self.metrics.timed("template_build"):
+                    self._build(spec, name, fingerprint)
+            self.metrics.count("templates_reused" if sealed else "templates_built")
+        ref = TemplateRef(self.backend, name, fingerprint, spec, not sealed)
+        with self._lock:
+            self._templates[spec] = ref
+        return ref
+
+    def _build(self, spec: TemplateSpec, name: str, fingerprint: str) -> None:
+        self._run(f"CREATE DATABASE {quote(name)}")
+        try:
+            with self.metrics.timed("migrate"):
+                self._migrate(name, spec.schema_type)
+            if spec.scenario is not None:
+                with self.metrics.timed("seed"):
+                    self._seed(name, spec.scenario)
+            self._mark(name, OWNER_TABLE, self.owner.for_test(f"template:{fingerprint}").tag())
+            # Sealing is the last step: an unsealed template is never cloned.
+            self._mark(name, SEALED_TABLE, fingerprint)
+        except BaseException:
+            self._drop_name(name)
+            raise
+
+    def _migrate(self, database: str, schema_type: str) -> None:
+        server = self.server
+        url = URL.create(
+            "clickhouse+http",
+            username=server.user,
+            password=server.password,
+            host=server.host,
+            port=server.http_port,
+            database=database,
+        )
+        engine = create_engine(url, poolclass=NullPool)
+        try:
+            with engine.connect() as connection:
+                upgrade(self._alembic, connection, schema_type)
+        finally:
+            engine.dispose()
+
+    def _seed(self, database: str, scenario_name: str) -> None:
+        try:
+            tables = self.scenarios.seed_clickhouse(scenario_name)
+            for table, rows in tables.items():
+                if rows:
+                    columns = list(rows[0])
+                    self.executor.insert(
+                        f"{quote(database)}.{quote(table)}",
+                        columns,
+                        [[row[c] for c in columns] for row in rows],
+                    )
+        except Exception as exc:
+            raise SeedError(
+                f"scenario {scenario_name!r} failed while seeding ClickHouse: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+    def _mark(self, database: str, table: str, value: str) -> None:
+        target = f"{quote(database)}.{quote(table)}"
+        self._run(f"CREATE TABLE {target} (value String) ENGINE = TinyLog")
+        self.executor.insert(target, ["value"], [[value]])
+
+    # -- clones ---------------------------------------------------------------------------
+    def _tables(self, database: str) -> list[tuple[str, str, str]]:
+        rows = self._run(
+            "SELECT name, engine, create_table_query FROM system.tables "
+            f"WHERE database = {literal(database)} ORDER BY name"
+        )
+        return [(str(n), str(e), str(q)) for n, e, q in rows if not str(n).startswith(".inner")]
+
+    def copy_tables(self, source: str, target: str, *, skip: Iterable[str] = ()) -> None:
+        """Make `target`'s tables equal to `source`'s: hard links where the engine allows."""
+        skipped = {OWNER_TABLE, SEALED_TABLE, *skip}
+        tables = [t for t in self._tables(source) if t[0] not in skipped]
+        for table, engine, _ddl in tables:
+            if engine in VIEWS:
+                continue
+            src, dst = f"{quote(source)}.{quote(table)}", f"{quote(target)}.{quote(table)}"
+            if engine.endswith("MergeTree") and self.modern:
+                self._run(f"CREATE TABLE {dst} CLONE AS {src}")
+            elif engine.endswith("MergeTree"):
+                self._run(f"CREATE TABLE {dst} AS {src}")
+                for (partition_id,) in self._run(
+                    "SELECT DISTINCT partition_id FROM system.parts WHERE "
+                    f"database = {literal(source)} AND table = {literal(table)} AND active"
+                ):
+                    self._run(
+                        f"ALTER TABLE {dst} REPLACE PARTITION ID {literal(str(partition_id))} "
+                        f"FROM {src}"
+                    )
+            else:
+                self._run(f"CREATE TABLE {dst} AS {src}")
+                self._run(f"INSERT INTO {dst} SELECT * FROM {src}")
+        for _table, engine, ddl in tables:
+            if engine in VIEWS:
+                self._run(_retarget(ddl, source, target))
+
+    def clone(self, template: TemplateRef, name: str, owner: Owner) -> DatabaseRef:
+        with self.metrics.timed("clone"):
+            self._run(f"CREATE DATABASE {quote(name)}")
+            try:
+                self.copy_tables(template.name, name)
+                self._mark(name, OWNER_TABLE, owner.tag())
+            except BaseException:
+                self._drop_name(name)
+                raise
+        self.metrics.count("databases_created")
+        return DatabaseRef(self.backend, name, slug(owner.test or name), owner, template)
+
+    def _drop_name(self, name: str) -> None:
+        sync = " SYNC" if self.executor.version >= (20, 10) else ""
+        self._run(f"DROP DATABASE IF EXISTS {quote(name)}{sync}")
+
+    def drop(self, db: DatabaseRef) -> None:
+        with self.metrics.timed("drop"):
+            self._drop_name(db.name)
+        self.metrics.count("databases_dropped")
+
+    def owned(self, run: str | None = None) -> list[DatabaseRef]:
+        prefix = f"{self.settings.prefix}\\_%"
+        databases = self._run(
+            f"SELECT database FROM system.tables WHERE name = {literal(OWNER_TABLE)} "
+            f"AND database LIKE {literal(prefix)} ORDER BY database"
+        )
+        refs = []
+        for (database,) in databases:
+            if self._exists(str(database), SEALED_TABLE):
+                continue  # templates are not owned by a run
+            rows = self._run(f"SELECT value FROM {quote(str(database))}.{quote(OWNER_TABLE)}")
+            owner = Owner.parse(str(rows[0][0])) if rows else None
+            if owner is not None and (run is None or owner.run == run):
+                refs.append(DatabaseRef(self.backend, str(database), slug(owner.test), owner))
+        return refs
+
+    def connection_info(self, db: DatabaseRef) -> dict[str, Any]:
+        server = self.server
+        return {
+            "backend": self.backend,
+            "host": server.host,
+            "http_port": server.http_port,
+            "native_port": server.native_port,
+            "user": server.user,
+            "password": MASK,
+            "database": db.name,
+            "url": f"clickhouse+http://{server.user}:{MASK}@{server.host}:{server.http_port}/{db.name}",
+            "template": db.template.name if db.template else None,
+        }
+
+    # -- the test-id API ------------------------------------------------------------------
+    def create_isolated_database_sync(
+        self,
+        test_id: str,
+        schema_type: str = "basic",
+        scenario: str | None = None,
+        *,
+        nodeid: str | None = None,
+    ) -> DatabaseRef:
+        if test_id in self._databases:
+            raise ConfigurationError(
+                f"test id {test_id!r} already has a ClickHouse database "
+                f"({self._databases[test_id].name}); drop it first"
+            )
+        template = self.ensure_template(TemplateSpec(schema_type, scenario))
+        owner = self.owner.for_test(nodeid or test_id)
+        unique = (self.owner.run, self.owner.worker, str(self.owner.pid), owner.test)
+        # short names: they become directory names on the server
+        name = database_name(
+            self.settings.prefix, test_id, *unique, str(next(self._counter)), max_length=40
+        )
+        db = self.clone(template, name, owner)
+        db = DatabaseRef(db.backend, db.name, test_id, db.owner, db.template)
+        self._databases[test_id] = db
+        return db
+
+    async def create_isolated_database(
+        self, test_id: str, schema_type: str = "basic", scenario: str | None = None, **kw: Any
+    ) -> DatabaseRef:
+        return await asyncio.to_thread(
+            self.create_isolated_database_sync, test_id, schema_type, scenario, **kw
+        )
+
+    def database(self, test_id: str) -> DatabaseRef:
+        try:
+            return self._databases[test_id]
+        except KeyError:
+            raise ConfigurationError(
+                f"test id {test_id!r} has no ClickHouse database; call "
+                f"create_isolated_database({test_id!r}) first. Known: {sorted(self._databases)}"
+            ) from None
+
+    def attach(self, test_id: str, db: DatabaseRef) -> None:
+        self._databases[test_id] = db
+
+    def forget(self, test_id: str) -> DatabaseRef:
+        return self._databases.pop(test_id)
+
+    def cleanup_test_database_sync(self, test_id: str) -> None:
+        self.drop(self.forget(test_id))
+
+    async def cleanup_test_database(self, test_id: str) -> None:
+        await asyncio.to_thread(self.cleanup_test_database_sync, test_id)
+
+    def cleanup_all_sync(self) -> None:
+        for test_id in list(self._databases):
+            self.cleanup_test_database_sync(test_id)
+
+    async def cleanup_all(self) -> None:
+        await asyncio.to_thread(self.cleanup_all_sync)
+
+    def get_connection_info(self, test_id: str) -> dict[str, Any]:
+        return self.connection_info(self.database(test_id))
+
+    def client(self, test_id: str) -> ClickHouseClient:
+        return ClickHouseClient(self.server, self.database(test_id).name)
+
+    def close(self) -> None:
+        if isinstance(self._executor, ServerExecutor):
+            self._executor.close()
+
+
+def _retarget(ddl: str, source: str, target: str) -> str:
+    """A view's DDL with every `source.` qualifier pointing at `target` instead."""
+    pattern = re.compile(rf"(?<![\w`]){re.escape(source)}\.|`{re.escape(source)}`\.")
+    return pattern.sub(f"{quote(target)}.", ddl)
+
+
+class ClickHouseClient:
+    """The client a sync test gets: queries and batch inserts, in the test's database."""
+
+    def __init__(self, server: ClickHouseServerInfo, database: str) -> None:
+        from clickhouse_driver import Client
+
+        self.database = database
+        self._client = Client(
+            host=server.host,
+            port=server.native_port,
+            user=server.user,
+            password=server.password,
+            database=database,
+            connect_timeout=5,
+        )
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run `sql`; unqualified table names are the test's database's."""
+        result = self._client.execute(sql, params)
+        return [tuple(row) for row in result] if isinstance(result, list) else []
+
+    def scalar(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
+        rows = self.execute(sql, params)
+        return rows[0][0] if rows else None
+
+    def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Insert all `rows` (dicts with the same keys) as one batch."""
+        if not rows:
+            return 0
+        columns = list(rows[0])
+        cols = ", ".join(quote(c) for c in columns)
+        self._client.execute(
+            f"INSERT INTO {quote(table)} ({cols}) VALUES", [[r[c] for c in columns] for r in rows]
+        )
+        return len(rows)
+
+    def count(self, table: str) -> int:
+        return int(self.scalar(f"SELECT count() FROM {quote(table)}"))
+
+    def close(self) -> None:
+        self._client.disconnect()
+
+
+class AsyncClickHouseClient:
+    """The same client for async tests: every call is awaited (run off the event loop)."""
+
+    def __init__(self, sync: ClickHouseClient) -> None:
+        self.sync = sync
+        self.database = sync.database
+
+    async def execute(
+        self, sql: str, params: Mapping[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        return await asyncio.to_thread(self.sync.execute, sql, params)
+
+    async def scalar(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
+        return await asyncio.to_thread(self.sync.scalar, sql, params)
+
+    async def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
+        return await asyncio.to_thread(self.sync.insert, table, rows)
+
+    async def count(self, table: str) -> int:
+        return await asyncio.to_thread(self.sync.count, table)
+
+    def close(self) -> None:
+        self.sync.close()
