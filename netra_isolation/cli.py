@@ -5,41 +5,52 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
+from netra_isolation.clickhouse_isolation import ClickHouseTestIsolator
 from netra_isolation.errors import NetraIsolationError
 from netra_isolation.postgres_isolation import PostgreSQLTestIsolator
+from netra_isolation.servers.clickhouse import EphemeralClickHouse
 from netra_isolation.servers.postgres import EphemeralPostgres
 from netra_isolation.settings import Settings
 
 
 def _servers(settings: Settings, action: str, purge: bool) -> int:
-    if settings.postgres is not None:
-        pg = settings.postgres
-        print(
-            f"postgres: external {pg.host}:{pg.port} (from {settings.source('postgres')}); "
-            "nothing to manage"
-        )
-        return 0
-    server = EphemeralPostgres(settings.cache_dir)
-    if action == "up":
-        info = server.ensure_running(settings.server_start_timeout)
-        print(f"postgres: running on {info.host}:{info.port} (state: {server.state_path})")
-    elif action == "down":
-        stopped = server.stop(purge=purge)
-        print(
-            f"postgres: {'stopped' if stopped else 'was not running'}"
-            + (", data removed" if purge else "")
-        )
-    else:
-        status = server.status()
-        if status is None:
-            print("postgres: not running (`netra-isolation servers up` starts it)")
-            return 3
-        print(
-            f"postgres: running on {status.host}:{status.port} user {status.user} "
-            f"(state: {server.state_path})"
-        )
-    return 0
+    code = 0
+    servers: list[tuple[str, Any, Any]] = [
+        ("postgres", settings.postgres, EphemeralPostgres(settings.cache_dir)),
+        ("clickhouse", settings.clickhouse, EphemeralClickHouse(settings.cache_dir)),
+    ]
+    for name, external, server in servers:
+        if external is not None:
+            print(
+                f"{name}: external {external.host} (from {settings.source(name)}); "
+                "nothing to manage"
+            )
+        elif action == "up":
+            info = server.ensure_running(settings.server_start_timeout)
+            print(f"{name}: running on {_where(info)} (state: {server.state_path})")
+        elif action == "down":
+            stopped = server.stop(purge=purge)
+            print(
+                f"{name}: {'stopped' if stopped else 'was not running'}"
+                + (", data removed" if purge else "")
+            )
+        elif (status := server.status()) is None:
+            print(f"{name}: not running (`netra-isolation servers up` starts it)")
+            code = 3
+        else:
+            print(
+                f"{name}: running on {_where(status)} user {status.user} "
+                f"(state: {server.state_path})"
+            )
+    return code
+
+
+def _where(info: Any) -> str:
+    if hasattr(info, "http_port"):
+        return f"{info.host} http {info.http_port} native {info.native_port}"
+    return f"{info.host}:{info.port}"
 
 
 def _gc(settings: Settings, dry_run: bool) -> int:
@@ -47,10 +58,11 @@ def _gc(settings: Settings, dry_run: bool) -> int:
     import os
     import socket
 
-    isolator = PostgreSQLTestIsolator(settings)
     host = socket.gethostname()
     dropped = 0
-    for db in isolator.owned():
+    isolators: list[Any] = [PostgreSQLTestIsolator(settings), ClickHouseTestIsolator(settings)]
+    orphans = [(isolator, db) for isolator in isolators for db in isolator.owned()]
+    for isolator, db in orphans:
         if db.owner.host != host:
             continue
         try:
@@ -65,7 +77,8 @@ def _gc(settings: Settings, dry_run: bool) -> int:
             isolator.drop(db)
         dropped += 1
     print(f"{dropped} orphaned database(s)")
-    isolator.close()
+    for isolator in isolators:
+        isolator.close()
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
 from sqlalchemy import text
@@ -129,7 +130,8 @@ def test_changed_migration_builds_a_new_template(tmp_path: Path) -> None:
     old = before.ensure_template(TemplateSpec("basic"))
     before.close()
     migration = next((tmp_path / "migrations/postgres/versions").glob("*basic*.py"))
-    migration.write_text(migration.read_text() + "\n# a change that must rebuild\n")
+    # unique per run: an earlier run's template for the same change would be reused, rightly
+    migration.write_text(migration.read_text() + f"\n# a change that must rebuild: {uuid4()}\n")
     after = PostgreSQLTestIsolator(settings)
     new = after.ensure_template(TemplateSpec("basic"))
     after.close()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from netra_isolation.cli import main
+from netra_isolation.servers.clickhouse import EphemeralClickHouse
 from netra_isolation.servers.postgres import EphemeralPostgres
 
 
@@ -59,8 +60,13 @@ def test_cli_status_up_down(
         assert "not running" in capsys.readouterr().out
         assert main(["servers", "up"]) == 0
         assert main(["servers", "status"]) == 0
-        assert "running on 127.0.0.1:" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "postgres: running on 127.0.0.1:" in out
+        assert "clickhouse: running on 127.0.0.1 http" in out
         assert main(["servers", "down", "--purge"]) == 0
-        assert "stopped, data removed" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "postgres: stopped, data removed" in out
+        assert "clickhouse: stopped, data removed" in out
     finally:
         EphemeralPostgres(tmp_path).stop(purge=True)
+        EphemeralClickHouse(tmp_path).stop(purge=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from sqlalchemy import create_engine, select, text
@@ -109,7 +110,7 @@ def test_scenario_on_a_schema_without_users_says_which_schema(isolator: Any) -> 
 
 def test_factory_code_is_in_the_fingerprint(tmp_path: Path) -> None:
     code = tmp_path / "my_factories.py"
-    code.write_text("VERSION = 1\n")
+    code.write_text(f"VERSION = 1  # {uuid4()}\n")
     scenarios = ScenarioRegistry()
     scenarios.depends_on_code(code)
     marker = f"custom {tmp_path.name}"
@@ -130,7 +131,7 @@ def test_factory_code_is_in_the_fingerprint(tmp_path: Path) -> None:
     again, counters = ensure()
     assert again.fingerprint == first.fingerprint
     assert counters["templates_built"] == 0
-    code.write_text("VERSION = 2\n")
+    code.write_text(f"VERSION = 2  # {uuid4()}\n")
     changed, counters = ensure()
     assert changed.fingerprint != first.fingerprint
     assert counters["templates_built"] == 1

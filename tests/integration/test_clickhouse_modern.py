@@ -1,0 +1,130 @@
+"""The isolator's clone, snapshot and drop statements on a modern ClickHouse (26.x, in-process
+through chdb), so the paths chosen for new servers are known to work: `CLONE AS`, Atomic
+databases dropped with SYNC, and the REPLACE PARTITION path the 18.16 server takes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netra_isolation import ClickHouseTestIsolator, Settings, TemplateRef, TemplateSpec
+from netra_isolation.clickhouse_isolation import OWNER_TABLE, literal, quote
+from netra_isolation.naming import Owner
+
+chdb = pytest.importorskip("chdb")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class ChdbExecutor:
+    """The executor seam over chdb's in-process engine: sync SQL in, rows out."""
+
+    def __init__(self, path: Path) -> None:
+        from chdb import session
+
+        self.session = session.Session(str(path))
+        major, minor, *_ = self.execute("SELECT version()")[0][0].split(".")
+        self.version = (int(major), int(minor))
+
+    def execute(self, sql: str) -> list[tuple[Any, ...]]:
+        result = str(self.session.query(sql, "JSONCompact")).strip()
+        return [tuple(row) for row in json.loads(result)["data"]] if result else []
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        def value(v: Any) -> str:
+            return str(v) if isinstance(v, int | float) else literal(str(v))
+
+        values = ", ".join("(" + ", ".join(value(v) for v in row) + ")" for row in rows)
+        cols = ", ".join(quote(c) for c in columns)
+        self.execute(f"INSERT INTO {table} ({cols}) VALUES {values}")
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> ChdbExecutor:
+    executor = ChdbExecutor(tmp_path_factory.mktemp("chdb"))
+    executor.execute("CREATE DATABASE tpl ENGINE = Atomic")
+    executor.execute(
+        "CREATE TABLE tpl.events (user_id UInt64, ts DateTime) ENGINE = MergeTree "
+        "PARTITION BY toYYYYMM(ts) ORDER BY user_id"
+    )
+    executor.execute(
+        "INSERT INTO tpl.events SELECT number % 50, toDateTime('2025-01-01 00:00:00') "
+        "+ number * 3600 FROM numbers(5000)"
+    )
+    executor.execute("CREATE TABLE tpl.log (m String) ENGINE = Log")
+    executor.execute("INSERT INTO tpl.log VALUES ('a'), ('b')")
+    executor.execute(
+        "CREATE VIEW tpl.per_user AS SELECT user_id, count() c FROM tpl.events GROUP BY user_id"
+    )
+    return executor
+
+
+def make(engine: ChdbExecutor, version: tuple[int, int] | None = None) -> ClickHouseTestIsolator:
+    if version is not None:
+        engine.version = version
+    return ClickHouseTestIsolator(Settings.load(root=ROOT), executor=engine)
+
+
+TEMPLATE = TemplateRef("clickhouse", "tpl", "f" * 64, TemplateSpec("events"), built=False)
+
+
+@pytest.mark.parametrize("version", [None, (23, 8)], ids=["clone-as", "replace-partition"])
+def test_clone_then_write_leaves_the_template_alone(engine: ChdbExecutor, version: Any) -> None:
+    real = engine.version
+    isolator = make(engine, version)
+    name = f"ni_clone_{'legacy' if version else 'modern'}"
+    owner = Owner.new_run().for_test("tests/m.py::test_x")
+    try:
+        db = isolator.clone(TEMPLATE, name, owner)
+        assert engine.execute(f"SELECT count() FROM {name}.events") == [(5000,)]
+        assert engine.execute(f"SELECT count() FROM {name}.log") == [(2,)]
+        assert engine.execute(f"SELECT count() FROM {name}.per_user") == [(50,)]
+        engine.execute(f"INSERT INTO {name}.events VALUES (999, '2025-02-01 00:00:00')")
+        engine.execute(
+            f"ALTER TABLE {name}.events DELETE WHERE user_id = 1 SETTINGS mutations_sync = 1"
+        )
+        assert engine.execute(f"SELECT count() FROM {name}.per_user WHERE user_id = 999") == [(1,)]
+        assert engine.execute("SELECT count() FROM tpl.events") == [(5000,)]
+        assert engine.execute("SELECT count() FROM tpl.events WHERE user_id = 1") == [(100,)]
+        tag = engine.execute(f"SELECT value FROM {name}.{OWNER_TABLE}")[0][0]
+        assert Owner.parse(tag) == owner
+        isolator.drop(db)
+        assert engine.execute(f"SELECT count() FROM system.databases WHERE name = '{name}'") == [
+            (0,)
+        ]
+    finally:
+        engine.version = real
+
+
+def test_modern_servers_take_the_modern_paths(engine: ChdbExecutor) -> None:
+    isolator = make(engine)
+    assert engine.version >= (24, 1) and isolator.modern
+
+
+def test_snapshot_statements_copy_a_changed_database(engine: ChdbExecutor) -> None:
+    """A snapshot is a copy of the test's database at a moment; restore copies it back."""
+    isolator = make(engine)
+    db = isolator.clone(TEMPLATE, "ni_snap_src", Owner.new_run())
+    engine.execute("INSERT INTO ni_snap_src.events VALUES (777, '2025-03-01 00:00:00')")
+    engine.execute("CREATE DATABASE ni_snap_copy ENGINE = Atomic")
+    isolator.copy_tables("ni_snap_src", "ni_snap_copy")
+    engine.execute("TRUNCATE TABLE ni_snap_src.events")
+    assert engine.execute("SELECT count() FROM ni_snap_copy.events") == [(5001,)]
+    engine.execute("DROP DATABASE ni_snap_src SYNC")
+    engine.execute("CREATE DATABASE ni_snap_src ENGINE = Atomic")
+    isolator.copy_tables("ni_snap_copy", "ni_snap_src")
+    assert engine.execute("SELECT count() FROM ni_snap_src.events WHERE user_id = 777") == [(1,)]
+    isolator.drop(db)
+    isolator._drop_name("ni_snap_copy")
+
+
+def test_view_ddl_is_retargeted_only_at_qualifiers() -> None:
+    from netra_isolation.clickhouse_isolation import _retarget
+
+    ddl = "CREATE VIEW tpl.v AS SELECT tpl_x FROM tpl.events JOIN `tpl`.users USING (id)"
+    assert _retarget(ddl, "tpl", "new") == (
+        "CREATE VIEW `new`.v AS SELECT tpl_x FROM `new`.events JOIN `new`.users USING (id)"
+    )
