@@ -1,5 +1,6 @@
 """netra_isolation: every test its own real PostgreSQL and ClickHouse database."""
 
+from netra_isolation import compat
 from netra_isolation.clickhouse_isolation import (
     AsyncClickHouseClient,
     ClickHouseClient,
@@ -26,6 +27,8 @@ from netra_isolation.postgres_isolation import PostgreSQLTestIsolator
 from netra_isolation.seed_data_manager import Scenario, scenario
 from netra_isolation.settings import Settings
 from netra_isolation.test_database_manager import TestDatabaseManager
+
+compat.apply()
 
 __all__ = [
     "AsyncClickHouseClient",
