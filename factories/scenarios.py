@@ -84,11 +84,13 @@ def events(user_ids: list[int], count: int) -> list[dict[str, Any]]:
 def _register(name: str, seed: int, description: str) -> None:
     counts = SCENARIOS[name]
 
-    def seed_postgres(session: Session) -> None:
-        build(session, counts)
+    def seed_postgres(session: Session, scale: int = 1) -> list[User]:
+        return build(session, counts, scale)
 
-    def seed_clickhouse(user_ids: list[int]) -> dict[str, list[dict[str, Any]]]:
-        return {"events": events(user_ids, counts.get("events", 0))} if "events" in counts else {}
+    def seed_clickhouse(user_ids: list[int], scale: int = 1) -> dict[str, list[dict[str, Any]]]:
+        if "events" not in counts:
+            return {}
+        return {"events": events(user_ids, counts["events"] * scale)}
 
     seed_postgres.__doc__ = description
     scenario(

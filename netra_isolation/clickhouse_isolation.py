@@ -11,8 +11,6 @@ server implementation here, and chdb's in-process engine in the tests of modern 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import itertools
 import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,18 +21,14 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
-from netra_isolation.errors import ConfigurationError, SeedError, ServerError
-from netra_isolation.isolator import DatabaseRef, TemplateRef, TemplateSpec
+from netra_isolation.errors import SeedError, ServerError
+from netra_isolation.isolator import DatabaseRef, TemplateRef, TemplateSpec, TestIsolatorBase
 from netra_isolation.metrics import Metrics
 from netra_isolation.migrations import (
-    alembic_config,
-    check_schema_type,
-    migrations_fingerprint,
-    schema_types,
     upgrade,
 )
-from netra_isolation.naming import Owner, database_name, slug, template_name
-from netra_isolation.seed_data_manager import ScenarioRegistry, registry
+from netra_isolation.naming import Owner, slug, template_name
+from netra_isolation.seed_data_manager import ScenarioRegistry
 from netra_isolation.servers.clickhouse import (
     ClickHouseServerInfo,
     EphemeralClickHouse,
@@ -111,8 +105,9 @@ class ServerExecutor:
             client.disconnect()
 
 
-class ClickHouseTestIsolator:
+class ClickHouseTestIsolator(TestIsolatorBase):
     backend = "clickhouse"
+    name_length = 40  # short: database names become directory names on the server
 
     def __init__(
         self,
@@ -124,18 +119,14 @@ class ClickHouseTestIsolator:
         owner: Owner | None = None,
         scenarios: ScenarioRegistry | None = None,
     ) -> None:
-        self.settings = settings or Settings.load()
-        self.metrics = metrics or Metrics()
-        self.owner = owner or Owner.new_run()
-        self.scenarios = scenarios or registry
+        super().__init__(
+            settings, "clickhouse_section", metrics=metrics, owner=owner, scenarios=scenarios
+        )
         self._server = server
         self._executor = executor
         self._server_error: ServerError | None = None
         self._lock = threading.Lock()
         self._templates: dict[TemplateSpec, TemplateRef] = {}
-        self._databases: dict[str, DatabaseRef] = {}
-        self._counter = itertools.count()
-        self._alembic = alembic_config(self.settings.alembic_ini, self.settings.clickhouse_section)
 
     # -- server ---------------------------------------------------------------------------
     @property
@@ -179,24 +170,8 @@ class ClickHouseTestIsolator:
         return self.executor.version >= (24, 1)
 
     # -- templates ------------------------------------------------------------------------
-    def schema_types(self) -> list[str]:
-        return schema_types(self._alembic)
-
-    def validate(self, spec: TemplateSpec) -> None:
-        check_schema_type(self._alembic, spec.schema_type, self.backend)
-        if spec.scenario is not None:
-            self.scenarios.load(self.settings.scenario_modules)
-            self.scenarios.get(spec.scenario)
-
-    def fingerprint(self, spec: TemplateSpec) -> str:
-        parts = [
-            migrations_fingerprint(self._alembic),
-            spec.schema_type,
-            self.scenarios.fingerprint(spec.scenario) if spec.scenario else "-",
-            str(self.executor.version[0]),
-            self.server.user,
-        ]
-        return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+    def server_identity(self) -> list[str]:
+        return [str(self.executor.version[0]), self.server.user]
 
     def _exists(self, database: str, table: str | None = None) -> bool:
         if table is None:
@@ -237,7 +212,7 @@ class ClickHouseTestIsolator:
                 self._migrate(name, spec.schema_type)
             if spec.scenario is not None:
                 with self.metrics.timed("seed"):
-                    self._seed(name, spec.scenario)
+                    self._seed(name, spec)
             self._mark(name, OWNER_TABLE, self.owner.for_test(f"template:{fingerprint}").tag())
             # Sealing is the last step: an unsealed template is never cloned.
             self._mark(name, SEALED_TABLE, fingerprint)
@@ -262,9 +237,11 @@ class ClickHouseTestIsolator:
         finally:
             engine.dispose()
 
-    def _seed(self, database: str, scenario_name: str) -> None:
+    def _seed(self, database: str, spec: TemplateSpec) -> None:
+        scenario_name = spec.scenario
+        assert scenario_name is not None
         try:
-            tables = self.scenarios.seed_clickhouse(scenario_name)
+            tables = self.scenarios.seed_clickhouse(scenario_name, spec.scale)
             for table, rows in tables.items():
                 if rows:
                     columns = list(rows[0])
@@ -369,70 +346,6 @@ class ClickHouseTestIsolator:
             "url": f"clickhouse+http://{server.user}:{MASK}@{server.host}:{server.http_port}/{db.name}",
             "template": db.template.name if db.template else None,
         }
-
-    # -- the test-id API ------------------------------------------------------------------
-    def create_isolated_database_sync(
-        self,
-        test_id: str,
-        schema_type: str = "basic",
-        scenario: str | None = None,
-        *,
-        nodeid: str | None = None,
-    ) -> DatabaseRef:
-        if test_id in self._databases:
-            raise ConfigurationError(
-                f"test id {test_id!r} already has a ClickHouse database "
-                f"({self._databases[test_id].name}); drop it first"
-            )
-        template = self.ensure_template(TemplateSpec(schema_type, scenario))
-        owner = self.owner.for_test(nodeid or test_id)
-        unique = (self.owner.run, self.owner.worker, str(self.owner.pid), owner.test)
-        # short names: they become directory names on the server
-        name = database_name(
-            self.settings.prefix, test_id, *unique, str(next(self._counter)), max_length=40
-        )
-        db = self.clone(template, name, owner)
-        db = DatabaseRef(db.backend, db.name, test_id, db.owner, db.template)
-        self._databases[test_id] = db
-        return db
-
-    async def create_isolated_database(
-        self, test_id: str, schema_type: str = "basic", scenario: str | None = None, **kw: Any
-    ) -> DatabaseRef:
-        return await asyncio.to_thread(
-            self.create_isolated_database_sync, test_id, schema_type, scenario, **kw
-        )
-
-    def database(self, test_id: str) -> DatabaseRef:
-        try:
-            return self._databases[test_id]
-        except KeyError:
-            raise ConfigurationError(
-                f"test id {test_id!r} has no ClickHouse database; call "
-                f"create_isolated_database({test_id!r}) first. Known: {sorted(self._databases)}"
-            ) from None
-
-    def attach(self, test_id: str, db: DatabaseRef) -> None:
-        self._databases[test_id] = db
-
-    def forget(self, test_id: str) -> DatabaseRef:
-        return self._databases.pop(test_id)
-
-    def cleanup_test_database_sync(self, test_id: str) -> None:
-        self.drop(self.forget(test_id))
-
-    async def cleanup_test_database(self, test_id: str) -> None:
-        await asyncio.to_thread(self.cleanup_test_database_sync, test_id)
-
-    def cleanup_all_sync(self) -> None:
-        for test_id in list(self._databases):
-            self.cleanup_test_database_sync(test_id)
-
-    async def cleanup_all(self) -> None:
-        await asyncio.to_thread(self.cleanup_all_sync)
-
-    def get_connection_info(self, test_id: str) -> dict[str, Any]:
-        return self.connection_info(self.database(test_id))
 
     def client(self, test_id: str) -> ClickHouseClient:
         return ClickHouseClient(self.server, self.database(test_id).name)

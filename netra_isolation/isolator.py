@@ -3,10 +3,23 @@ the backend. A third backend is one more implementation of `Isolator`."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import itertools
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from netra_isolation.naming import Owner
+from netra_isolation.errors import ConfigurationError
+from netra_isolation.metrics import Metrics
+from netra_isolation.migrations import (
+    alembic_config,
+    check_schema_type,
+    migrations_fingerprint,
+    schema_types,
+)
+from netra_isolation.naming import Owner, database_name
+from netra_isolation.seed_data_manager import ScenarioRegistry, registry
+from netra_isolation.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -15,9 +28,11 @@ class TemplateSpec:
 
     schema_type: str = "basic"
     scenario: str | None = None
+    scale: int = 1  # the scenario's counts times this (performance data)
 
     def labels(self) -> list[str]:
-        return [self.schema_type, self.scenario or "empty"]
+        scenario = self.scenario or "empty"
+        return [self.schema_type, scenario if self.scale == 1 else f"{scenario}_x{self.scale}"]
 
 
 @dataclass(frozen=True)
@@ -51,3 +66,144 @@ class Isolator(Protocol):
     def owned(self, run: str | None = None) -> list[DatabaseRef]: ...
 
     def connection_info(self, db: DatabaseRef) -> dict[str, Any]: ...
+
+
+class TestIsolatorBase:
+    """What both isolators share: schema types from Alembic branch labels, scenario checks,
+    fingerprints, and the test-id API of the original design on top of the backend's
+    `ensure_template` / `clone` / `drop` / `connection_info`."""
+
+    __test__ = False
+    backend: str
+    name_length: int = 63
+
+    def __init__(
+        self,
+        settings: Settings | None,
+        section: str,
+        *,
+        metrics: Metrics | None = None,
+        owner: Owner | None = None,
+        scenarios: ScenarioRegistry | None = None,
+    ) -> None:
+        self.settings = settings or Settings.load()
+        self.metrics = metrics or Metrics()
+        self.owner = owner or Owner.new_run()
+        self.scenarios = scenarios or registry
+        self._alembic = alembic_config(self.settings.alembic_ini, getattr(self.settings, section))
+        self._databases: dict[str, DatabaseRef] = {}
+        self._counter = itertools.count()
+
+    # -- backend hooks ----------------------------------------------------------------------
+    def ensure_template(self, spec: TemplateSpec) -> TemplateRef:
+        raise NotImplementedError
+
+    def clone(self, template: TemplateRef, name: str, owner: Owner) -> DatabaseRef:
+        raise NotImplementedError
+
+    def drop(self, db: DatabaseRef) -> None:
+        raise NotImplementedError
+
+    def connection_info(self, db: DatabaseRef) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def server_identity(self) -> list[str]:
+        """What of the server a template depends on (major version, role)."""
+        raise NotImplementedError
+
+    # -- templates --------------------------------------------------------------------------
+    def schema_types(self) -> list[str]:
+        return schema_types(self._alembic)
+
+    def validate(self, spec: TemplateSpec) -> None:
+        check_schema_type(self._alembic, spec.schema_type, self.backend)
+        if spec.scenario is not None:
+            self.scenarios.load(self.settings.scenario_modules)
+            self.scenarios.get(spec.scenario)
+        if spec.scale < 1:
+            raise ConfigurationError(f"scale={spec.scale!r}: a scale factor is at least 1")
+
+    def fingerprint(self, spec: TemplateSpec) -> str:
+        parts = [
+            migrations_fingerprint(self._alembic),
+            spec.schema_type,
+            self.scenarios.fingerprint(spec.scenario) if spec.scenario else "-",
+            str(spec.scale),
+            *self.server_identity(),
+        ]
+        return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+
+    # -- the test-id API ----------------------------------------------------------------------
+    def create_isolated_database_sync(
+        self,
+        test_id: str,
+        schema_type: str = "basic",
+        scenario: str | None = None,
+        *,
+        scale: int = 1,
+        nodeid: str | None = None,
+    ) -> DatabaseRef:
+        if test_id in self._databases:
+            raise ConfigurationError(
+                f"test id {test_id!r} already has a {self.backend} database "
+                f"({self._databases[test_id].name}); drop it first with cleanup_test_database()"
+            )
+        template = self.ensure_template(TemplateSpec(schema_type, scenario, scale))
+        owner = self.owner.for_test(nodeid or test_id)
+        unique = (owner.run, owner.worker, str(owner.pid), owner.test, str(next(self._counter)))
+        name = database_name(self.settings.prefix, test_id, *unique, max_length=self.name_length)
+        db = self.clone(template, name, owner)
+        db = DatabaseRef(db.backend, db.name, test_id, db.owner, db.template)
+        self._databases[test_id] = db
+        return db
+
+    async def create_isolated_database(
+        self,
+        test_id: str,
+        schema_type: str = "basic",
+        scenario: str | None = None,
+        *,
+        scale: int = 1,
+        nodeid: str | None = None,
+    ) -> DatabaseRef:
+        return await asyncio.to_thread(
+            self.create_isolated_database_sync,
+            test_id,
+            schema_type,
+            scenario,
+            scale=scale,
+            nodeid=nodeid,
+        )
+
+    def database(self, test_id: str) -> DatabaseRef:
+        try:
+            return self._databases[test_id]
+        except KeyError:
+            raise ConfigurationError(
+                f"test id {test_id!r} has no {self.backend} database; call "
+                f"create_isolated_database({test_id!r}) first. Known: {sorted(self._databases)}"
+            ) from None
+
+    def attach(self, test_id: str, db: DatabaseRef) -> None:
+        """Let `test_id` use an existing database (a worker's, at `transaction` level)."""
+        self._databases[test_id] = db
+
+    def forget(self, test_id: str) -> DatabaseRef:
+        """Stop tracking a test's database (the caller drops it, maybe in the background)."""
+        return self._databases.pop(test_id)
+
+    def cleanup_test_database_sync(self, test_id: str) -> None:
+        self.drop(self.forget(test_id))
+
+    async def cleanup_test_database(self, test_id: str) -> None:
+        await asyncio.to_thread(self.cleanup_test_database_sync, test_id)
+
+    def cleanup_all_sync(self) -> None:
+        for test_id in list(self._databases):
+            self.cleanup_test_database_sync(test_id)
+
+    async def cleanup_all(self) -> None:
+        await asyncio.to_thread(self.cleanup_all_sync)
+
+    def get_connection_info(self, test_id: str) -> dict[str, Any]:
+        return self.connection_info(self.database(test_id))

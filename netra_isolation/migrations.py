@@ -8,6 +8,7 @@ files reuses templates built by older migrating code.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterable
 from functools import lru_cache
 from importlib import metadata
@@ -21,6 +22,9 @@ from alembic.script import ScriptDirectory
 from netra_isolation.errors import ConfigurationError, MigrationError, UnknownSchemaTypeError
 
 _SKIP_PARTS = {"__pycache__"}
+# Alembic's `context` and `op` are module-level proxies: one migration at a time per process
+# (the full-stack fixture builds a PostgreSQL and a ClickHouse template in parallel threads).
+_ALEMBIC = threading.Lock()
 
 
 def alembic_config(ini: Path, section: str) -> Config:
@@ -57,7 +61,8 @@ def upgrade(cfg: Config, connection: Any, schema_type: str) -> None:
     """Migrate the branch `schema_type` (and what it depends on) to its head, on `connection`."""
     cfg.attributes["connection"] = connection
     try:
-        command.upgrade(cfg, f"{schema_type}@head")
+        with _ALEMBIC:
+            command.upgrade(cfg, f"{schema_type}@head")
     except Exception as exc:
         location = cfg.get_main_option("script_location")
         raise MigrationError(

@@ -6,9 +6,7 @@ API runs it in a thread, so sync and async tests share one implementation.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import itertools
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -22,23 +20,20 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from netra_isolation.errors import ConfigurationError, SeedError, ServerError
-from netra_isolation.isolator import DatabaseRef, TemplateRef, TemplateSpec
+from netra_isolation.isolator import DatabaseRef, TemplateRef, TemplateSpec, TestIsolatorBase
 from netra_isolation.metrics import Metrics
 from netra_isolation.migrations import (
-    alembic_config,
-    check_schema_type,
-    migrations_fingerprint,
     upgrade,
 )
-from netra_isolation.naming import Owner, database_name, slug, template_name
-from netra_isolation.seed_data_manager import ScenarioRegistry, registry
+from netra_isolation.naming import Owner, slug, template_name
+from netra_isolation.seed_data_manager import ScenarioRegistry
 from netra_isolation.servers.postgres import EphemeralPostgres, PostgresServerInfo
 from netra_isolation.settings import Settings
 
 MASK = "***"
 
 
-class PostgreSQLTestIsolator:
+class PostgreSQLTestIsolator(TestIsolatorBase):
     """Usable without pytest: `PostgreSQLTestIsolator()` uses the settings (a throwaway
     local server unless TEST_POSTGRES_* are set)."""
 
@@ -53,20 +48,16 @@ class PostgreSQLTestIsolator:
         owner: Owner | None = None,
         scenarios: ScenarioRegistry | None = None,
     ) -> None:
-        self.settings = settings or Settings.load()
-        self.metrics = metrics or Metrics()
-        self.owner = owner or Owner.new_run()
-        self.scenarios = scenarios or registry
+        super().__init__(
+            settings, "postgres_section", metrics=metrics, owner=owner, scenarios=scenarios
+        )
         self._server = server
         self._server_lock = threading.Lock()
         self._server_error: ServerError | None = None
         self._templates: dict[TemplateSpec, TemplateRef] = {}
         self._template_lock = threading.Lock()
-        self._databases: dict[str, DatabaseRef] = {}
         self._local = threading.local()
         self._connections: list[psycopg.Connection[Any]] = []
-        self._counter = itertools.count()
-        self._alembic = alembic_config(self.settings.alembic_ini, self.settings.postgres_section)
 
     # -- server and admin connections ----------------------------------------------
     @property
@@ -129,26 +120,8 @@ class PostgreSQLTestIsolator:
         return self._version
 
     # -- templates ------------------------------------------------------------------
-    def schema_types(self) -> list[str]:
-        from netra_isolation.migrations import schema_types
-
-        return schema_types(self._alembic)
-
-    def fingerprint(self, spec: TemplateSpec) -> str:
-        parts = [
-            migrations_fingerprint(self._alembic),
-            spec.schema_type,
-            self.scenarios.fingerprint(spec.scenario) if spec.scenario else "-",
-            str(self.server_version // 10000),
-            self.server.user,
-        ]
-        return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
-
-    def validate(self, spec: TemplateSpec) -> None:
-        check_schema_type(self._alembic, spec.schema_type, self.backend)
-        if spec.scenario is not None:
-            self.scenarios.load(self.settings.scenario_modules)
-            self.scenarios.get(spec.scenario)
+    def server_identity(self) -> list[str]:
+        return [str(self.server_version // 10000), self.server.user]
 
     def ensure_template(self, spec: TemplateSpec) -> TemplateRef:
         """The sealed template for `spec`, built once per fingerprint across processes."""
@@ -204,7 +177,7 @@ class PostgreSQLTestIsolator:
                         upgrade(self._alembic, connection, spec.schema_type)
                     if spec.scenario is not None:
                         with self.metrics.timed("seed"):
-                            self._seed(spec.scenario, connection)
+                            self._seed(spec, connection)
             finally:
                 engine.dispose()
             self._execute(
@@ -224,10 +197,12 @@ class PostgreSQLTestIsolator:
             self._drop_name(name)
             raise
 
-    def _seed(self, scenario_name: str, connection: Any) -> None:
+    def _seed(self, spec: TemplateSpec, connection: Any) -> None:
+        scenario_name = spec.scenario
+        assert scenario_name is not None
         with Session(bind=connection) as session:
             try:
-                self.scenarios.seed_postgres(scenario_name, session)
+                self.scenarios.seed_postgres(scenario_name, session, spec.scale)
             except SeedError:
                 raise
             except Exception as exc:
@@ -304,74 +279,6 @@ class PostgreSQLTestIsolator:
             "url": server.url(db.name).render_as_string(hide_password=True),
             "template": db.template.name if db.template else None,
         }
-
-    # -- the test-id API of the original design ---------------------------------------
-    def create_isolated_database_sync(
-        self,
-        test_id: str,
-        schema_type: str = "basic",
-        scenario: str | None = None,
-        *,
-        nodeid: str | None = None,
-    ) -> DatabaseRef:
-        if test_id in self._databases:
-            raise ConfigurationError(
-                f"test id {test_id!r} already has a database ({self._databases[test_id].name}); "
-                "drop it first with cleanup_test_database()"
-            )
-        template = self.ensure_template(TemplateSpec(schema_type, scenario))
-        owner = self.owner.for_test(nodeid or test_id)
-        unique = (self.owner.run, self.owner.worker, str(self.owner.pid), owner.test)
-        name = database_name(self.settings.prefix, test_id, *unique, str(next(self._counter)))
-        db = self.clone(template, name, owner)
-        db = DatabaseRef(db.backend, db.name, test_id, db.owner, db.template)
-        self._databases[test_id] = db
-        return db
-
-    async def create_isolated_database(
-        self,
-        test_id: str,
-        schema_type: str = "basic",
-        scenario: str | None = None,
-        *,
-        nodeid: str | None = None,
-    ) -> DatabaseRef:
-        return await asyncio.to_thread(
-            self.create_isolated_database_sync, test_id, schema_type, scenario, nodeid=nodeid
-        )
-
-    def database(self, test_id: str) -> DatabaseRef:
-        try:
-            return self._databases[test_id]
-        except KeyError:
-            raise ConfigurationError(
-                f"test id {test_id!r} has no PostgreSQL database; call "
-                f"create_isolated_database({test_id!r}) first. Known: {sorted(self._databases)}"
-            ) from None
-
-    def attach(self, test_id: str, db: DatabaseRef) -> None:
-        """Let `test_id` use an existing database (a worker's, at `transaction` level)."""
-        self._databases[test_id] = db
-
-    def forget(self, test_id: str) -> DatabaseRef:
-        """Stop tracking a test's database (the caller drops it, maybe in the background)."""
-        return self._databases.pop(test_id)
-
-    def cleanup_test_database_sync(self, test_id: str) -> None:
-        self.drop(self.forget(test_id))
-
-    async def cleanup_test_database(self, test_id: str) -> None:
-        await asyncio.to_thread(self.cleanup_test_database_sync, test_id)
-
-    def cleanup_all_sync(self) -> None:
-        for test_id in list(self._databases):
-            self.cleanup_test_database_sync(test_id)
-
-    async def cleanup_all(self) -> None:
-        await asyncio.to_thread(self.cleanup_all_sync)
-
-    def get_connection_info(self, test_id: str) -> dict[str, Any]:
-        return self.connection_info(self.database(test_id))
 
     def database_url(self, test_id: str, driver: str = "asyncpg") -> str:
         url = self.server.url(self.database(test_id).name, driver)

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from netra_isolation.errors import UnknownChoiceError
+from netra_isolation.errors import ConfigurationError, UnknownChoiceError
 from netra_isolation.migrations import files_digest
 
 PostgresSeeder = Callable[[Session], Any]
@@ -119,23 +119,31 @@ class ScenarioRegistry:
 
         return decorate
 
-    def seed_clickhouse(self, name: str) -> Mapping[str, list[dict[str, Any]]]:
-        """A scenario's ClickHouse rows per table, deterministically (one batch each)."""
+    def seed_clickhouse(
+        self, name: str, scale: int = 1, user_ids: list[int] | None = None
+    ) -> Mapping[str, list[dict[str, Any]]]:
+        """A scenario's ClickHouse rows per table, deterministically (one batch each).
+
+        Scenarios make their users first in a fresh schema, so their ids are 1..n unless the
+        caller knows better (`user_ids`)."""
         scenario = self.get(name)
         if scenario.clickhouse is None:
             return {}
         reseed(scenario.seed + 1)
-        return scenario.clickhouse(_user_ids(scenario))
+        ids = user_ids or list(range(1, scenario.counts.get("users", 0) * scale + 1))
+        return scenario.clickhouse(ids, **_scaled(scenario, scale))
 
-    def seed_postgres(self, name: str, session: Session) -> None:
-        """Run a scenario's PostgreSQL part into `session`, deterministically."""
+    def seed_postgres(self, name: str, session: Session, scale: int = 1) -> list[int]:
+        """Run a scenario's PostgreSQL part into `session`, deterministically; returns the ids
+        of the users it made (when it makes any)."""
         scenario = self.get(name)
         if scenario.postgres is None:
-            return
+            return []
         reseed(scenario.seed)
         with bind_session(session, flush=False):  # one flush at the end: batched INSERTs
-            scenario.postgres(session)
+            made = scenario.postgres(session, **_scaled(scenario, scale))
             session.flush()
+        return [user.id for user in made or [] if hasattr(user, "id")]
 
     def depends_on_code(self, *paths: Path) -> None:
         """Code (factories) whose change must rebuild every seeded template."""
@@ -173,9 +181,51 @@ class ScenarioRegistry:
         return f"{scenario.name}:{scenario.seed}:{code}"
 
 
-def _user_ids(scenario: Scenario) -> list[int]:
-    # Scenarios make their users first, in a fresh schema: identities 1..n.
-    return list(range(1, scenario.counts.get("users", 0) + 1))
+def _scaled(scenario: Scenario, scale: int) -> dict[str, int]:
+    if scale == 1:
+        return {}
+    for func in (scenario.postgres, scenario.clickhouse):
+        if func is not None and "scale" not in inspect.signature(func).parameters:
+            raise ConfigurationError(
+                f"scenario {scenario.name!r} cannot be scaled: give its functions a "
+                "`scale: int = 1` parameter"
+            )
+    return {"scale": scale}
+
+
+async def seed_performance_data(
+    test_id: str,
+    postgres_session: Session | AsyncSession,
+    clickhouse_client: Any,
+    database_names: Mapping[str, str],
+    scale_factor: int = 5,
+    scenario: str = "performance",
+) -> dict[str, Any]:
+    """Seed the performance scenario times `scale_factor` into a test's databases.
+
+    Users, threads and messages go through the PostgreSQL session (sync or async); the
+    events, whose user ids are those users', go to ClickHouse in one batch per table.
+    Returns what was made, by table. (For data baked into a template once instead, use the
+    `performance_test_config` fixture.)"""
+    registry.load(("factories.scenarios",))
+
+    def seed(session: Session) -> list[int]:
+        return registry.seed_postgres(scenario, session, scale_factor)
+
+    if isinstance(postgres_session, AsyncSession):
+        user_ids = await postgres_session.run_sync(seed)
+        await postgres_session.commit()
+    else:
+        user_ids = seed(postgres_session)
+        postgres_session.commit()
+    made: dict[str, Any] = {"test_id": test_id, "databases": dict(database_names)}
+    made["users"] = len(user_ids)
+    for table, rows in registry.seed_clickhouse(scenario, scale_factor, user_ids).items():
+        inserted = clickhouse_client.insert(table, rows)
+        if inspect.isawaitable(inserted):
+            inserted = await inserted
+        made[table] = inserted
+    return made
 
 
 def reseed(seed: int) -> None:
