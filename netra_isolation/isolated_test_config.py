@@ -78,25 +78,34 @@ class IsolatedTestConfig:
         return self.level == "transaction" and backend == "postgres"
 
     def setup_sync(
-        self, backend: str, schema_type: str = "basic", scenario: str | None = None
+        self,
+        backend: str,
+        schema_type: str = "basic",
+        scenario: str | None = None,
+        scale: int = 1,
     ) -> DatabaseRef:
         """Give this test a database on `backend`, cloned from the (schema, scenario) template."""
         isolator = self.manager.isolator(backend)
         self._isolators[backend] = isolator
         if self._shared(backend):
-            db = self.manager.worker_database(backend, TemplateSpec(schema_type, scenario))
+            spec = TemplateSpec(schema_type, scenario, scale)
+            db = self.manager.worker_database(backend, spec)
             isolator.attach(self.test_id, db)
         else:
             db = isolator.create_isolated_database_sync(
-                self.test_id, schema_type, scenario, nodeid=self.nodeid
+                self.test_id, schema_type, scenario, scale=scale, nodeid=self.nodeid
             )
         self.databases[backend] = db
         return db
 
     async def setup(
-        self, backend: str, schema_type: str = "basic", scenario: str | None = None
+        self,
+        backend: str,
+        schema_type: str = "basic",
+        scenario: str | None = None,
+        scale: int = 1,
     ) -> DatabaseRef:
-        return await asyncio.to_thread(self.setup_sync, backend, schema_type, scenario)
+        return await asyncio.to_thread(self.setup_sync, backend, schema_type, scenario, scale)
 
     # -- PostgreSQL ----------------------------------------------------------------------
     def setup_postgres_sync(
@@ -166,6 +175,7 @@ class IsolationRequest:
     schema: str = "basic"
     scenario: str | None = None
     clickhouse_schema: str = "basic"
+    scale: int | None = None
 
 
 def isolation(
@@ -173,11 +183,14 @@ def isolation(
     schema: str = "basic",
     scenario: str | None = None,
     clickhouse_schema: str = "basic",
+    scale: int | None = None,
 ) -> IsolationRequest:
     """The signature of `@pytest.mark.isolation(...)`: a typo fails with Python's own message."""
     if level not in LEVELS:
         raise ConfigurationError(f"level={level!r} is not one of {', '.join(LEVELS)}")
-    return IsolationRequest(level, schema, scenario, clickhouse_schema)
+    if scale is not None and (not isinstance(scale, int) or scale < 1):
+        raise ConfigurationError(f"scale={scale!r} is not a whole number of at least 1")
+    return IsolationRequest(level, schema, scenario, clickhouse_schema, scale)
 
 
 @asynccontextmanager
@@ -373,36 +386,69 @@ def isolated_clickhouse_sync(
 FULL_STACK_SCHEMAS = {"schema": "thread_messages", "clickhouse_schema": "events"}
 
 
+def _full_stack_schemas(
+    request: pytest.FixtureRequest, manager: TestDatabaseManager, wanted: IsolationRequest
+) -> dict[str, str]:
+    """Unless a marker or setting chose them, PostgreSQL is `thread_messages` and ClickHouse
+    `events`, so every scenario fits."""
+    marker = request.node.get_closest_marker("isolation")
+    chosen = marker.kwargs if marker else {}
+    return {
+        key: getattr(wanted, key)
+        if key in chosen or manager.settings.source(key) != "default"
+        else default
+        for key, default in FULL_STACK_SCHEMAS.items()
+    }
+
+
+@asynccontextmanager
+async def _full_stack(
+    config: IsolatedTestConfig, schemas: dict[str, str], scenario: str | None, scale: int = 1
+) -> AsyncIterator[dict[str, Any]]:
+    pg, ch = await asyncio.gather(
+        config.setup("postgres", schemas["schema"], scenario, scale),
+        config.setup("clickhouse", schemas["clickhouse_schema"], scenario, scale),
+    )
+    async with config.postgres_session() as session:
+        with bind_session(session):
+            yield {
+                "postgres_session": session,
+                "postgres_database": pg.name,
+                "clickhouse_client": config.clickhouse_client(),
+                "clickhouse_database": ch.name,
+                "config": config,
+            }
+
+
 @pytest_asyncio.fixture
 async def isolated_full_stack(
     request: pytest.FixtureRequest, netra_manager: TestDatabaseManager
 ) -> AsyncIterator[dict[str, Any]]:
-    """PostgreSQL and ClickHouse, both isolated and both seeded with one scenario.
-
-    Unless a marker or setting says otherwise, PostgreSQL is `thread_messages` and ClickHouse
-    `events`, so every scenario fits.
-    """
+    """PostgreSQL and ClickHouse, both isolated and both seeded with the marker's scenario."""
     config, wanted = _test_config(request, netra_manager)
-    settings = netra_manager.settings
-    marker = request.node.get_closest_marker("isolation")
-    chosen = marker.kwargs if marker else {}
-    schema = {
-        key: getattr(wanted, key) if key in chosen or settings.source(key) != "default" else default
-        for key, default in FULL_STACK_SCHEMAS.items()
-    }
+    schemas = _full_stack_schemas(request, netra_manager, wanted)
     try:
-        pg, ch = await asyncio.gather(
-            config.setup_postgres(schema["schema"], wanted.scenario),
-            config.setup_clickhouse(schema["clickhouse_schema"], wanted.scenario),
-        )
-        async with config.postgres_session() as session:
-            with bind_session(session):
-                yield {
-                    "postgres_session": session,
-                    "postgres_database": pg.name,
-                    "clickhouse_client": config.clickhouse_client(),
-                    "clickhouse_database": ch.name,
-                    "config": config,
-                }
+        async with _full_stack(config, schemas, wanted.scenario) as env:
+            yield env
+    finally:
+        _finish(request, config)
+
+
+@pytest_asyncio.fixture
+async def performance_test_config(
+    request: pytest.FixtureRequest, netra_manager: TestDatabaseManager
+) -> AsyncIterator[dict[str, Any]]:
+    """Both databases pre-loaded with the performance scenario times a scale factor (marker
+    `isolation(scale=...)`, else `--netra-performance-scale`, default 5), baked into a
+    template once per fingerprint and scale: tests pay for a clone, not for the seeding."""
+    config, wanted = _test_config(request, netra_manager)
+    schemas = _full_stack_schemas(request, netra_manager, wanted)
+    scale = wanted.scale or netra_manager.settings.performance_scale
+    scenario = wanted.scenario or "performance"
+    try:
+        async with _full_stack(config, schemas, scenario, scale) as env:
+            env["scale_factor"] = scale
+            env["scenario"] = scenario
+            yield env
     finally:
         _finish(request, config)

@@ -20,6 +20,7 @@ from netra_isolation.isolated_test_config import (
     isolated_postgres,
     isolated_postgres_sync,
     netra_manager,
+    performance_test_config,
     set_default_manager,
 )
 from netra_isolation.metrics import Metrics
@@ -34,6 +35,7 @@ __all__ = [
     "isolated_postgres",
     "isolated_postgres_sync",
     "netra_manager",
+    "performance_test_config",
 ]
 
 MANAGER = pytest.StashKey[TestDatabaseManager]()
@@ -46,6 +48,10 @@ OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "schema": ("--netra-schema", {"help": "default PostgreSQL schema type (branch label)"}),
     "scenario": ("--netra-scenario", {"help": "default seed scenario"}),
     "cache_dir": ("--netra-cache-dir", {"help": "where throwaway servers keep their state"}),
+    "performance_scale": (
+        "--netra-performance-scale",
+        {"type": int, "help": "scale factor of performance_test_config (default 5)"},
+    ),
     "keep_failed": (
         "--netra-keep-failed",
         {"action": "store_true", "default": None, "help": "keep a failed test's databases"},
@@ -69,7 +75,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "isolation(level='database'|'transaction', schema='basic', scenario=None, "
-        "clickhouse_schema='basic'): "
+        "clickhouse_schema='basic', scale=None): "
         "how a test's databases are isolated, migrated and seeded",
     )
     overrides = {name: config.getoption(f"netra_{name}") for name in OPTIONS}

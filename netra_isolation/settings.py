@@ -55,6 +55,7 @@ class Settings:
     clickhouse_schema: str = "basic"
     scenario: str | None = None
     keep_failed: bool = False
+    performance_scale: int = 5
     connect_timeout: float = 5.0
     server_start_timeout: float = 60.0
     template_build_timeout: float = 600.0
@@ -138,6 +139,11 @@ def _coerce(cls: type[Settings], name: str, value: Any) -> Any:
         return value.strip().lower() in {"1", "true", "yes", "on"}
     if kind == "float":
         return float(value)
+    if kind == "int":
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigurationError(f"{name}={value!r} is not a whole number") from None
     if kind == "tuple[str, ...]":
         return tuple(part.strip() for part in value.split(",") if part.strip())
     if kind == "str | None":

@@ -59,3 +59,41 @@ def test_cli_without_a_url_says_how_to_give_one() -> None:
     )
     assert result.returncode != 0
     assert "-x url=postgresql+psycopg://" in result.stderr + result.stdout
+
+
+def test_clickhouse_cli_upgrade_heads_over_http() -> None:
+    from netra_isolation import ClickHouseTestIsolator
+
+    isolator = ClickHouseTestIsolator(Settings.load(root=ROOT))
+    server = isolator.server
+    name = f"{isolator.settings.prefix}_cli_{isolator.owner.run}"
+    server.query(f"CREATE DATABASE {name}")
+    url = (
+        f"clickhouse+http://{server.user}:{server.password}@{server.host}:{server.http_port}/{name}"
+    )
+    try:
+        alembic = Path(sys.executable).with_name("alembic")
+        result = subprocess.run(
+            [str(alembic), "-n", "clickhouse", "-x", f"url={url}", "upgrade", "heads"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        tables = set(
+            server.query(f"SELECT name FROM system.tables WHERE database = '{name}'").split()
+        )
+        assert tables == {
+            "alembic_version",
+            "test_records",
+            "test_log",
+            "events",
+            "metrics",
+            "metrics_hourly",
+        }
+        versions = set(server.query(f"SELECT version_num FROM {name}.alembic_version").split())
+        assert versions == {"ch_basic_0001", "ch_events_0001", "ch_metrics_0001"}
+    finally:
+        server.query(f"DROP DATABASE IF EXISTS {name}")
+        isolator.close()

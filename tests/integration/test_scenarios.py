@@ -146,3 +146,14 @@ def test_template_is_seeded_once_not_per_test(isolator: Any) -> None:
     assert len(seeds) == after_first  # later clones seed nothing
     with isolator.session_sync("test_once_c") as session:
         assert session.scalar(select(User.email).order_by(User.id).limit(1)) == "user0@example.com"
+
+
+def test_clickhouse_rows_are_identical_on_every_build() -> None:
+    first = registry.seed_clickhouse("analytics")
+    UserFactory.build_batch(3)  # factory state touched in between must not matter
+    second = registry.seed_clickhouse("analytics")
+    assert first == second
+    events = first["events"]
+    assert len(events) == 2000
+    assert {e["user_id"] for e in events} <= set(range(1, 51))
+    assert len({e["event_id"] for e in events}) == 2000
