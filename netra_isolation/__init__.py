@@ -17,6 +17,7 @@ from netra_isolation.errors import (
 )
 from netra_isolation.isolated_test_config import (
     IsolatedTestConfig,
+    with_database_snapshots,
     with_isolated_clickhouse,
     with_isolated_clickhouse_sync,
     with_isolated_postgres,
@@ -50,6 +51,7 @@ __all__ = [
     "UnknownChoiceError",
     "UnknownSchemaTypeError",
     "scenario",
+    "with_database_snapshots",
     "with_isolated_clickhouse",
     "with_isolated_clickhouse_sync",
     "with_isolated_postgres",

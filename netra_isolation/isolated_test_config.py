@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from netra_isolation.clickhouse_isolation import AsyncClickHouseClient, ClickHouseClient
+from netra_isolation.database_snapshots import DatabaseSnapshots
 from netra_isolation.errors import ConfigurationError
 from netra_isolation.isolator import DatabaseRef, TemplateSpec
 from netra_isolation.naming import slug, test_id_from_nodeid
@@ -69,6 +70,8 @@ class IsolatedTestConfig:
         self.databases: dict[str, DatabaseRef] = {}
         self._isolators: dict[str, Any] = {}
         self._clients: list[ClickHouseClient] = []
+        self._sessions: list[AsyncSession | Session] = []
+        self.snapshots = DatabaseSnapshots(self)
 
     def __repr__(self) -> str:
         return f"IsolatedTestConfig(test_id={self.test_id!r}, level={self.level!r})"
@@ -118,14 +121,64 @@ class IsolatedTestConfig:
     ) -> DatabaseRef:
         return await self.setup("postgres", schema_type, scenario)
 
-    def postgres_session(self) -> Any:
-        """Async context manager giving the test's AsyncSession (rolled back at `transaction`)."""
-        return self.manager.postgres.session(self.test_id, rollback=self.level == "transaction")
+    @asynccontextmanager
+    async def postgres_session(self) -> AsyncIterator[AsyncSession]:
+        """The test's AsyncSession (rolled back afterwards at `transaction` level)."""
+        rollback = self.level == "transaction"
+        async with self.manager.postgres.session(self.test_id, rollback=rollback) as session:
+            self._sessions.append(session)
+            try:
+                yield session
+            finally:
+                self._sessions.remove(session)
 
-    def postgres_session_sync(self) -> Any:
-        return self.manager.postgres.session_sync(
-            self.test_id, rollback=self.level == "transaction"
-        )
+    @contextmanager
+    def postgres_session_sync(self) -> Iterator[Session]:
+        rollback = self.level == "transaction"
+        with self.manager.postgres.session_sync(self.test_id, rollback=rollback) as session:
+            self._sessions.append(session)
+            try:
+                yield session
+            finally:
+                self._sessions.remove(session)
+
+    async def release_sessions(self) -> None:
+        """Give back the connections the test's sessions hold (they reconnect on next use):
+        a PostgreSQL database is copied or replaced only while nobody is connected."""
+        for session in self._sessions:
+            if isinstance(session, AsyncSession):
+                await session.close()
+            else:
+                session.close()
+
+    # -- snapshots ------------------------------------------------------------------------
+    async def create_snapshot(self, backend: str, label: str) -> str:
+        """`snapshot_id = await config.create_snapshot("postgres", "after_setup")`"""
+        return await self.snapshots.create(backend, label)
+
+    async def restore_snapshot(self, snapshot_id: str) -> None:
+        await self.snapshots.restore(snapshot_id)
+
+    async def reset_to_clean_state(self, backends: list[str] | None = None) -> None:
+        """Back to the state right after migration and seeding."""
+        await self.snapshots.reset_to_clean_state(backends)
+
+    def create_snapshot_sync(self, backend: str, label: str) -> str:
+        self._release_sync_sessions()
+        return self.snapshots.create_sync(backend, label)
+
+    def restore_snapshot_sync(self, snapshot_id: str) -> None:
+        self._release_sync_sessions()
+        self.snapshots.restore_sync(snapshot_id)
+
+    def reset_to_clean_state_sync(self, backends: list[str] | None = None) -> None:
+        self._release_sync_sessions()
+        self.snapshots.reset_to_clean_state_sync(backends)
+
+    def _release_sync_sessions(self) -> None:
+        for session in self._sessions:
+            if isinstance(session, Session):
+                session.close()
 
     # -- ClickHouse ----------------------------------------------------------------------
     def setup_clickhouse_sync(
@@ -148,6 +201,8 @@ class IsolatedTestConfig:
 
     # -- cleanup and info ---------------------------------------------------------------
     def cleanup_databases_sync(self) -> None:
+        if not self.keep:
+            self.snapshots.drop_all_sync()
         for client in self._clients:
             client.close()
         self._clients.clear()
@@ -251,6 +306,32 @@ def with_isolated_clickhouse_sync(
     finally:
         if config.cleanup_on_exit:
             config.cleanup_databases_sync()
+
+
+@asynccontextmanager
+async def with_database_snapshots(
+    test_name: str,
+    schema_type: str = "thread_messages",
+    table_set: str = "events",
+    scenario: str | None = None,
+    *,
+    cleanup_on_exit: bool = True,
+    manager: TestDatabaseManager | None = None,
+) -> AsyncIterator[dict[str, Any]]:
+    """Both databases, with `await env["reset_to_clean_state"]()` and snapshots:
+
+    `async with with_database_snapshots("my_test") as env:`"""
+    config = IsolatedTestConfig(test_name, cleanup_on_exit, manager=manager)
+    schemas = {"schema": schema_type, "clickhouse_schema": table_set}
+    try:
+        async with _full_stack(config, schemas, scenario) as env:
+            env["reset_to_clean_state"] = config.reset_to_clean_state
+            env["create_snapshot"] = config.create_snapshot
+            env["restore_snapshot"] = config.restore_snapshot
+            yield env
+    finally:
+        if config.cleanup_on_exit:
+            await config.cleanup_databases()
 
 
 @contextmanager

@@ -219,17 +219,50 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
             )
         )
 
-    def clone(self, template: TemplateRef, name: str, owner: Owner) -> DatabaseRef:
+    def _copy_database(self, source: str, name: str, owner: Owner) -> None:
+        """`CREATE DATABASE name TEMPLATE source`; a source that is not a sealed template has
+        its connections ended first (PostgreSQL copies only an idle database)."""
         strategy = sql.SQL(" STRATEGY FILE_COPY" if self.server_version >= 150000 else "")
+        statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}{}").format(
+            sql.Identifier(name), sql.Identifier(source), strategy
+        )
+        for attempt in range(5):
+            try:
+                self._execute(statement)
+                break
+            except psycopg.errors.ObjectInUse:
+                if attempt == 4:
+                    raise
+                self._disconnect(source)
+        self._comment(name, owner)
+
+    def _disconnect(self, name: str) -> None:
+        self._execute(
+            sql.SQL(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()"
+            ),
+            (name,),
+        )
+
+    def clone(self, template: TemplateRef, name: str, owner: Owner) -> DatabaseRef:
         with self.metrics.timed("clone"):
-            self._execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE {}{}").format(
-                    sql.Identifier(name), sql.Identifier(template.name), strategy
-                )
-            )
-            self._comment(name, owner)
+            self._copy_database(template.name, name, owner)
         self.metrics.count("databases_created")
         return DatabaseRef(self.backend, name, slug(owner.test or name), owner, template)
+
+    def snapshot(self, db: DatabaseRef, name: str) -> DatabaseRef:
+        """A copy of `db` as it is now (its open connections are ended)."""
+        with self.metrics.timed("snapshot"):
+            self._disconnect(db.name)
+            self._copy_database(db.name, name, db.owner)
+        return DatabaseRef(self.backend, name, db.test_id, db.owner, db.template)
+
+    def restore(self, source: str, db: DatabaseRef) -> None:
+        """Make `db` (same name) a copy of `source`: a snapshot, or its template."""
+        with self.metrics.timed("restore"):
+            self._drop_name(db.name)
+            self._copy_database(source, db.name, db.owner)
 
     def _drop_name(self, name: str) -> None:
         if self.server_version >= 130000:
