@@ -136,7 +136,7 @@ class ClickHouseTestIsolator(TestIsolatorBase):
                 raise self._server_error
             if self._server is None:
                 try:
-                    with self.metrics.timed("server_start"):
+                    with self.step("server_start", "ClickHouse server", announce=False):
                         if self.settings.clickhouse is None:
                             self._server = EphemeralClickHouse(
                                 self.settings.cache_dir
@@ -197,7 +197,7 @@ class ClickHouseTestIsolator(TestIsolatorBase):
             sealed = self._exists(name, SEALED_TABLE)
             if not sealed:
                 self._drop_name(name)  # unsealed: a crashed build, never trusted
-                with self.metrics.timed("template_build"):
+                with self.step("template_build", f"building template {name}"):
                     self._build(spec, name, fingerprint)
             self.metrics.count("templates_reused" if sealed else "templates_built")
         ref = TemplateRef(self.backend, name, fingerprint, spec, not sealed)
@@ -326,6 +326,24 @@ class ClickHouseTestIsolator(TestIsolatorBase):
                     sync = " SYNC" if self.modern else ""
                     self._run(f"DROP TABLE IF EXISTS {quote(db.name)}.{quote(table)}{sync}")
             self.copy_tables(source, db.name)
+
+    def template_is_sealed(self, template: TemplateRef) -> bool:
+        if not self._exists(template.name, SEALED_TABLE):
+            return False
+        rows = self._run(f"SELECT value FROM {quote(template.name)}.{quote(SEALED_TABLE)}")
+        return bool(rows) and rows[0][0] == template.fingerprint
+
+    def database_size(self, name: str) -> int:
+        rows = self._run(
+            f"SELECT sum(bytes) FROM system.parts WHERE database = {literal(name)} AND active"
+        )
+        return int(rows[0][0] or 0) if rows else 0
+
+    def owner_of(self, name: str) -> Owner | None:
+        if not self._exists(name, OWNER_TABLE):
+            return None
+        rows = self._run(f"SELECT value FROM {quote(name)}.{quote(OWNER_TABLE)}")
+        return Owner.parse(str(rows[0][0])) if rows else None
 
     def _drop_name(self, name: str) -> None:
         sync = " SYNC" if self.executor.version >= (20, 10) else ""

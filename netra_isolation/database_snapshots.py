@@ -10,10 +10,15 @@ Either way the session and client the test holds keep working: their database ke
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import inspect, text
 
 from netra_isolation.errors import SnapshotError
 from netra_isolation.naming import database_name
@@ -116,3 +121,166 @@ class DatabaseSnapshots:
         for snapshot in self._snapshots.values():
             self.config._isolators[snapshot.backend]._drop_name(snapshot.database)
         self._snapshots.clear()
+
+
+# -- state diffs ---------------------------------------------------------------------------------
+ROW_LIMIT = 10_000
+
+
+@dataclass
+class TableDiff:
+    backend: str
+    table: str
+    key: list[str]
+    added: list[dict[str, Any]] = field(default_factory=list)
+    removed: list[dict[str, Any]] = field(default_factory=list)
+    changed: list[dict[str, Any]] = field(default_factory=list)  # {"key": .., "changes": ..}
+    truncated: bool = False
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.added or self.removed or self.changed)
+
+
+@dataclass
+class StateDiff:
+    """Per table, the rows added, removed and changed since a snapshot (or the clean state)."""
+
+    against: str
+    tables: list[TableDiff]
+
+    @property
+    def is_empty(self) -> bool:
+        return all(t.is_empty for t in self.tables)
+
+    def table(self, backend: str, name: str) -> TableDiff:
+        for table in self.tables:
+            if (table.backend, table.table) == (backend, name):
+                return table
+        return TableDiff(backend, name, [])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "against": self.against,
+            "tables": [asdict(t) for t in self.tables if not t.is_empty],
+        }
+
+    def render(self, limit: int = 20) -> str:
+        if self.is_empty:
+            return f"no changes since {self.against}"
+        lines = [f"changes since {self.against}:"]
+        for t in (t for t in self.tables if not t.is_empty):
+            lines.append(
+                f"  {t.backend}.{t.table}: +{len(t.added)} -{len(t.removed)} ~{len(t.changed)}"
+                + (" (first rows only)" if t.truncated else "")
+            )
+            for sign, rows in (("+", t.added), ("-", t.removed)):
+                lines += [f"    {sign} {row}" for row in rows[:limit]]
+            for change in t.changed[:limit]:
+                diff = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in change["changes"].items())
+                lines.append(f"    ~ {change['key']}: {diff}")
+        return "\n".join(lines)
+
+    __str__ = render
+
+
+def _diff_rows(
+    backend: str,
+    table: str,
+    key: list[str],
+    before: list[dict[str, Any]],
+    after: list[dict[str, Any]],
+    truncated: bool,
+) -> TableDiff:
+    result = TableDiff(backend, table, key, truncated=truncated)
+    if not key:  # no key: rows are compared whole, as multisets
+        remaining = Counter(_frozen(r) for r in before)
+        for row in after:
+            frozen = _frozen(row)
+            if remaining[frozen]:
+                remaining[frozen] -= 1
+            else:
+                result.added.append(row)
+        result.removed = [dict(r) for r, n in remaining.items() for _ in range(n)]
+        return result
+    old = {tuple(r[k] for k in key): r for r in before}
+    new = {tuple(r[k] for k in key): r for r in after}
+    result.added = [new[k] for k in new.keys() - old.keys()]
+    result.removed = [old[k] for k in old.keys() - new.keys()]
+    for k in sorted(old.keys() & new.keys(), key=repr):
+        changes = {c: (old[k].get(c), new[k].get(c)) for c in new[k] if old[k].get(c) != new[k][c]}
+        if changes:
+            result.changed.append({"key": dict(zip(key, k, strict=True)), "changes": changes})
+    return result
+
+
+def _frozen(row: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, repr(v)) for k, v in row.items()))
+
+
+def _pg_tables(conn: Any) -> dict[str, tuple[list[str], list[dict[str, Any]], bool]]:
+    inspector = inspect(conn)
+    tables: dict[str, tuple[list[str], list[dict[str, Any]], bool]] = {}
+    for name in inspector.get_table_names():
+        if name == "alembic_version":
+            continue
+        key = list(inspector.get_pk_constraint(name).get("constrained_columns") or [])
+        order = ", ".join(f'"{k}"' for k in key) or "1"
+        rows = conn.execute(text(f'SELECT * FROM "{name}" ORDER BY {order} LIMIT {ROW_LIMIT + 1}'))
+        found = [dict(r._mapping) for r in rows]
+        tables[name] = (key, found[:ROW_LIMIT], len(found) > ROW_LIMIT)
+    return tables
+
+
+def _ch_tables(
+    isolator: Any, database: str
+) -> dict[str, tuple[list[str], list[dict[str, Any]], bool]]:
+    from netra_isolation.clickhouse_isolation import OWNER_TABLE, SEALED_TABLE, VIEWS, quote
+
+    tables: dict[str, tuple[list[str], list[dict[str, Any]], bool]] = {}
+    for name, engine, _ddl in isolator._tables(database):
+        if name in (OWNER_TABLE, SEALED_TABLE, "alembic_version") or engine in VIEWS:
+            continue
+        target = f"{quote(database)}.{quote(name)}"
+        columns = [str(r[0]) for r in isolator.executor.execute(f"DESCRIBE TABLE {target}")]
+        rows = isolator.executor.execute(f"SELECT * FROM {target} LIMIT {ROW_LIMIT + 1}")
+        found = [dict(zip(columns, r, strict=True)) for r in rows]
+        tables[name] = ([], found[:ROW_LIMIT], len(found) > ROW_LIMIT)
+    return tables
+
+
+def _compare(backend: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> list[TableDiff]:
+    diffs = []
+    for name in sorted(set(before) | set(after)):
+        key, old_rows, old_cut = before.get(name, ([], [], False))
+        new_key, new_rows, new_cut = after.get(name, (key, [], False))
+        diffs.append(
+            _diff_rows(backend, name, key or new_key, old_rows, new_rows, old_cut or new_cut)
+        )
+    return diffs
+
+
+def diff_state_sync(config: IsolatedTestConfig, snapshot_id: str | None = None) -> StateDiff:
+    """What changed in the test's databases since `snapshot_id` (default: the clean state
+    right after migration and seeding)."""
+    snapshots = config.snapshots
+    chosen = [snapshots.get(snapshot_id)] if snapshot_id else None
+    backends = [s.backend for s in chosen] if chosen else list(config.databases)
+    tables: list[TableDiff] = []
+    for backend in backends:
+        db = config.databases[backend]
+        isolator = config._isolators[backend]
+        source = chosen[0].database if chosen else None
+        if source is None and db.template is None:
+            raise SnapshotError(f"the {backend} database {db.name} has no clean state to diff")
+        if backend == "postgres":
+            with contextlib.ExitStack() as stack:
+                if source is None:
+                    source = stack.enter_context(isolator.template_copy(db.template))
+                before = _pg_tables(stack.enter_context(isolator.connect_to(source)))
+                after = _pg_tables(stack.enter_context(isolator.connect_to(db.name)))
+        else:
+            before = _ch_tables(isolator, source or db.template.name)  # type: ignore[union-attr]
+            after = _ch_tables(isolator, db.name)
+        tables += _compare(backend, before, after)
+    return StateDiff(snapshot_id or CLEAN, tables)

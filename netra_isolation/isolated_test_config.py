@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from netra_isolation.clickhouse_isolation import AsyncClickHouseClient, ClickHouseClient
-from netra_isolation.database_snapshots import DatabaseSnapshots
+from netra_isolation.database_snapshots import DatabaseSnapshots, StateDiff, diff_state_sync
 from netra_isolation.errors import ConfigurationError
 from netra_isolation.isolator import DatabaseRef, TemplateSpec
 from netra_isolation.naming import slug, test_id_from_nodeid
@@ -28,6 +28,7 @@ from netra_isolation.seed_data_manager import bind_session
 from netra_isolation.settings import LEVELS
 from netra_isolation.test_database_manager import TestDatabaseManager
 
+CONFIGS = pytest.StashKey[list["IsolatedTestConfig"]]()
 _default_manager: TestDatabaseManager | None = None
 _default_lock = threading.Lock()
 
@@ -67,6 +68,7 @@ class IsolatedTestConfig:
         self.cleanup_on_exit = cleanup_on_exit
         self.level = level
         self.keep = False
+        self.validate = False  # validate after the test (marker or --netra-validate)
         self.databases: dict[str, DatabaseRef] = {}
         self._isolators: dict[str, Any] = {}
         self._clients: list[ClickHouseClient] = []
@@ -151,6 +153,26 @@ class IsolatedTestConfig:
             else:
                 session.close()
 
+    # -- validation -------------------------------------------------------------------------
+    async def validate_database_state(self) -> dict[str, Any]:
+        """Checks by category per backend, plus cross-database consistency."""
+        from netra_isolation.database_state_validator import db_state_validator
+
+        return await db_state_validator.validate(self)
+
+    def validate_database_state_sync(self) -> dict[str, Any]:
+        from netra_isolation.database_state_validator import db_state_validator
+
+        return db_state_validator.validate_sync(self)
+
+    async def diff_state(self, snapshot_id: str | None = None) -> StateDiff:
+        """Rows added, removed and changed per table since `snapshot_id` (default: the clean
+        state right after migration and seeding); `print(diff)` shows them."""
+        return await asyncio.to_thread(diff_state_sync, self, snapshot_id)
+
+    def diff_state_sync(self, snapshot_id: str | None = None) -> StateDiff:
+        return diff_state_sync(self, snapshot_id)
+
     # -- snapshots ------------------------------------------------------------------------
     async def create_snapshot(self, backend: str, label: str) -> str:
         """`snapshot_id = await config.create_snapshot("postgres", "after_setup")`"""
@@ -218,8 +240,15 @@ class IsolatedTestConfig:
         self.cleanup_databases_sync()
 
     def get_database_info(self) -> dict[str, Any]:
+        """Per backend: where the test's database is (password masked), its size, its level
+        and its snapshots."""
         return {
-            backend: self._isolators[backend].connection_info(db) | {"level": self.level}
+            backend: self._isolators[backend].connection_info(db)
+            | {
+                "level": self.level,
+                "size_bytes": self._isolators[backend].database_size(db.name),
+                "snapshots": [s for s in self.snapshots.ids() if s.startswith(f"{backend}:")],
+            }
             for backend, db in self.databases.items()
         }
 
@@ -231,6 +260,7 @@ class IsolationRequest:
     scenario: str | None = None
     clickhouse_schema: str = "basic"
     scale: int | None = None
+    validate: bool = False
 
 
 def isolation(
@@ -239,13 +269,14 @@ def isolation(
     scenario: str | None = None,
     clickhouse_schema: str = "basic",
     scale: int | None = None,
+    validate: bool = False,
 ) -> IsolationRequest:
     """The signature of `@pytest.mark.isolation(...)`: a typo fails with Python's own message."""
     if level not in LEVELS:
         raise ConfigurationError(f"level={level!r} is not one of {', '.join(LEVELS)}")
     if scale is not None and (not isinstance(scale, int) or scale < 1):
         raise ConfigurationError(f"scale={scale!r} is not a whole number of at least 1")
-    return IsolationRequest(level, schema, scenario, clickhouse_schema, scale)
+    return IsolationRequest(level, schema, scenario, clickhouse_schema, scale, bool(validate))
 
 
 @asynccontextmanager
@@ -374,6 +405,7 @@ def _request_isolation(
         "schema": settings.schema,
         "scenario": settings.scenario,
         "clickhouse_schema": settings.clickhouse_schema,
+        "validate": settings.validate,
     }
     marker = request.node.get_closest_marker("isolation")
     if marker is None:
@@ -398,6 +430,8 @@ def _test_config(
         nodeid=request.node.nodeid,
         level=wanted.level,
     )
+    config.validate = wanted.validate
+    request.node.stash.setdefault(CONFIGS, []).append(config)
     return config, wanted
 
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -93,6 +96,20 @@ class TestIsolatorBase:
         self._alembic = alembic_config(self.settings.alembic_ini, getattr(self.settings, section))
         self._databases: dict[str, DatabaseRef] = {}
         self._counter = itertools.count()
+        self.inspection_cache: dict[str, Any] = {}  # per template: its schema, its counts
+        self.progress: Callable[[str], None] = lambda line: None  # the plugin prints these
+
+    @contextmanager
+    def step(self, phase: str, what: str, *, announce: bool = True) -> Iterator[None]:
+        """Time a long step into the metrics and say in the terminal that it is running."""
+        if announce:
+            self.progress(f"netra-isolation: {what} ...")
+        started = time.perf_counter()
+        with self.metrics.timed(phase):
+            yield
+        elapsed = time.perf_counter() - started
+        if announce or elapsed > 1:
+            self.progress(f"netra-isolation: {what} done in {elapsed:.2f}s")
 
     # -- backend hooks ----------------------------------------------------------------------
     def ensure_template(self, spec: TemplateSpec) -> TemplateRef:

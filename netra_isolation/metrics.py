@@ -15,6 +15,7 @@ class Metrics:
     def __init__(self) -> None:
         self.timings: defaultdict[str, list[float]] = defaultdict(list)
         self.counters: Counter[str] = Counter()
+        self.sizes: defaultdict[str, list[int]] = defaultdict(list)  # bytes, per backend
         self._lock = Lock()
 
     @contextmanager
@@ -29,6 +30,10 @@ class Metrics:
         with self._lock:
             self.timings[phase].append(seconds)
 
+    def size(self, backend: str, nbytes: int) -> None:
+        with self._lock:
+            self.sizes[backend].append(nbytes)
+
     def count(self, name: str, n: int = 1) -> None:
         with self._lock:
             self.counters[name] += n
@@ -38,6 +43,7 @@ class Metrics:
             return {
                 "timings": {k: list(v) for k, v in self.timings.items()},
                 "counters": dict(self.counters),
+                "sizes": {k: list(v) for k, v in self.sizes.items()},
             }
 
     def merge(self, data: Mapping[str, Any]) -> None:
@@ -45,6 +51,8 @@ class Metrics:
             for phase, values in data.get("timings", {}).items():
                 self.timings[phase].extend(values)
             self.counters.update(data.get("counters", {}))
+            for backend, values in data.get("sizes", {}).items():
+                self.sizes[backend].extend(values)
 
     def summary(self) -> dict[str, dict[str, float]]:
         """Per phase: count, median and p95 in milliseconds."""

@@ -80,7 +80,7 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
 
     def _resolve_server(self) -> PostgresServerInfo:
         external = self.settings.postgres
-        with self.metrics.timed("server_start"):
+        with self.step("server_start", "PostgreSQL server", announce=False):
             if external is None:
                 return EphemeralPostgres(self.settings.cache_dir).ensure_running(
                     self.settings.server_start_timeout
@@ -139,7 +139,7 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
                 if built:
                     if rows:  # left unsealed by a crashed build: never trust it
                         self._drop_name(name)
-                    with self.metrics.timed("template_build"):
+                    with self.step("template_build", f"building template {name}"):
                         self._build(spec, name, fingerprint)
                 self.metrics.count("templates_built" if built else "templates_reused")
             ref = TemplateRef(self.backend, name, fingerprint, spec, built)
@@ -312,6 +312,50 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
             "url": server.url(db.name).render_as_string(hide_password=True),
             "template": db.template.name if db.template else None,
         }
+
+    @contextmanager
+    def connect_to(self, name: str) -> Iterator[Any]:
+        """A sync SQLAlchemy connection to the database `name` (autocommit), for inspection."""
+        engine = create_engine(
+            self.server.url(name), poolclass=NullPool, isolation_level="AUTOCOMMIT"
+        )
+        try:
+            with engine.connect() as connection:
+                yield connection
+        finally:
+            engine.dispose()
+
+    @contextmanager
+    def template_copy(self, template: TemplateRef) -> Iterator[str]:
+        """A throwaway copy of a sealed template (which itself refuses connections)."""
+        name = f"{template.name[:40]}_i{next(self._counter)}_{self.owner.pid}"
+        self._copy_database(template.name, name, self.owner.for_test(f"inspect:{template.name}"))
+        try:
+            yield name
+        finally:
+            self._drop_name(name)
+
+    def template_is_sealed(self, template: TemplateRef) -> bool:
+        rows = self._execute(
+            sql.SQL(
+                "SELECT datistemplate AND NOT datallowconn FROM pg_database WHERE datname = %s"
+            ),
+            (template.name,),
+        )
+        return bool(rows and rows[0][0])
+
+    def database_size(self, name: str) -> int:
+        rows = self._execute(sql.SQL("SELECT pg_database_size(%s)"), (name,))
+        return int(rows[0][0]) if rows else 0
+
+    def owner_of(self, name: str) -> Owner | None:
+        rows = self._execute(
+            sql.SQL(
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s"
+            ),
+            (name,),
+        )
+        return Owner.parse(rows[0][0]) if rows else None
 
     def database_url(self, test_id: str, driver: str = "asyncpg") -> str:
         url = self.server.url(self.database(test_id).name, driver)

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from netra_isolation.isolated_test_config import (
+    CONFIGS,
     isolated_clickhouse,
     isolated_clickhouse_sync,
     isolated_full_stack,
@@ -52,6 +53,14 @@ OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
         "--netra-performance-scale",
         {"type": int, "help": "scale factor of performance_test_config (default 5)"},
     ),
+    "validate": (
+        "--netra-validate",
+        {
+            "action": "store_true",
+            "default": None,
+            "help": "validate every test's databases after it; a failed check fails the test",
+        },
+    ),
     "keep_failed": (
         "--netra-keep-failed",
         {"action": "store_true", "default": None, "help": "keep a failed test's databases"},
@@ -75,7 +84,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "isolation(level='database'|'transaction', schema='basic', scenario=None, "
-        "clickhouse_schema='basic', scale=None): "
+        "clickhouse_schema='basic', scale=None, validate=False): "
         "how a test's databases are isolated, migrated and seeded",
     )
     overrides = {name: config.getoption(f"netra_{name}") for name in OPTIONS}
@@ -95,6 +104,9 @@ def manager_for(config: pytest.Config) -> TestDatabaseManager:
             run=workerinput["testrunuid"][:12] if workerinput else uuid.uuid4().hex[:12],
         )
         manager = TestDatabaseManager(settings, owner=owner, metrics=metrics_for(config))
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None and workerinput is None:
+            manager.progress = lambda line: reporter.write_line(line)
         config.stash[MANAGER] = manager
         set_default_manager(manager)
     return config.stash[MANAGER]
@@ -123,6 +135,28 @@ def pytest_runtest_makereport(
     report = yield
     item.stash.setdefault(REPORTS, {})[report.when] = report
     return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """With validation on, check the test's databases after it; a failed check fails the test
+    with the report and what changed since the clean state."""
+    from netra_isolation.database_state_validator import db_state_validator, failed
+
+    configs = [c for c in item.stash.get(CONFIGS, []) if c.validate and c.databases]
+    try:
+        result = yield
+    except BaseException:
+        for config in configs:  # a failing test shows what it changed
+            item.add_report_section("call", "netra-isolation diff", str(config.diff_state_sync()))
+        raise
+    for config in configs:
+        results = config.validate_database_state_sync()
+        if failed(results):
+            report = db_state_validator.generate_validation_report(results)
+            diff = config.diff_state_sync()
+            pytest.fail(f"database state validation failed\n{report}\n\n{diff}", pytrace=False)
+    return result
 
 
 def test_failed(item: pytest.Item) -> bool:
@@ -184,6 +218,12 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         tr.write_line(
             f"{phase:<16}{row['count']:>7.0f}{row['median_ms']:>12.1f}"
             f"{row['p95_ms']:>10.1f}{row['total_ms']:>11.1f}"
+        )
+    for backend, sizes in sorted(metrics.sizes.items()):
+        ordered = sorted(sizes)
+        tr.write_line(
+            f"{backend} database sizes: median {ordered[len(ordered) // 2] / 1024:.0f} kB, "
+            f"max {ordered[-1] / 1024:.0f} kB over {len(ordered)} databases"
         )
     manager = config.stash.get(MANAGER, None)
     kept = list(manager.kept if manager else [])

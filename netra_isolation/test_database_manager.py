@@ -4,6 +4,7 @@ databases, background drops and metrics."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -32,6 +33,7 @@ class TestDatabaseManager:
         self.owner = owner or Owner.new_run()
         self.metrics = metrics or Metrics()
         self.kept: list[dict[str, Any]] = []
+        self.progress: Callable[[str], None] = lambda line: None
         self._isolators: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._worker_databases: dict[tuple[str, TemplateSpec], DatabaseRef] = {}
@@ -42,6 +44,7 @@ class TestDatabaseManager:
         with self._lock:
             if backend not in self._isolators:
                 self._isolators[backend] = self._make(backend)
+                self._isolators[backend].progress = lambda line: self.progress(line)
             return self._isolators[backend]
 
     def _make(self, backend: str) -> Any:
@@ -82,7 +85,11 @@ class TestDatabaseManager:
         with self._lock:
             if self._dropper is None:
                 self._dropper = ThreadPoolExecutor(1, thread_name_prefix="netra-drop")
-            self._pending.append(self._dropper.submit(isolator.drop, db))
+            self._pending.append(self._dropper.submit(self._measure_and_drop, isolator, db))
+
+    def _measure_and_drop(self, isolator: Any, db: DatabaseRef) -> None:
+        self.metrics.size(db.backend, isolator.database_size(db.name))
+        isolator.drop(db)
 
     def wait_for_drops(self) -> None:
         with self._lock:

@@ -1,0 +1,510 @@
+"""State validation: named checks by category, per backend and across both; a report.
+
+Categories: connection, schema, data, performance, isolation (per backend) and
+cross_database. Results read as the original design's examples read them:
+`results["postgres"]["status"] == "passed"`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script.revision import Revision
+from sqlalchemy import inspect, text
+
+from netra_isolation.clickhouse_isolation import OWNER_TABLE, SEALED_TABLE, literal, quote
+from netra_isolation.migrations import script_directory
+
+if TYPE_CHECKING:
+    from netra_isolation.isolated_test_config import IsolatedTestConfig
+
+PASSED, FAILED, WARNING, SKIPPED = "passed", "failed", "warning", "skipped"
+QUERY_THRESHOLD_SECONDS = 1.0
+_HIDDEN_CH_TABLES = {OWNER_TABLE, SEALED_TABLE}
+
+
+@dataclass
+class CheckResult:
+    name: str
+    category: str
+    status: str
+    details: Any = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class CheckContext:
+    """What a check sees: the test's config, the backend, its database, and a live handle
+    (a SQLAlchemy connection for PostgreSQL, the isolator's executor for ClickHouse)."""
+
+    config: IsolatedTestConfig
+    backend: str
+    database: Any
+    handle: Any
+    isolator: Any
+    cache: dict[str, Any] = field(default_factory=dict)
+
+
+Check = Callable[[CheckContext], Any]
+
+
+def _outcome(value: Any) -> tuple[str, Any]:
+    """A check returns a status, a bool, (bool|status, details), or a CheckResult's pieces."""
+    if isinstance(value, tuple) and len(value) == 2:
+        status, details = value
+    else:
+        status, details = value, None
+    if isinstance(status, bool):
+        status = PASSED if status else FAILED
+    return str(status), details
+
+
+class DatabaseStateValidator:
+    def __init__(self) -> None:
+        self._checks: dict[str, list[tuple[str, str, Check]]] = {
+            "postgres": list(_POSTGRES_CHECKS),
+            "clickhouse": list(_CLICKHOUSE_CHECKS),
+        }
+
+    def register_check(
+        self, name: str, check: Check, *, backend: str = "postgres", category: str = "custom"
+    ) -> None:
+        """Add a check: `check(context)` returns True/False, a status, or (status, details)."""
+        self._checks.setdefault(backend, []).append((category, name, check))
+
+    def _run(self, context: CheckContext, category: str, name: str, check: Check) -> CheckResult:
+        started = time.perf_counter()
+        try:
+            status, details = _outcome(check(context))
+        except Exception as exc:  # a check that cannot run has failed, and says why
+            status, details = FAILED, f"{type(exc).__name__}: {exc}"
+        return CheckResult(name, category, status, details, time.perf_counter() - started)
+
+    def validate_sync(self, config: IsolatedTestConfig) -> dict[str, Any]:
+        started = time.perf_counter()
+        results: dict[str, Any] = {}
+        for backend, db in config.databases.items():
+            isolator = config._isolators[backend]
+            with _handle(isolator, db) as handle:
+                context = CheckContext(config, backend, db, handle, isolator)
+                checks = [self._run(context, c, n, f) for c, n, f in self._checks.get(backend, [])]
+            results[backend] = _summary(checks, database=db.name)
+        if {"postgres", "clickhouse"} <= set(config.databases):
+            results["cross_database"] = _summary([self._cross_database(config)])
+        config.manager.metrics.record("validation", time.perf_counter() - started)
+        return results
+
+    async def validate(self, config: IsolatedTestConfig) -> dict[str, Any]:
+        return await asyncio.to_thread(self.validate_sync, config)
+
+    def _cross_database(self, config: IsolatedTestConfig) -> CheckResult:
+        def event_users_exist(_: Any) -> Any:
+            ch = config._isolators["clickhouse"]
+            ch_db = config.databases["clickhouse"].name
+            pg_db = config.databases["postgres"].name
+            if not ch._exists(ch_db, "events"):
+                return SKIPPED, "no events table in ClickHouse"
+            ids = {
+                int(r[0]) for r in ch._run(f"SELECT DISTINCT user_id FROM {quote(ch_db)}.events")
+            }
+            with config._isolators["postgres"].connect_to(pg_db) as conn:
+                if not inspect(conn).has_table("users"):
+                    return SKIPPED, "no users table in PostgreSQL"
+                known = set(conn.execute(text("SELECT id FROM users")).scalars())
+            missing = sorted(ids - known)
+            if missing:
+                return FAILED, {"events_with_unknown_user_ids": missing[:20], "count": len(missing)}
+            return PASSED, {"event_users": len(ids)}
+
+        context = CheckContext(config, "cross_database", None, None, None)
+        return self._run(context, "cross_database", "event_users_exist", event_users_exist)
+
+    def generate_validation_report(
+        self, results: Mapping[str, Any] | Iterable[Any], format: str = "text"
+    ) -> str:
+        """A readable report of `validate_database_state()` results (or of a list of checks);
+        `format="json"` for machines."""
+        sections = _sections(results)
+        if format == "json":
+            return json.dumps(sections, indent=2, default=str)
+        overall = _overall(sections)
+        lines = [f"Database state validation: {overall.upper()}"]
+        for name, section in sections.items():
+            where = f" ({section['database']})" if section.get("database") else ""
+            lines.append(f"{name}{where}: {section['status']}")
+            for check in section["checks"]:
+                details = "" if check["details"] in (None, "", {}) else f"  {check['details']}"
+                lines.append(
+                    f"  [{check['status']:>7}] {check['category']}.{check['name']}"
+                    f"  {check['seconds'] * 1000:.1f} ms{details}"
+                )
+        return "\n".join(lines)
+
+
+def _sections(results: Mapping[str, Any] | Iterable[Any]) -> dict[str, Any]:
+    if isinstance(results, Mapping):
+        return {k: v for k, v in results.items() if isinstance(v, Mapping) and "checks" in v}
+    items: Iterable[Any] = results
+    checks = [r if isinstance(r, CheckResult) else CheckResult(**r) for r in items]
+    return {"custom": _summary(checks)}
+
+
+def _overall(sections: Mapping[str, Any]) -> str:
+    return FAILED if any(s["status"] == FAILED for s in sections.values()) else PASSED
+
+
+def _summary(checks: list[CheckResult], database: str | None = None) -> dict[str, Any]:
+    status = FAILED if any(c.status == FAILED for c in checks) else PASSED
+    summary: dict[str, Any] = {"status": status, "checks": [c.to_dict() for c in checks]}
+    if database:
+        summary["database"] = database
+    return summary
+
+
+def failed(results: Mapping[str, Any]) -> bool:
+    return _overall(_sections(results)) == FAILED
+
+
+class _handle:
+    """A PostgreSQL connection to the test's database, or ClickHouse's executor."""
+
+    def __init__(self, isolator: Any, db: Any) -> None:
+        self.isolator, self.db = isolator, db
+        self._cm: Any = None
+
+    def __enter__(self) -> Any:
+        if self.isolator.backend == "postgres":
+            self._cm = self.isolator.connect_to(self.db.name)
+            return self._cm.__enter__()
+        return self.isolator.executor
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._cm is not None:
+            self._cm.__exit__(*exc)
+
+
+# -- shared -------------------------------------------------------------------------------------
+def _expected_heads(context: CheckContext) -> set[str]:
+    spec = context.database.template.spec
+    script = script_directory(context.isolator._alembic)
+    revisions = script.revision_map.get_revisions(f"{spec.schema_type}@head")
+    return {rev.revision for rev in revisions if isinstance(rev, Revision)}
+
+
+def _owner(context: CheckContext) -> Any:
+    owner = context.isolator.owner_of(context.database.name)
+    expected = context.database.owner
+    if owner is None:
+        return FAILED, "no owner tag: the database was not made by netra_isolation"
+    if (owner.run, owner.test) != (expected.run, expected.test):
+        return FAILED, {"owner": owner.test, "run": owner.run, "expected": expected.test}
+    return PASSED, {"test": owner.test, "run": owner.run, "worker": owner.worker}
+
+
+def _template(context: CheckContext) -> Any:
+    template = context.database.template
+    if template is None:
+        return FAILED, "not cloned from a template"
+    if not context.isolator.template_is_sealed(template):
+        return FAILED, f"template {template.name} is missing or not sealed"
+    if context.isolator.fingerprint(template.spec) != template.fingerprint:
+        return FAILED, f"template {template.name} is out of date for {template.spec}"
+    return PASSED, template.name
+
+
+def _scenario_counts(context: CheckContext, count: Callable[[str], int | None]) -> Any:
+    spec = context.database.template.spec
+    if spec.scenario is None:
+        return SKIPPED, "no scenario"
+    expected = context.isolator.scenarios.get(spec.scenario).counts
+    actual = {t: count(t) for t in expected}
+    wanted = {t: n * spec.scale for t, n in expected.items() if actual[t] is not None}
+    actual = {t: n for t, n in actual.items() if n is not None}
+    if actual != wanted:
+        return WARNING, {"expected": wanted, "actual": actual}  # tests may add rows
+    return PASSED, actual
+
+
+def _timed_queries(queries: Iterable[tuple[str, Callable[[], Any]]]) -> Any:
+    times = {}
+    for label, run in queries:
+        started = time.perf_counter()
+        run()
+        times[label] = round((time.perf_counter() - started) * 1000, 2)
+    slow = {k: v for k, v in times.items() if v > QUERY_THRESHOLD_SECONDS * 1000}
+    return (FAILED if slow else PASSED), {
+        "ms": times,
+        "threshold_ms": QUERY_THRESHOLD_SECONDS * 1000,
+    }
+
+
+# -- PostgreSQL -----------------------------------------------------------------------------------
+def _pg_connectivity(c: CheckContext) -> Any:
+    return c.handle.execute(text("SELECT 1")).scalar() == 1
+
+
+def _pg_pool(c: CheckContext) -> Any:
+    row = c.handle.execute(
+        text(
+            "SELECT current_setting('max_connections')::int, count(*), "
+            "count(*) FILTER (WHERE datname = current_database()) FROM pg_stat_activity"
+        )
+    ).one()
+    limit, used, here = row
+    details = {"max_connections": limit, "in_use": used, "to_this_database": here}
+    return (limit - used >= 5), details
+
+
+def _pg_heads(c: CheckContext) -> Any:
+    current = set(MigrationContext.configure(c.handle).get_current_heads())
+    expected = _expected_heads(c)
+    return expected <= current, {"expected": sorted(expected), "current": sorted(current)}
+
+
+def _pg_template_schema(c: CheckContext) -> dict[str, Any]:
+    """The template's columns and constraints, read once per template from a throwaway copy."""
+    key = f"pg-schema:{c.database.template.name}"
+    cache = c.isolator.inspection_cache
+    if key not in cache:
+        with (
+            c.isolator.template_copy(c.database.template) as copy,
+            c.isolator.connect_to(copy) as conn,
+        ):
+            cache[key] = _pg_schema(conn)
+    return dict(cache[key])
+
+
+def _pg_schema(conn: Any) -> dict[str, Any]:
+    columns = conn.execute(
+        text(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'public' ORDER BY 1, 2"
+        )
+    ).all()
+    constraints = conn.execute(
+        text(
+            "SELECT conrelid::regclass::text, conname FROM pg_constraint c "
+            "JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = 'public'"
+        )
+    ).all()
+    return {
+        "columns": {tuple(r) for r in columns},
+        "constraints": {tuple(r) for r in constraints},
+    }
+
+
+def _pg_matches_template(c: CheckContext) -> Any:
+    expected, actual = _pg_template_schema(c)["columns"], _pg_schema(c.handle)["columns"]
+    missing, extra = sorted(expected - actual), sorted(actual - expected)
+    if missing or extra:
+        return FAILED, {"missing_columns": missing, "unexpected_columns": extra}
+    return PASSED, {"columns": len(actual)}
+
+
+def _pg_models_match(c: CheckContext) -> Any:
+    from netra_isolation.models.postgres import PostgresBase
+
+    present = set(inspect(c.handle).get_table_names())
+
+    def include(obj: Any, name: str | None, type_: str, reflected: bool, other: Any) -> bool:
+        table = name if type_ == "table" else getattr(getattr(obj, "table", None), "name", None)
+        return table in present and table != "alembic_version"
+
+    context = MigrationContext.configure(
+        c.handle, opts={"include_object": include, "compare_type": True}
+    )
+    diffs = compare_metadata(context, PostgresBase.metadata)
+    return not diffs, ({"differences": [str(d)[:200] for d in diffs]} if diffs else None)
+
+
+def _pg_constraints(c: CheckContext) -> Any:
+    expected = _pg_template_schema(c)["constraints"]
+    actual = _pg_schema(c.handle)["constraints"]
+    missing = sorted(expected - actual)
+    return not missing, ({"missing": missing} if missing else {"constraints": len(actual)})
+
+
+def _pg_foreign_keys(conn: Any) -> list[tuple[str, list[str], str, list[str]]]:
+    rows = conn.execute(
+        text(
+            "SELECT c.conrelid::regclass::text, c.confrelid::regclass::text, "
+            "ARRAY(SELECT attname FROM unnest(c.conkey) k JOIN pg_attribute a "
+            "  ON a.attrelid = c.conrelid AND a.attnum = k ORDER BY array_position(c.conkey, k)), "
+            "ARRAY(SELECT attname FROM unnest(c.confkey) k JOIN pg_attribute a "
+            "  ON a.attrelid = c.confrelid AND a.attnum = k ORDER BY array_position(c.confkey, k)) "
+            "FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace "
+            "WHERE c.contype = 'f' AND n.nspname = 'public'"
+        )
+    ).all()
+    return [(child, list(ccols), parent, list(pcols)) for child, parent, ccols, pcols in rows]
+
+
+def _pg_referential_integrity(c: CheckContext) -> Any:
+    orphans = {}
+    prep = c.handle.dialect.identifier_preparer
+    for child, ccols, parent, pcols in _pg_foreign_keys(c.handle):
+        match = " AND ".join(
+            f"p.{prep.quote(pc)} = c.{prep.quote(cc)}" for cc, pc in zip(ccols, pcols, strict=True)
+        )
+        not_null = " AND ".join(f"c.{prep.quote(cc)} IS NOT NULL" for cc in ccols)
+        count = c.handle.execute(
+            text(
+                f"SELECT count(*) FROM {prep.quote(child)} c WHERE {not_null} AND NOT EXISTS "
+                f"(SELECT 1 FROM {prep.quote(parent)} p WHERE {match})"
+            )
+        ).scalar()
+        if count:
+            orphans[f"{child}({', '.join(ccols)}) -> {parent}"] = count
+    return not orphans, ({"orphan_rows": orphans} if orphans else None)
+
+
+def _pg_count(c: CheckContext) -> Callable[[str], int | None]:
+    tables = set(inspect(c.handle).get_table_names())
+
+    def count(table: str) -> int | None:
+        if table not in tables:
+            return None
+        return int(c.handle.execute(text(f'SELECT count(*) FROM "{table}"')).scalar())
+
+    return count
+
+
+def _pg_performance(c: CheckContext) -> Any:
+    tables = [t for t in inspect(c.handle).get_table_names() if t != "alembic_version"]
+    return _timed_queries(
+        (f"count {t}", partial(c.handle.execute, text(f'SELECT count(*) FROM "{t}"')))
+        for t in tables
+    )
+
+
+def _pg_foreign_rows(c: CheckContext) -> Any:
+    """Seen from a fresh connection, outside the test's transaction, a `transaction`-level
+    worker database must hold exactly what its template holds."""
+    if not c.config._shared("postgres"):
+        return PASSED, "a database of this test's own (see isolation.owner)"
+    key = f"pg-counts:{c.database.template.name}"
+    cache = c.isolator.inspection_cache
+    if key not in cache:
+        with (
+            c.isolator.template_copy(c.database.template) as copy,
+            c.isolator.connect_to(copy) as conn,
+        ):
+            counter = _pg_count(CheckContext(c.config, "postgres", None, conn, c.isolator))
+            cache[key] = {t: counter(t) for t in inspect(conn).get_table_names()}
+    counts = _pg_count(c)
+    actual = {t: counts(t) for t in cache[key]}
+    foreign = {t: (cache[key][t], n) for t, n in actual.items() if n != cache[key][t]}
+    return not foreign, ({"committed_rows_template_vs_now": foreign} if foreign else None)
+
+
+_POSTGRES_CHECKS: list[tuple[str, str, Check]] = [
+    ("connection", "connectivity", _pg_connectivity),
+    ("connection", "pool_health", _pg_pool),
+    ("schema", "at_migration_heads", _pg_heads),
+    ("schema", "matches_template", _pg_matches_template),
+    ("schema", "models_match", _pg_models_match),
+    ("schema", "constraints_present", _pg_constraints),
+    ("data", "referential_integrity", _pg_referential_integrity),
+    ("data", "scenario_counts", lambda c: _scenario_counts(c, _pg_count(c))),
+    ("performance", "representative_queries", _pg_performance),
+    ("isolation", "owner", _owner),
+    ("isolation", "sealed_template", _template),
+    ("isolation", "no_foreign_rows", _pg_foreign_rows),
+]
+
+
+# -- ClickHouse -----------------------------------------------------------------------------------
+def _ch_columns(c: CheckContext, database: str) -> set[tuple[str, str, str]]:
+    rows = c.handle.execute(
+        "SELECT table, name, type FROM system.columns "
+        f"WHERE database = {literal(database)} ORDER BY table, name"
+    )
+    return {(str(t), str(n), str(ty)) for t, n, ty in rows if t not in _HIDDEN_CH_TABLES}
+
+
+def _ch_connectivity(c: CheckContext) -> Any:
+    return c.handle.execute("SELECT 1")[0][0] == 1
+
+
+def _ch_pool(c: CheckContext) -> Any:
+    rows = c.handle.execute(
+        "SELECT metric, value FROM system.metrics WHERE metric IN ('TCPConnection', "
+        "'HTTPConnection', 'Query')"
+    )
+    return PASSED, {str(k): int(v) for k, v in rows}
+
+
+def _ch_heads(c: CheckContext) -> Any:
+    rows = c.handle.execute(f"SELECT version_num FROM {quote(c.database.name)}.alembic_version")
+    current = {str(r[0]) for r in rows}
+    expected = _expected_heads(c)
+    return expected <= current, {"expected": sorted(expected), "current": sorted(current)}
+
+
+def _ch_matches_template(c: CheckContext) -> Any:
+    expected = _ch_columns(c, c.database.template.name)
+    actual = _ch_columns(c, c.database.name)
+    missing, extra = sorted(expected - actual), sorted(actual - expected)
+    if missing or extra:
+        return FAILED, {"missing_columns": missing, "unexpected_columns": extra}
+    return PASSED, {"columns": len(actual)}
+
+
+def _ch_models_match(c: CheckContext) -> Any:
+    from netra_isolation.models.clickhouse import ClickHouseBase
+
+    actual: dict[str, set[str]] = {}
+    for table, column, _type in _ch_columns(c, c.database.name):
+        actual.setdefault(table, set()).add(column)
+    differences = {}
+    for name, model in ClickHouseBase.metadata.tables.items():
+        if name in actual and actual[name] != {col.name for col in model.columns}:
+            differences[name] = sorted(actual[name] ^ {col.name for col in model.columns})
+    return not differences, ({"columns_differ": differences} if differences else None)
+
+
+def _ch_count(c: CheckContext) -> Callable[[str], int | None]:
+    def count(table: str) -> int | None:
+        if not c.isolator._exists(c.database.name, table):
+            return None
+        return int(
+            c.handle.execute(f"SELECT count() FROM {quote(c.database.name)}.{quote(table)}")[0][0]
+        )
+
+    return count
+
+
+def _ch_performance(c: CheckContext) -> Any:
+    tables = [t for t, _e, _d in c.isolator._tables(c.database.name) if t not in _HIDDEN_CH_TABLES]
+    db = quote(c.database.name)
+    return _timed_queries(
+        (f"count {t}", partial(c.handle.execute, f"SELECT count() FROM {db}.{quote(t)}"))
+        for t in tables
+    )
+
+
+_CLICKHOUSE_CHECKS: list[tuple[str, str, Check]] = [
+    ("connection", "connectivity", _ch_connectivity),
+    ("connection", "server_connections", _ch_pool),
+    ("schema", "at_migration_heads", _ch_heads),
+    ("schema", "matches_template", _ch_matches_template),
+    ("schema", "models_match", _ch_models_match),
+    ("data", "scenario_counts", lambda c: _scenario_counts(c, _ch_count(c))),
+    ("performance", "representative_queries", _ch_performance),
+    ("isolation", "owner", _owner),
+    ("isolation", "sealed_template", _template),
+]
+
+db_state_validator = DatabaseStateValidator()
+generate_validation_report = db_state_validator.generate_validation_report

@@ -1,0 +1,110 @@
+"""Validation as a gate, the run summary and its raw numbers, as a user's suite sees them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+Run = Callable[..., pytest.RunResult]
+
+
+def test_validation_fails_the_test_with_report_and_diff(project: pytest.Pytester, run: Run) -> None:
+    project.makepyfile(
+        test_gate="""
+        import pytest
+        from sqlalchemy import text
+
+        pytestmark = pytest.mark.isolation(
+            schema="thread_messages", scenario="minimal", validate=True
+        )
+
+        def test_clean(isolated_postgres_sync):
+            session, config = isolated_postgres_sync
+            session.execute(text("UPDATE users SET full_name = 'Ok' WHERE id = 1"))
+            session.commit()
+
+        def test_breaks_integrity(isolated_postgres_sync):
+            session, config = isolated_postgres_sync
+            session.execute(text("SET session_replication_role = replica"))
+            session.execute(text("DELETE FROM threads WHERE id = 1"))
+            session.commit()
+        """
+    )
+    result = run()
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*database state validation failed*",
+            "*[[] failed[]] data.referential_integrity*messages(thread_id) -> threads*",
+            "*changes since clean:*",
+            "*postgres.threads: +0 -1 ~0*",
+        ]
+    )
+
+
+def test_summary_and_metrics_json_match_the_run(
+    project: pytest.Pytester, run: Run, tmp_path: Path
+) -> None:
+    project.makepyfile(
+        test_counted="""
+        import pytest
+
+        @pytest.mark.parametrize("n", range(4))
+        def test_pg(isolated_postgres_sync, n):
+            pass
+
+        @pytest.mark.parametrize("n", range(2))
+        def test_ch(isolated_clickhouse_sync, n):
+            pass
+
+        async def test_snap(isolated_postgres):
+            session, config = isolated_postgres
+            sid = await config.create_snapshot("postgres", "s")
+            await config.restore_snapshot(sid)
+            info = config.get_database_info()["postgres"]
+            assert info["snapshots"] == ["postgres:s"] and info["size_bytes"] > 0
+        """
+    )
+    metrics_file = tmp_path / "metrics.json"
+    result = run("--netra-metrics-json", str(metrics_file))
+    result.assert_outcomes(passed=7)
+    result.stdout.fnmatch_lines(
+        ["*databases created 7, dropped 7, kept 0, left behind 0*", "clone * 7 *"]
+    )
+    data = json.loads(metrics_file.read_text())
+    assert data["counters"]["databases_created"] == 7
+    assert data["counters"]["snapshots_created"] == 1
+    assert len(data["timings"]["clone"]) == 7
+    assert len(data["timings"]["snapshot"]) == len(data["timings"]["restore"]) == 1
+    assert data["summary"]["clone"]["count"] == 7
+    assert len(data["sizes"]["postgres"]) == 5 and len(data["sizes"]["clickhouse"]) == 2
+
+
+def test_template_builds_show_progress(project: pytest.Pytester, run: Run) -> None:
+    marker = project.path.name  # a scenario of this run's own: its template is new
+    project.makepyfile(
+        test_progress=f"""
+        import pytest
+        from netra_isolation import scenario
+        from factories import UserFactory
+
+        @scenario("progress_{marker}", seed=3)
+        def seeded(session):
+            UserFactory.create_batch(2)
+
+        @pytest.mark.isolation(schema="user_management", scenario="progress_{marker}")
+        def test_uses_it(isolated_postgres_sync):
+            pass
+        """
+    )
+    result = run("-s")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*netra-isolation: building template ni_tpl_user_management_progress_* ...*",
+            "*netra-isolation: building template * done in *s*",
+        ]
+    )

@@ -1,0 +1,146 @@
+"""State validation and state diffs on real databases: passing on a fresh clone, failing with
+a named check after each kind of damage, and diffs that list exactly what a test changed."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+
+from netra_isolation import with_database_snapshots, with_isolated_postgres
+from netra_isolation.database_state_validator import (
+    CheckResult,
+    DatabaseStateValidator,
+    db_state_validator,
+)
+
+
+def failing(results: dict[str, Any]) -> set[str]:
+    return {
+        f"{section}:{check['category']}.{check['name']}"
+        for section, body in results.items()
+        for check in body["checks"]
+        if check["status"] == "failed"
+    }
+
+
+async def test_fresh_clone_passes_every_check() -> None:
+    async with with_database_snapshots("test_valid", scenario="analytics") as env:
+        results = await env["config"].validate_database_state()
+        assert results["postgres"]["status"] == "passed"
+        assert results["clickhouse"]["status"] == "passed"
+        assert results["cross_database"]["status"] == "passed"
+        categories = {c["category"] for c in results["postgres"]["checks"]}
+        assert categories == {"connection", "schema", "data", "performance", "isolation"}
+        report = db_state_validator.generate_validation_report(results)
+        assert report.startswith("Database state validation: PASSED")
+        assert "isolation.sealed_template" in report
+        parsed = json.loads(db_state_validator.generate_validation_report(results, format="json"))
+        assert parsed["postgres"]["status"] == "passed"
+
+
+async def test_orphan_row_fails_referential_integrity() -> None:
+    async with with_isolated_postgres("test_orphan", "thread_messages", "minimal") as (s, config):
+        await s.execute(text("SET session_replication_role = replica"))  # constraints off
+        await s.execute(
+            text("INSERT INTO messages (thread_id, user_id, content) VALUES (999, 1, 'x')")
+        )
+        await s.commit()
+        results = await config.validate_database_state()
+        assert failing(results) == {"postgres:data.referential_integrity"}
+        check = next(
+            c for c in results["postgres"]["checks"] if c["name"] == "referential_integrity"
+        )
+        assert check["details"] == {"orphan_rows": {"messages(thread_id) -> threads": 1}}
+
+
+async def test_dropped_column_fails_the_schema_checks() -> None:
+    async with with_isolated_postgres("test_dropped", "user_management") as (session, config):
+        await session.execute(text("ALTER TABLE api_keys DROP COLUMN revoked_at"))
+        await session.commit()
+        results = await config.validate_database_state()
+        assert {
+            "postgres:schema.matches_template",
+            "postgres:schema.models_match",
+        } <= failing(results)
+        report = db_state_validator.generate_validation_report(results)
+        assert "revoked_at" in report and report.startswith("Database state validation: FAILED")
+
+
+async def test_event_with_unknown_user_fails_cross_database() -> None:
+    async with with_database_snapshots("test_cross", scenario="analytics") as env:
+        await env["clickhouse_client"].insert(
+            "events",
+            [
+                {
+                    "event_id": uuid.uuid4(),
+                    "user_id": 4242,
+                    "event_type": "x",
+                    "properties": "{}",
+                    "timestamp": datetime(2025, 2, 2),
+                }
+            ],
+        )
+        results = await env["config"].validate_database_state()
+        assert failing(results) == {"cross_database:cross_database.event_users_exist"}
+        details = results["cross_database"]["checks"][0]["details"]
+        assert details["events_with_unknown_user_ids"] == [4242]
+
+
+async def test_custom_checks_and_report_of_a_list() -> None:
+    validator = DatabaseStateValidator()
+    validator.register_check(
+        "has_three_users",
+        lambda ctx: ctx.handle.execute(text("SELECT count(*) FROM users")).scalar() == 3,
+        category="business",
+    )
+    async with with_isolated_postgres("test_custom", "thread_messages", "minimal") as (_, config):
+        results = await validator.validate(config)
+        custom = next(c for c in results["postgres"]["checks"] if c["category"] == "business")
+        assert custom["status"] == "passed"
+    report = db_state_validator.generate_validation_report(
+        [CheckResult("mine", "custom", "failed", "details here")]
+    )
+    assert "[ failed] custom.mine" in report and "FAILED" in report
+
+
+async def test_diff_lists_exactly_what_the_test_changed() -> None:
+    async with with_database_snapshots("test_diff", scenario="minimal") as env:
+        session, client, config = env["postgres_session"], env["clickhouse_client"], env["config"]
+        await session.execute(text("INSERT INTO organizations (name, slug) VALUES ('N', 'n')"))
+        await session.execute(text("DELETE FROM messages WHERE id = 5"))
+        await session.execute(text("UPDATE users SET full_name = 'Renamed' WHERE id = 1"))
+        await session.commit()
+        event = {
+            "event_id": uuid.uuid4(),
+            "user_id": 1,
+            "event_type": "x",
+            "properties": "{}",
+            "timestamp": datetime(2025, 2, 2),
+        }
+        await client.insert("events", [event])
+        diff = await config.diff_state()
+        changed = {(t.backend, t.table) for t in diff.tables if not t.is_empty}
+        assert changed == {
+            ("postgres", "organizations"),
+            ("postgres", "messages"),
+            ("postgres", "users"),
+            ("clickhouse", "events"),
+        }
+        orgs = diff.table("postgres", "organizations")
+        assert [r["slug"] for r in orgs.added] == ["n"] and not orgs.removed and not orgs.changed
+        assert [r["id"] for r in diff.table("postgres", "messages").removed] == [5]
+        users = diff.table("postgres", "users")
+        assert users.changed == [
+            {
+                "key": {"id": 1},
+                "changes": {"full_name": (users.changed[0]["changes"]["full_name"][0], "Renamed")},
+            }
+        ]
+        assert diff.table("clickhouse", "events").added[0]["event_id"] == event["event_id"]
+        snapshot = await config.create_snapshot("postgres", "after")
+        assert (await config.diff_state(snapshot)).is_empty
+        assert "~ {'id': 1}: full_name:" in diff.render()
