@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -84,7 +85,7 @@ def test_summary_and_metrics_json_match_the_run(
 
 
 def test_template_builds_show_progress(project: pytest.Pytester, run: Run) -> None:
-    marker = project.path.name  # a scenario of this run's own: its template is new
+    marker = uuid.uuid4().hex[:8]  # a scenario of this run's own: its template is new
     project.makepyfile(
         test_progress=f"""
         import pytest
