@@ -56,6 +56,7 @@ class Settings:
     scenario: str | None = None
     keep_failed: bool = False
     performance_scale: int = 5
+    prefetch: int = 1  # PostgreSQL copies made ahead of time per template, off the test's clock
     validate: bool = False
     connect_timeout: float = 5.0
     server_start_timeout: float = 60.0

@@ -110,6 +110,8 @@ class TestDatabaseManager:
         for isolator in self._isolators.values():
             if not isolator.has_server:
                 continue
+            if hasattr(isolator, "drain"):
+                isolator.drain()
             isolator.cleanup_all_sync()
             left += sum(
                 1

@@ -214,3 +214,31 @@ def test_connection_info_masks_the_password(isolator: PostgreSQLTestIsolator) ->
     assert info["password"] == "***"
     assert isolator.server.password not in info["url"]
     assert info["database"] == isolator.database("test_info").name
+
+
+def test_copies_are_made_ahead_renamed_for_tests_and_dropped_at_the_end() -> None:
+    import time
+
+    isolator = PostgreSQLTestIsolator(Settings.load(root=ROOT))
+    isolator.create_isolated_database_sync("test_first")
+
+    def ready() -> list[str]:
+        rows = isolator.server.connect().execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s",
+            (f"%\\_rdy\\_%\\_{isolator.owner.pid}\\_%",),
+        )
+        return [r[0] for r in rows.fetchall()]
+
+    deadline = time.monotonic() + 30
+    while not ready() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    waiting = ready()
+    assert len(waiting) == 1
+    second = isolator.create_isolated_database_sync("test_second")
+    assert waiting[0] not in ready()  # renamed into the second test's database
+    with isolator.session_sync("test_second") as session:
+        assert session.execute(text("SELECT current_database()")).scalar() == second.name
+        assert session.execute(text("SELECT count(*) FROM test_users")).scalar() == 0
+    isolator.cleanup_all_sync()
+    isolator.close()  # drains: no copy is left behind
+    assert ready() == []
