@@ -288,8 +288,8 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
     def _fill(self, template: TemplateRef) -> None:
         try:
             while len(self._ready.get(template.name, [])) < self.settings.prefetch:
-                name = f"{self.settings.prefix}_rdy_{template.fingerprint[:8]}_{self.owner.pid}"
-                name += f"_{next(self._counter)}"
+                name = f"{self.settings.prefix}_rdy_{self.owner.run[:8]}_{self.owner.pid}"
+                name += f"_{template.fingerprint[:8]}_{next(self._counter)}"
                 self._copy_database(template.name, name, self.owner.for_test("ready:"))
                 with self._ready_lock:
                     self._ready.setdefault(template.name, []).append(name)

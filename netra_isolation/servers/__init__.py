@@ -1,0 +1,127 @@
+"""Throwaway local servers: what PostgreSQL's and ClickHouse's have in common.
+
+A server's state (ports, password, pid) lives in a 0600 JSON file under the project cache
+directory; a file lock makes sure that of several processes starting at once (xdist workers)
+one starts the server and the others reuse it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from filelock import FileLock
+
+StateT = TypeVar("StateT")
+InfoT = TypeVar("InfoT")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pid_alive(pid: int) -> bool:
+    """True for a running process, False for none or a zombie (our own exited child)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return not Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    except (OSError, IndexError):
+        return True
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+class EphemeralServer(Generic[StateT, InfoT]):
+    """Reuse-or-start, status and stop, around a backend's `_start`, `_answers`, `_info`,
+    `_terminate` and `_purge`."""
+
+    name: str
+    state_type: type[Any]
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.home = (cache_dir / self.name).resolve()
+        self.state_path = self.home / "state.json"
+        self._lock = FileLock(str(self.home / ".lock"), timeout=120)
+
+    # -- backend hooks ----------------------------------------------------------------------
+    def _start(self, state: StateT | None, timeout: float) -> InfoT:
+        raise NotImplementedError
+
+    def _answers(self, state: StateT) -> bool:
+        raise NotImplementedError
+
+    def _info(self, state: StateT) -> InfoT:
+        raise NotImplementedError
+
+    def _terminate(self, state: StateT, timeout: float) -> None:
+        raise NotImplementedError
+
+    def _purge(self, state: StateT) -> None:
+        raise NotImplementedError
+
+    # -- shared ----------------------------------------------------------------------------
+    def ensure_running(self, timeout: float = 60.0) -> InfoT:
+        """Reuse the running server, or start one; at most one starts across processes."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            state = self._read_state()
+            if state is not None and self._alive(state):
+                return self._info(state)
+            return self._start(state, timeout)
+
+    def status(self) -> InfoT | None:
+        state = self._read_state()
+        return self._info(state) if state is not None and self._alive(state) else None
+
+    def stop(self, timeout: float = 30.0, purge: bool = False) -> bool:
+        """Stop the server (and with `purge`, delete its data); True if it was running."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            state = self._read_state()
+            if state is None:
+                return False
+            pid = int(getattr(state, "pid", 0))
+            was_running = bool(pid and pid_alive(pid))
+            if was_running:
+                self._terminate(state, timeout)
+            state.pid = 0  # type: ignore[attr-defined]
+            if purge:
+                self._purge(state)
+                self.state_path.unlink(missing_ok=True)
+            else:
+                self._write_state(state)
+            return was_running
+
+    def _alive(self, state: StateT) -> bool:
+        pid = int(getattr(state, "pid", 0))
+        return bool(pid and pid_alive(pid) and self._answers(state))
+
+    def _read_state(self) -> StateT | None:
+        try:
+            state: StateT = self.state_type(**json.loads(self.state_path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+        return state
+
+    def _write_state(self, state: StateT) -> None:
+        tmp = self.state_path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(asdict(state), handle)  # type: ignore[call-overload]
+        os.replace(tmp, self.state_path)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
 import secrets
 import shutil
@@ -23,10 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
 from netra_isolation.errors import BinariesNotFoundError, ServerStartError, ServerUnreachableError
-from netra_isolation.servers.postgres import free_port
+from netra_isolation.servers import EphemeralServer, free_port, pid_alive, tail
 
 USER = "netra"
 
@@ -141,27 +138,6 @@ def find_clickhouse(search: list[str] | None = None) -> list[str]:
     )
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie (our own exited child) counts as gone
-    try:
-        return not Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
-    except (OSError, IndexError):
-        return True
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 @dataclass
 class _State:
     password: str
@@ -170,67 +146,30 @@ class _State:
     pid: int = 0
 
 
-class EphemeralClickHouse:
+class EphemeralClickHouse(EphemeralServer[_State, ClickHouseServerInfo]):
     """The project's own throwaway ClickHouse; its state lives under `cache_dir/clickhouse`."""
 
-    def __init__(self, cache_dir: Path) -> None:
-        self.home = (cache_dir / "clickhouse").resolve()
-        self.state_path = self.home / "state.json"
-        self._lock = FileLock(str(self.home / ".lock"), timeout=120)
-
-    def ensure_running(self, timeout: float = 60.0) -> ClickHouseServerInfo:
-        self.home.mkdir(parents=True, exist_ok=True)
-        with self._lock:
-            state = self._read_state()
-            if state and state.pid and _pid_alive(state.pid) and self._info(state).ping():
-                return self._info(state)
-            return self._start(state, timeout)
-
-    def status(self) -> ClickHouseServerInfo | None:
-        state = self._read_state()
-        if state and state.pid and _pid_alive(state.pid) and self._info(state).ping():
-            return self._info(state)
-        return None
-
-    def stop(self, timeout: float = 30.0, purge: bool = False) -> bool:
-        self.home.mkdir(parents=True, exist_ok=True)
-        with self._lock:
-            state = self._read_state()
-            if state is None:
-                return False
-            was_running = bool(state.pid and _pid_alive(state.pid))
-            if was_running:
-                os.kill(state.pid, signal.SIGTERM)
-                deadline = time.monotonic() + timeout
-                while _pid_alive(state.pid) and time.monotonic() < deadline:
-                    time.sleep(0.1)
-                if _pid_alive(state.pid):
-                    os.kill(state.pid, signal.SIGKILL)
-            state.pid = 0
-            if purge:
-                shutil.rmtree(self.home / "data", ignore_errors=True)
-                self.state_path.unlink(missing_ok=True)
-            else:
-                self._write_state(state)
-            return was_running
+    name = "clickhouse"
+    state_type = _State
 
     def _info(self, state: _State) -> ClickHouseServerInfo:
         return ClickHouseServerInfo(
             "127.0.0.1", state.http_port, state.native_port, USER, state.password
         )
 
-    def _read_state(self) -> _State | None:
-        try:
-            return _State(**json.loads(self.state_path.read_text()))
-        except (OSError, ValueError, TypeError):
-            return None
+    def _answers(self, state: _State) -> bool:
+        return self._info(state).ping()
 
-    def _write_state(self, state: _State) -> None:
-        tmp = self.state_path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(asdict(state), handle)
-        os.replace(tmp, self.state_path)
+    def _terminate(self, state: _State, timeout: float) -> None:
+        os.kill(state.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while pid_alive(state.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if pid_alive(state.pid):
+            os.kill(state.pid, signal.SIGKILL)
+
+    def _purge(self, state: _State) -> None:
+        shutil.rmtree(self.home / "data", ignore_errors=True)
 
     def _start(self, state: _State | None, timeout: float) -> ClickHouseServerInfo:
         command = find_clickhouse()
@@ -269,7 +208,7 @@ class EphemeralClickHouse:
             time.sleep(0.1)
         if process.poll() is None:
             process.kill()
-        log = _tail(errlog) or _tail(self.home / "stdout.log")
+        log = tail(errlog) or tail(self.home / "stdout.log")
         reason = (
             f"exited with code {process.returncode}"
             if process.returncode is not None

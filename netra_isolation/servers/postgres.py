@@ -9,23 +9,20 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import json
 import os
 import pwd
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from filelock import FileLock
 from sqlalchemy.engine import URL
 
 from netra_isolation.errors import (
@@ -33,6 +30,7 @@ from netra_isolation.errors import (
     ServerStartError,
     ServerUnreachableError,
 )
+from netra_isolation.servers import EphemeralServer, free_port, pid_alive, tail
 
 USER = "netra"
 TEST_TUNING = {
@@ -129,29 +127,6 @@ def _default_bindirs() -> list[str]:
     return candidates
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 @dataclass
 class _State:
     password: str
@@ -162,61 +137,12 @@ class _State:
     run_as: str = ""
 
 
-class EphemeralPostgres:
+class EphemeralPostgres(EphemeralServer[_State, PostgresServerInfo]):
     """The project's own throwaway server; its state lives under `cache_dir/postgres`."""
 
-    def __init__(self, cache_dir: Path) -> None:
-        self.home = cache_dir / "postgres"
-        self.state_path = self.home / "state.json"
-        self._lock = FileLock(str(self.home / ".lock"), timeout=120)
+    name = "postgres"
+    state_type = _State
 
-    # -- public -----------------------------------------------------------------
-    def ensure_running(self, timeout: float = 60.0) -> PostgresServerInfo:
-        """Reuse the running server, or start one; at most one starts across processes."""
-        self.home.mkdir(parents=True, exist_ok=True)
-        with self._lock:
-            state = self._read_state()
-            if state and state.pid and _pid_alive(state.pid) and self._answers(state):
-                return self._info(state)
-            return self._start(state, timeout)
-
-    def status(self) -> PostgresServerInfo | None:
-        state = self._read_state()
-        if state and state.pid and _pid_alive(state.pid) and self._answers(state):
-            return self._info(state)
-        return None
-
-    def stop(self, timeout: float = 30.0, purge: bool = False) -> bool:
-        self.home.mkdir(parents=True, exist_ok=True)
-        with self._lock:
-            state = self._read_state()
-            if state is None:
-                return False
-            was_running = bool(state.pid and _pid_alive(state.pid))
-            if was_running:
-                self._run(
-                    state,
-                    [
-                        str(Path(state.bindir) / "pg_ctl"),
-                        "-D",
-                        state.data_dir,
-                        "stop",
-                        "-m",
-                        "fast",
-                        "-t",
-                        str(int(timeout)),
-                    ],
-                    timeout + 5,
-                )
-            state.pid = 0
-            if purge:
-                shutil.rmtree(state.data_dir, ignore_errors=True)
-                self.state_path.unlink(missing_ok=True)
-            else:
-                self._write_state(state)
-            return was_running
-
-    # -- internals --------------------------------------------------------------
     def _info(self, state: _State) -> PostgresServerInfo:
         return PostgresServerInfo("127.0.0.1", state.port, USER, state.password)
 
@@ -227,18 +153,13 @@ class EphemeralPostgres:
             return False
         return True
 
-    def _read_state(self) -> _State | None:
-        try:
-            return _State(**json.loads(self.state_path.read_text()))
-        except (OSError, ValueError, TypeError):
-            return None
+    def _terminate(self, state: _State, timeout: float) -> None:
+        pg_ctl = str(Path(state.bindir) / "pg_ctl")
+        stop = [pg_ctl, "-D", state.data_dir, "stop", "-m", "fast", "-t", str(int(timeout))]
+        self._run(state, stop, timeout + 5)
 
-    def _write_state(self, state: _State) -> None:
-        tmp = self.state_path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(asdict(state), handle)
-        os.replace(tmp, self.state_path)
+    def _purge(self, state: _State) -> None:
+        shutil.rmtree(state.data_dir, ignore_errors=True)
 
     def _run_as(self) -> str:
         if os.geteuid() != 0:
@@ -339,7 +260,7 @@ class EphemeralPostgres:
             30,
         )
         if result.returncode != 0:
-            raise ServerStartError("postgres", result.stderr.strip(), _tail(log))
+            raise ServerStartError("postgres", result.stderr.strip(), tail(log))
         started = time.monotonic()
         while time.monotonic() - started < timeout:
             pid = self._postmaster_pid(data_dir)
@@ -352,7 +273,7 @@ class EphemeralPostgres:
             time.sleep(0.1)
         self._kill(data_dir)
         raise ServerStartError(
-            "postgres", f"not ready within {timeout:g}s on 127.0.0.1:{state.port}", _tail(log)
+            "postgres", f"not ready within {timeout:g}s on 127.0.0.1:{state.port}", tail(log)
         )
 
     @staticmethod
@@ -361,7 +282,7 @@ class EphemeralPostgres:
             pid = int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
         except (OSError, ValueError):
             return None
-        return pid if _pid_alive(pid) else None
+        return pid if pid_alive(pid) else None
 
     def _kill(self, data_dir: Path) -> None:
         if pid := self._postmaster_pid(data_dir):
