@@ -21,7 +21,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
-from netra_isolation.errors import SeedError, ServerError
+from netra_isolation.errors import SeedError
 from netra_isolation.isolator import DatabaseRef, TemplateRef, TemplateSpec, TestIsolatorBase
 from netra_isolation.metrics import Metrics
 from netra_isolation.migrations import (
@@ -124,29 +124,22 @@ class ClickHouseTestIsolator(TestIsolatorBase):
         )
         self._server = server
         self._executor = executor
-        self._server_error: ServerError | None = None
         self._lock = threading.Lock()
         self._templates: dict[TemplateSpec, TemplateRef] = {}
 
     # -- server ---------------------------------------------------------------------------
     @property
     def server(self) -> ClickHouseServerInfo:
-        with self._lock:
-            if self._server_error is not None:
-                raise self._server_error
-            if self._server is None:
-                try:
-                    with self.step("server_start", "ClickHouse server", announce=False):
-                        if self.settings.clickhouse is None:
-                            self._server = EphemeralClickHouse(
-                                self.settings.cache_dir
-                            ).ensure_running(self.settings.server_start_timeout)
-                        else:
-                            self._server = server_info_from(self.settings)
-                except ServerError as exc:
-                    self._server_error = exc
-                    raise
-            return self._server
+        server: ClickHouseServerInfo = self._cached_server()
+        return server
+
+    def _resolve_server(self) -> ClickHouseServerInfo:
+        with self.step("server_start", "ClickHouse server", announce=False):
+            if self.settings.clickhouse is None:
+                return EphemeralClickHouse(self.settings.cache_dir).ensure_running(
+                    self.settings.server_start_timeout
+                )
+            return server_info_from(self.settings)
 
     @property
     def executor(self) -> Executor:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from netra_isolation.errors import ConfigurationError
+from netra_isolation.errors import ConfigurationError, ServerError
 from netra_isolation.metrics import Metrics
 from netra_isolation.migrations import (
     alembic_config,
@@ -98,6 +99,25 @@ class TestIsolatorBase:
         self._counter = itertools.count()
         self.inspection_cache: dict[str, Any] = {}  # per template: its schema, its counts
         self.progress: Callable[[str], None] = lambda line: None  # the plugin prints these
+        self._server: Any = None
+        self._server_error: ServerError | None = None
+        self._server_lock = threading.Lock()
+
+    def _resolve_server(self) -> Any:
+        """Find the server: the settings' external one (checked to answer) or a throwaway."""
+        raise NotImplementedError
+
+    def _cached_server(self) -> Any:
+        with self._server_lock:
+            if self._server_error is not None:
+                raise self._server_error  # one wait per run, not one per test
+            if self._server is None:
+                try:
+                    self._server = self._resolve_server()
+                except ServerError as exc:
+                    self._server_error = exc
+                    raise
+            return self._server
 
     @contextmanager
     def step(self, phase: str, what: str, *, announce: bool = True) -> Iterator[None]:

@@ -8,6 +8,7 @@ files reuses templates built by older migrating code.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections.abc import Iterable
 from functools import lru_cache
@@ -119,3 +120,18 @@ def migrations_fingerprint(cfg: Config) -> str:
     digest.update(repr(section).encode())
     digest.update(library_version().encode())
     return digest.hexdigest()
+
+
+def cli_url(env_var: str, example: str) -> str:
+    """For an env.py run by the `alembic` command: the URL from `-x url=...`, the ini's
+    `sqlalchemy.url` or `env_var`; a clear exit when there is none."""
+    from alembic import context
+
+    url = (
+        context.get_x_argument(as_dictionary=True).get("url")
+        or context.config.get_main_option("sqlalchemy.url")
+        or os.environ.get(env_var)
+    )
+    if not url:
+        raise SystemExit(f"no database URL: pass -x url={example} (or set {env_var})")
+    return url

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
-from netra_isolation.errors import ConfigurationError, SeedError, ServerError
+from netra_isolation.errors import ConfigurationError, SeedError
 from netra_isolation.isolator import DatabaseRef, TemplateRef, TemplateSpec, TestIsolatorBase
 from netra_isolation.metrics import Metrics
 from netra_isolation.migrations import (
@@ -53,8 +53,6 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
             settings, "postgres_section", metrics=metrics, owner=owner, scenarios=scenarios
         )
         self._server = server
-        self._server_lock = threading.Lock()
-        self._server_error: ServerError | None = None
         self._templates: dict[TemplateSpec, TemplateRef] = {}
         self._template_lock = threading.Lock()
         self._local = threading.local()
@@ -67,16 +65,8 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
     # -- server and admin connections ----------------------------------------------
     @property
     def server(self) -> PostgresServerInfo:
-        with self._server_lock:
-            if self._server_error is not None:
-                raise self._server_error  # one wait per run, not one per test
-            if self._server is None:
-                try:
-                    self._server = self._resolve_server()
-                except ServerError as exc:
-                    self._server_error = exc
-                    raise
-            return self._server
+        server: PostgresServerInfo = self._cached_server()
+        return server
 
     @property
     def has_server(self) -> bool:

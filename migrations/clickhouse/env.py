@@ -7,7 +7,6 @@ connection in `config.attributes`; the CLI path takes `-x url=clickhouse+http://
 
 from __future__ import annotations
 
-import os
 from logging.config import fileConfig
 
 from alembic import context
@@ -15,6 +14,7 @@ from sqlalchemy import Connection, create_engine
 from sqlalchemy.pool import NullPool
 
 from netra_isolation.compat.clickhouse_alembic import load_alembic_dialect
+from netra_isolation.migrations import cli_url
 from netra_isolation.models.clickhouse import ClickHouseBase
 
 dialect = load_alembic_dialect()
@@ -23,17 +23,7 @@ target_metadata = ClickHouseBase.metadata
 
 
 def _url() -> str:
-    url = (
-        context.get_x_argument(as_dictionary=True).get("url")
-        or config.get_main_option("sqlalchemy.url")
-        or os.environ.get("NETRA_CLICKHOUSE_URL")
-    )
-    if not url:
-        raise SystemExit(
-            "no database URL: pass -x url=clickhouse+http://user:password@host:8123/db "
-            "(or set NETRA_CLICKHOUSE_URL)"
-        )
-    return url
+    return cli_url("NETRA_CLICKHOUSE_URL", "clickhouse+http://user:password@host:8123/db")
 
 
 def _run(connection: Connection) -> None:

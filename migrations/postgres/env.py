@@ -6,7 +6,6 @@ path (`alembic -n postgres -x url=... upgrade heads`) builds its own engine.
 
 from __future__ import annotations
 
-import os
 from logging.config import fileConfig
 
 from alembic import context
@@ -14,6 +13,7 @@ from sqlalchemy import Connection, create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from netra_isolation.migrations import cli_url
 from netra_isolation.models.postgres import PostgresBase
 
 config = context.config
@@ -21,16 +21,7 @@ target_metadata = PostgresBase.metadata
 
 
 def _url() -> str:
-    url = (
-        context.get_x_argument(as_dictionary=True).get("url")
-        or config.get_main_option("sqlalchemy.url")
-        or os.environ.get("NETRA_POSTGRES_URL")
-    )
-    if not url:
-        raise SystemExit(
-            "no database URL: pass -x url=postgresql+psycopg://user:password@host:port/db "
-            "(or set NETRA_POSTGRES_URL)"
-        )
+    url = cli_url("NETRA_POSTGRES_URL", "postgresql+psycopg://user:password@host:port/db")
     parsed = make_url(url)
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
