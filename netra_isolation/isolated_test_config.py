@@ -7,6 +7,7 @@ original design's conftest does); the `pytest11` entry point loads it too.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -39,6 +40,7 @@ def default_manager() -> TestDatabaseManager:
     with _default_lock:
         if _default_manager is None:
             _default_manager = TestDatabaseManager()
+            atexit.register(_default_manager.finish)  # scripts leave nothing behind either
         return _default_manager
 
 

@@ -287,6 +287,12 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
             with self._ready_lock:
                 self._filling.discard(template.name)
 
+    def cleanup_all_sync(self) -> None:
+        """Drop every database this isolator made, the copies made ahead included."""
+        super().cleanup_all_sync()
+        if self.has_server:
+            self.drain()
+
     def drain(self) -> None:
         """Stop making copies ahead and drop the unused ones."""
         with self._ready_lock:

@@ -242,3 +242,31 @@ def test_copies_are_made_ahead_renamed_for_tests_and_dropped_at_the_end() -> Non
     isolator.cleanup_all_sync()
     isolator.close()  # drains: no copy is left behind
     assert ready() == []
+
+
+def test_a_script_leaves_no_database_behind(tmp_path: Path) -> None:
+    """Outside pytest: the context managers' default manager drops everything at exit."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import asyncio, os\n"
+        "from netra_isolation import with_isolated_postgres\n"
+        "async def main():\n"
+        "    async with with_isolated_postgres('script_test') as (session, config):\n"
+        "        print(config.manager.owner.run)\n"
+        "asyncio.run(main())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    run = done.stdout.strip()
+    isolator = PostgreSQLTestIsolator(Settings.load(root=ROOT))
+    rows = isolator.server.connect().execute(
+        "SELECT datname FROM pg_database WHERE shobj_description(oid, 'pg_database') LIKE %s",
+        (f'%"run": "{run}"%',),
+    )
+    assert rows.fetchall() == []
+    isolator.close()
