@@ -74,6 +74,10 @@ class DatabaseSnapshots:
         return self.config.databases[backend]
 
     def create_sync(self, backend: str, label: str) -> str:
+        with self.config.manager.metrics.timed_for(self.config.nodeid, "snapshot"):
+            return self._create(backend, label)
+
+    def _create(self, backend: str, label: str) -> str:
         db = self._database(backend)
         isolator = self.config._isolators[backend]
         snapshot_id = f"{backend}:{label}"
@@ -92,6 +96,10 @@ class DatabaseSnapshots:
         return snapshot_id
 
     def restore_sync(self, snapshot_id: str) -> None:
+        with self.config.manager.metrics.timed_for(self.config.nodeid, "restore"):
+            self._restore(snapshot_id)
+
+    def _restore(self, snapshot_id: str) -> None:
         snapshot = self.get(snapshot_id)
         db = self._database(snapshot.backend)
         self.config._isolators[snapshot.backend].restore(snapshot.database, db)

@@ -102,7 +102,9 @@ class DatabaseStateValidator:
             results[backend] = _summary(checks, database=db.name)
         if {"postgres", "clickhouse"} <= set(config.databases):
             results["cross_database"] = _summary([self._cross_database(config)])
-        config.manager.metrics.record("validation", time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        config.manager.metrics.record("validation", elapsed)
+        config.manager.metrics.note(config.nodeid, "validation_s", elapsed)
         return results
 
     async def validate(self, config: IsolatedTestConfig) -> dict[str, Any]:

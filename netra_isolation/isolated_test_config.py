@@ -92,6 +92,12 @@ class IsolatedTestConfig:
         scale: int = 1,
     ) -> DatabaseRef:
         """Give this test a database on `backend`, cloned from the (schema, scenario) template."""
+        with self.manager.metrics.timed_for(self.nodeid, "setup"):
+            return self._setup_sync(backend, schema_type, scenario, scale)
+
+    def _setup_sync(
+        self, backend: str, schema_type: str, scenario: str | None, scale: int
+    ) -> DatabaseRef:
         isolator = self.manager.isolator(backend)
         self._isolators[backend] = isolator
         if self._shared(backend):
@@ -225,6 +231,15 @@ class IsolatedTestConfig:
 
     # -- cleanup and info ---------------------------------------------------------------
     def cleanup_databases_sync(self) -> None:
+        with self.manager.metrics.timed_for(self.nodeid, "cleanup"):
+            self._cleanup()
+
+    def metrics(self) -> dict[str, float]:
+        """This test's numbers: seconds per step (setup, snapshot, restore, validation,
+        cleanup; drop is added when the background drop is done) and database sizes."""
+        return dict(self.manager.metrics.tests.get(self.nodeid, {}))
+
+    def _cleanup(self) -> None:
         if not self.keep:
             self.snapshots.drop_all_sync()
         for client in self._clients:

@@ -16,7 +16,23 @@ class Metrics:
         self.timings: defaultdict[str, list[float]] = defaultdict(list)
         self.counters: Counter[str] = Counter()
         self.sizes: defaultdict[str, list[int]] = defaultdict(list)  # bytes, per backend
+        # per test (nodeid): seconds per phase as the test saw them, and database sizes
+        self.tests: defaultdict[str, dict[str, float]] = defaultdict(dict)
         self._lock = Lock()
+
+    @contextmanager
+    def timed_for(self, test: str, phase: str) -> Iterator[None]:
+        """Time a step of one test (setup, snapshot, restore, validation, cleanup)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.note(test, f"{phase}_s", time.perf_counter() - start)
+
+    def note(self, test: str, key: str, value: float) -> None:
+        with self._lock:
+            entry = self.tests[test]
+            entry[key] = entry.get(key, 0.0) + value
 
     @contextmanager
     def timed(self, phase: str) -> Iterator[None]:
@@ -44,6 +60,7 @@ class Metrics:
                 "timings": {k: list(v) for k, v in self.timings.items()},
                 "counters": dict(self.counters),
                 "sizes": {k: list(v) for k, v in self.sizes.items()},
+                "tests": {k: dict(v) for k, v in self.tests.items()},
             }
 
     def merge(self, data: Mapping[str, Any]) -> None:
@@ -53,6 +70,8 @@ class Metrics:
             self.counters.update(data.get("counters", {}))
             for backend, values in data.get("sizes", {}).items():
                 self.sizes[backend].extend(values)
+            for test, entry in data.get("tests", {}).items():
+                self.tests[test].update(entry)
 
     def summary(self) -> dict[str, dict[str, float]]:
         """Per phase: count, median and p95 in milliseconds."""

@@ -88,8 +88,11 @@ class TestDatabaseManager:
             self._pending.append(self._dropper.submit(self._measure_and_drop, isolator, db))
 
     def _measure_and_drop(self, isolator: Any, db: DatabaseRef) -> None:
-        self.metrics.size(db.backend, isolator.database_size(db.name))
-        isolator.drop(db)
+        size = isolator.database_size(db.name)
+        self.metrics.size(db.backend, size)
+        self.metrics.note(db.owner.test, f"{db.backend}_size_bytes", size)
+        with self.metrics.timed_for(db.owner.test, "drop"):
+            isolator.drop(db)
 
     def wait_for_drops(self) -> None:
         with self._lock:

@@ -82,6 +82,10 @@ def test_summary_and_metrics_json_match_the_run(
     assert len(data["timings"]["snapshot"]) == len(data["timings"]["restore"]) == 1
     assert data["summary"]["clone"]["count"] == 7
     assert len(data["sizes"]["postgres"]) == 5 and len(data["sizes"]["clickhouse"]) == 2
+    snap = data["tests"]["test_counted.py::test_snap"]
+    assert {"setup_s", "snapshot_s", "restore_s", "cleanup_s", "drop_s"} <= set(snap)
+    assert snap["postgres_size_bytes"] > 0
+    assert len(data["tests"]) == 7
 
 
 def test_template_builds_show_progress(project: pytest.Pytester, run: Run) -> None:

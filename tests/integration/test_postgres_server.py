@@ -70,3 +70,18 @@ def test_cli_status_up_down(
     finally:
         EphemeralPostgres(tmp_path).stop(purge=True)
         EphemeralClickHouse(tmp_path).stop(purge=True)
+
+
+def test_a_server_that_cannot_start_fails_with_its_log(server: EphemeralPostgres) -> None:
+    from netra_isolation.errors import ServerStartError
+
+    server.ensure_running()
+    server.stop()
+    state = json.loads(server.state_path.read_text())
+    with open(Path(state["data_dir"]) / "postgresql.conf", "a") as conf:
+        conf.write("\nshared_buffers = 'not a size'\n")
+    with pytest.raises(ServerStartError) as info:
+        server.ensure_running(timeout=20)
+    message = str(info.value)
+    assert "last lines of the server log" in message
+    assert "shared_buffers" in message

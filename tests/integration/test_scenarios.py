@@ -80,7 +80,7 @@ def dump(url: str, name: str) -> dict[str, list[tuple[Any, ...]]]:
     return rows
 
 
-@pytest.mark.parametrize("name", ["minimal", "multi_user"])
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_two_builds_give_identical_rows(isolator: Any, name: str) -> None:
     urls = []
     for i in range(2):

@@ -28,3 +28,24 @@ def test_unknown_scenario_lists_the_known_ones() -> None:
     registry.scenario("analytics", seed=2)(lambda session: None)
     with pytest.raises(UnknownChoiceError, match="'analytics', 'minimal'"):
         registry.get("minimum")
+
+
+def test_a_modern_single_clickhouse_binary_is_preferred(tmp_path: Path) -> None:
+    from netra_isolation.servers.clickhouse import find_clickhouse
+
+    debian, modern = tmp_path / "sbin", tmp_path / "bin"
+    for directory, tool in ((debian, "clickhouse-server"), (modern, "clickhouse")):
+        directory.mkdir()
+        (directory / tool).write_text("#!/bin/sh\n")
+        (directory / tool).chmod(0o755)
+    assert find_clickhouse([str(debian), str(modern)]) == [str(modern / "clickhouse"), "server"]
+    assert find_clickhouse([str(debian)]) == [str(debian / "clickhouse-server")]
+
+
+def test_missing_clickhouse_says_how_to_install(tmp_path: Path) -> None:
+    from netra_isolation.servers.clickhouse import find_clickhouse
+
+    with pytest.raises(BinariesNotFoundError) as info:
+        find_clickhouse([str(tmp_path)])
+    assert "apt-get install clickhouse-server" in str(info.value)
+    assert "TEST_CLICKHOUSE_HOST" in str(info.value)
