@@ -53,8 +53,9 @@ def _where(info: Any) -> str:
     return f"{info.host}:{info.port}"
 
 
-def _gc(settings: Settings, dry_run: bool) -> int:
-    """Drop databases whose owning process is gone (crashed runs); templates stay."""
+def _gc(settings: Settings, dry_run: bool, templates: bool) -> int:
+    """Drop databases whose owning process is gone (crashed runs); with `templates`, every
+    template too (they are rebuilt on next use: old fingerprints go this way)."""
     import os
     import socket
 
@@ -77,6 +78,12 @@ def _gc(settings: Settings, dry_run: bool) -> int:
             isolator.drop(db)
         dropped += 1
     print(f"{dropped} orphaned database(s)")
+    if templates:
+        for isolator in isolators:
+            for name in isolator.templates():
+                print(f"{'would drop' if dry_run else 'dropping'} template {name}")
+                if not dry_run:
+                    isolator.drop_template(name)
     for isolator in isolators:
         isolator.close()
     return 0
@@ -90,12 +97,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     servers.add_argument("--purge", action="store_true", help="with down: delete the data too")
     gc = sub.add_parser("gc", help="drop databases left by crashed runs")
     gc.add_argument("--dry-run", action="store_true")
+    gc.add_argument(
+        "--templates", action="store_true", help="drop the templates too (rebuilt on next use)"
+    )
     args = parser.parse_args(argv)
     try:
         settings = Settings.load()
         if args.command == "servers":
             return _servers(settings, args.action, args.purge)
-        return _gc(settings, args.dry_run)
+        return _gc(settings, args.dry_run, args.templates)
     except NetraIsolationError as exc:
         print(f"netra-isolation: {exc}", file=sys.stderr)
         return 2

@@ -320,6 +320,16 @@ class ClickHouseTestIsolator(TestIsolatorBase):
                     self._run(f"DROP TABLE IF EXISTS {quote(db.name)}.{quote(table)}{sync}")
             self.copy_tables(source, db.name)
 
+    def templates(self) -> list[str]:
+        pattern = literal(f"{self.settings.prefix}\\_tpl\\_%")
+        rows = self._run(
+            f"SELECT name FROM system.databases WHERE name LIKE {pattern} ORDER BY name"
+        )
+        return [str(r[0]) for r in rows]
+
+    def drop_template(self, name: str) -> None:
+        self._drop_name(name)
+
     def template_is_sealed(self, template: TemplateRef) -> bool:
         if not self._exists(template.name, SEALED_TABLE):
             return False

@@ -339,6 +339,19 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
             self._drop_name(db.name)
         self.metrics.count("databases_dropped")
 
+    def templates(self) -> list[str]:
+        rows = self._execute(
+            sql.SQL("SELECT datname FROM pg_database WHERE datname LIKE %s ORDER BY 1"),
+            (f"{self.settings.prefix}\\_tpl\\_%",),
+        )
+        return [str(r[0]) for r in rows]
+
+    def drop_template(self, name: str) -> None:
+        self._execute(
+            sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(sql.Identifier(name))
+        )
+        self._drop_name(name)
+
     def owned(self, run: str | None = None) -> list[DatabaseRef]:
         rows = self._execute(
             sql.SQL(

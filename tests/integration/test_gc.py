@@ -40,3 +40,37 @@ def test_gc_drops_orphans_of_dead_processes_only(
     alive.cleanup_all_sync()
     alive.close()
     crashed.close()
+
+
+@pytest.mark.parametrize("kind", [PostgreSQLTestIsolator, ClickHouseTestIsolator])
+def test_gc_templates_drops_templates_which_are_then_rebuilt(
+    kind: type, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import shutil
+    import uuid
+
+    from netra_isolation import TemplateSpec
+
+    # templates of a migration set of this test's own, so other tests' templates stay
+    shutil.copytree(ROOT / "migrations", tmp_path / "migrations")
+    shutil.copy(ROOT / "alembic.ini", tmp_path / "alembic.ini")
+    for versions in (tmp_path / "migrations").glob("*/versions"):
+        first = sorted(versions.glob("0001_*.py"))[0]
+        first.write_text(first.read_text() + f"\n# {uuid.uuid4()}\n")
+    settings = Settings.load(root=ROOT).with_overrides(
+        alembic_ini=tmp_path / "alembic.ini", prefix="gct"
+    )
+    isolator = kind(settings)
+    ref = isolator.ensure_template(TemplateSpec("basic"))
+    assert isolator.templates() == [ref.name]
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("NETRA_ISOLATION_PREFIX", "gct")
+    assert main(["gc", "--templates"]) == 0
+    assert f"dropping template {ref.name}" in capsys.readouterr().out
+    assert isolator.templates() == []
+    rebuilt = kind(settings)
+    assert rebuilt.ensure_template(TemplateSpec("basic")).built is True
+    for name in rebuilt.templates():
+        rebuilt.drop_template(name)
+    rebuilt.close()
+    isolator.close()
