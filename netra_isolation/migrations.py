@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -135,3 +135,33 @@ def cli_url(env_var: str, example: str) -> str:
     if not url:
         raise SystemExit(f"no database URL: pass -x url={example} (or set {env_var})")
     return url
+
+
+def run_env(
+    run: Callable[[Any], None],
+    url: Callable[[], str],
+    offline: Callable[[str], None] | None = None,
+) -> None:
+    """The body of an env.py: migrate on the connection netra_isolation passed in, or, run by
+    the `alembic` command, on an engine of the URL it was given (`offline` for `--sql`)."""
+    from logging.config import fileConfig
+
+    from alembic import context
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    connection = context.config.attributes.get("connection")
+    if connection is not None:
+        run(connection)  # no fileConfig here: it would silence pytest's log capture
+        return
+    if context.config.config_file_name is not None:
+        fileConfig(context.config.config_file_name)
+    if offline is not None and context.is_offline_mode():
+        offline(url())
+        return
+    engine = create_engine(url(), poolclass=NullPool)
+    try:
+        with engine.connect() as live:
+            run(live)
+    finally:
+        engine.dispose()

@@ -7,18 +7,14 @@ connection in `config.attributes`; the CLI path takes `-x url=clickhouse+http://
 
 from __future__ import annotations
 
-from logging.config import fileConfig
-
 from alembic import context
-from sqlalchemy import Connection, create_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy import Connection
 
 from netra_isolation.compat.clickhouse_alembic import load_alembic_dialect
-from netra_isolation.migrations import cli_url
+from netra_isolation.migrations import cli_url, run_env
 from netra_isolation.models.clickhouse import ClickHouseBase
 
 dialect = load_alembic_dialect()
-config = context.config
 target_metadata = ClickHouseBase.metadata
 
 
@@ -38,19 +34,4 @@ def _run(connection: Connection) -> None:
         context.run_migrations()
 
 
-def main() -> None:
-    connection = config.attributes.get("connection")
-    if connection is not None:
-        _run(connection)  # no fileConfig here: it would silence pytest's log capture
-        return
-    if config.config_file_name is not None:
-        fileConfig(config.config_file_name)
-    engine = create_engine(_url(), poolclass=NullPool)
-    try:
-        with engine.connect() as connection:
-            _run(connection)
-    finally:
-        engine.dispose()
-
-
-main()
+run_env(_run, _url)

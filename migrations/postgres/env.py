@@ -6,17 +6,13 @@ path (`alembic -n postgres -x url=... upgrade heads`) builds its own engine.
 
 from __future__ import annotations
 
-from logging.config import fileConfig
-
 from alembic import context
-from sqlalchemy import Connection, create_engine
+from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
-from netra_isolation.migrations import cli_url
+from netra_isolation.migrations import cli_url, run_env
 from netra_isolation.models.postgres import PostgresBase
 
-config = context.config
 target_metadata = PostgresBase.metadata
 
 
@@ -34,24 +30,10 @@ def _run(connection: Connection) -> None:
         context.run_migrations()
 
 
-def main() -> None:
-    connection = config.attributes.get("connection")
-    if connection is not None:
-        _run(connection)  # no fileConfig here: it would silence pytest's log capture
-        return
-    if config.config_file_name is not None:
-        fileConfig(config.config_file_name)
-    if context.is_offline_mode():
-        context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True)
-        with context.begin_transaction():
-            context.run_migrations()
-        return
-    engine = create_engine(_url(), poolclass=NullPool)
-    try:
-        with engine.connect() as connection:
-            _run(connection)
-    finally:
-        engine.dispose()
+def _offline(url: str) -> None:
+    context.configure(url=url, target_metadata=target_metadata, literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
 
 
-main()
+run_env(_run, _url, _offline)
