@@ -10,7 +10,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from netra_isolation.compat.clickhouse_alembic import load_alembic_dialect
+from netra_isolation.compat.clickhouse_alembic import load_alembic_dialect, patch_alembic_version
 from netra_isolation.migrations import cli_url, run_env
 from netra_isolation.models.clickhouse import ClickHouseBase
 
@@ -30,7 +30,7 @@ def _run(connection: Connection) -> None:
         transaction_per_migration=False,
     )
     with context.begin_transaction():
-        dialect.patch_alembic_version(context)
+        patch_alembic_version(context)
         context.run_migrations()
 
 

@@ -12,6 +12,14 @@ Second gap, no upstream issue filed: Alembic 1.18's `op.create_table` asks every
 among its arguments for `_type_bound`; clickhouse-sqlalchemy's table engines subclass
 `Constraint` without running its `__init__`, so `op.create_table(..., engines.MergeTree(...))`
 fails with AttributeError. An engine is never bound to a column type: the class gets False.
+
+Third: `patch_alembic_version` makes the version table a ReplacingMergeTree with an empty
+sorting key. Every row then has the same key, so a background merge keeps one row and forgets
+the other branch heads (xzkostyan/clickhouse-sqlalchemy#235: the next `upgrade heads` re-runs
+migrations and fails on "table already exists"), and ClickHouse 25.12+ refuses to create such
+a table at all (#399). `patch_alembic_version` here keeps upstream's columns on a plain
+MergeTree, which never merges rows away; Alembic's UPDATE and DELETE of version rows are
+mutations on a non-key column, which MergeTree allows.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import types
 from typing import Any
 
 from alembic import __version__ as alembic_version
+from sqlalchemy.sql.functions import Function
 
 COMPARATORS = "clickhouse_sqlalchemy.alembic.comparators"
 BROKEN_SINCE = (1, 15)
@@ -61,6 +70,31 @@ def load_alembic_dialect() -> types.ModuleType:
     stand_in.compare_mat_view = compare_mat_view  # type: ignore[attr-defined]
     sys.modules[COMPARATORS] = stand_in
     return importlib.import_module("clickhouse_sqlalchemy.alembic.dialect")
+
+
+def patch_alembic_version(context: Any, **kwargs: Any) -> bool:
+    """Upstream's `patch_alembic_version`, then a MergeTree in place of a ReplacingMergeTree
+    with an empty sorting key (#235, #399); True if the engine was replaced."""
+    from clickhouse_sqlalchemy import engines
+
+    load_alembic_dialect().patch_alembic_version(context, **kwargs)
+    table = context._proxy._migration_context._version
+    engine = table.engine
+    if not isinstance(engine, engines.ReplacingMergeTree) or not _empty_key(engine):
+        return False
+    key = engine.order_by.expressions
+    if isinstance(engine, engines.ReplicatedReplacingMergeTree):
+        table.engine = engines.ReplicatedMergeTree(
+            kwargs["table_path"], kwargs["replica_name"], order_by=key
+        )
+    else:
+        table.engine = engines.MergeTree(order_by=key)
+    return True
+
+
+def _empty_key(engine: Any) -> bool:
+    key = engine.order_by.expressions if engine.order_by is not None else []
+    return all(isinstance(e, Function) and e.name == "tuple" and len(e.clauses) == 0 for e in key)
 
 
 _MOVED = ("_compare_columns", "_reflect_table", "alembic.autogenerate.compare")

@@ -153,3 +153,45 @@ def test_create_table_with_an_engine_only_with_the_fix() -> None:
     )
     assert fixed.returncode == 0, fixed.stderr
     assert fixed.stdout.strip() == "t MergeTree"
+
+
+def version_table(fix: bool) -> str:
+    """The CREATE TABLE of Alembic's version table as clickhouse-sqlalchemy sets it up."""
+    from types import SimpleNamespace
+
+    from alembic.runtime.migration import MigrationContext
+    from clickhouse_sqlalchemy.drivers.http.base import ClickHouseDialect_http
+    from sqlalchemy.schema import CreateTable
+
+    from netra_isolation.compat import clickhouse_alembic
+
+    upstream = clickhouse_alembic.load_alembic_dialect()  # registers the ClickHouse impl
+    dialect = ClickHouseDialect_http()
+    context = MigrationContext.configure(dialect=dialect, opts={"as_sql": True})
+    proxy = SimpleNamespace(_proxy=SimpleNamespace(_migration_context=context))
+    if fix:
+        assert clickhouse_alembic.patch_alembic_version(proxy)
+    else:
+        upstream.patch_alembic_version(proxy)
+    return str(CreateTable(context._version).compile(dialect=dialect))
+
+
+def test_version_table_keeps_every_head_on_modern_clickhouse_only_with_the_fix(
+    tmp_path: Path,
+) -> None:
+    """#235 on ClickHouse 26.x: upstream's table merges branch heads away, the fix keeps them.
+    (#399, the refusal of that table by 25.12+ servers, is not enforced by chdb's engine.)"""
+    session = pytest.importorskip("chdb.session").Session(str(tmp_path))
+
+    def count_after_merge(table: str) -> int:
+        session.query(f"INSERT INTO {table} (version_num) VALUES ('basic'), ('events')")
+        session.query(f"OPTIMIZE TABLE {table} FINAL")
+        return int(str(session.query(f"SELECT count() FROM {table}", "CSV")).strip())
+
+    session.query("CREATE DATABASE d")
+    session.query(version_table(fix=False).replace("alembic_version", "d.upstream"))
+    session.query(version_table(fix=True).replace("alembic_version", "d.fixed"))
+    assert count_after_merge("d.upstream") == 1
+    assert count_after_merge("d.fixed") == 2
+    assert "ENGINE = MergeTree" in str(session.query("SHOW CREATE TABLE d.fixed", "TSVRaw"))
+    session.close()
