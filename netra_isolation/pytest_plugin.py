@@ -5,9 +5,11 @@ Fixtures live in `isolated_test_config`; this module only wires them in.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 import uuid
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -104,12 +106,30 @@ def manager_for(config: pytest.Config) -> TestDatabaseManager:
             run=workerinput["testrunuid"][:12] if workerinput else uuid.uuid4().hex[:12],
         )
         manager = TestDatabaseManager(settings, owner=owner, metrics=metrics_for(config))
-        reporter = config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None and workerinput is None:
-            manager.progress = lambda line: reporter.write_line(line)
+        manager.progress = progress_writer(config, workerinput)
         config.stash[MANAGER] = manager
         set_default_manager(manager)
     return config.stash[MANAGER]
+
+
+def progress_writer(
+    config: pytest.Config, workerinput: dict[str, Any] | None
+) -> Callable[[str], None]:
+    """Where the progress lines of long steps go, with capturing suspended (the steps run inside
+    fixtures, while pytest captures output): pytest's terminal; from an xdist worker, which has
+    no terminal of its own, its stderr, which is the controller's, with the worker named."""
+    capman = config.pluginmanager.get_plugin("capturemanager")
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+
+    def write(line: str) -> None:
+        with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
+            if workerinput is not None:
+                sys.stderr.write(f"\n[{workerinput['workerid']}] {line}\n")
+                sys.stderr.flush()
+            elif reporter is not None:
+                reporter.write_line(line)
+
+    return write
 
 
 def metrics_for(config: pytest.Config) -> Metrics:

@@ -88,7 +88,10 @@ def test_summary_and_metrics_json_match_the_run(
     assert len(data["tests"]) == 7
 
 
-def test_template_builds_show_progress(project: pytest.Pytester, run: Run) -> None:
+@pytest.mark.parametrize("workers", [None, "2"], ids=["in-process", "xdist"])
+def test_template_builds_show_progress(
+    project: pytest.Pytester, run: Run, workers: str | None
+) -> None:
     marker = uuid.uuid4().hex[:8]  # a scenario of this run's own: its template is new
     project.makepyfile(
         test_progress=f"""
@@ -105,11 +108,14 @@ def test_template_builds_show_progress(project: pytest.Pytester, run: Run) -> No
             pass
         """
     )
-    result = run("-s")
+    result = run("-n", workers) if workers else run()
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(
+    # From a worker the lines go to stderr, tagged with the worker's name.
+    lines = result.outlines + result.errlines if workers else result.outlines
+    prefix = "[[]gw0[]] " if workers else ""
+    pytest.LineMatcher(lines).fnmatch_lines(
         [
-            "*netra-isolation: building template ni_tpl_user_management_progress_* ...*",
-            "*netra-isolation: building template * done in *s*",
+            f"{prefix}netra-isolation: building template ni_tpl_user_management_progress_* ...",
+            f"{prefix}netra-isolation: building template * done in *s",
         ]
     )
