@@ -53,9 +53,10 @@ def _where(info: Any) -> str:
     return f"{info.host}:{info.port}"
 
 
-def _gc(settings: Settings, dry_run: bool, templates: bool) -> int:
-    """Drop databases whose owning process is gone (crashed runs); with `templates`, every
-    template too (they are rebuilt on next use: old fingerprints go this way)."""
+def _gc(settings: Settings, dry_run: bool, templates: str | None) -> int:
+    """Drop databases whose owning process is gone (crashed runs); with `templates="stale"`
+    the templates no test would clone again too, with `"all"` every template (rebuilt on next
+    use)."""
     import os
     import socket
 
@@ -80,10 +81,19 @@ def _gc(settings: Settings, dry_run: bool, templates: bool) -> int:
     print(f"{dropped} orphaned database(s)")
     if templates:
         for isolator in isolators:
-            for name in isolator.templates():
-                print(f"{'would drop' if dry_run else 'dropping'} template {name}")
+            every = isolator.templates()
+            if templates == "all":
+                doomed = {name: "--all-templates" for name in every}
+            else:
+                doomed = isolator.stale_templates()
+            for name, why in sorted(doomed.items()):
+                print(f"{'would drop' if dry_run else 'dropping'} template {name} ({why})")
                 if not dry_run:
                     isolator.drop_template(name)
+            print(
+                f"{isolator.backend}: {len(doomed)} template(s) "
+                f"{'to drop' if dry_run else 'dropped'}, {len(every) - len(doomed)} kept"
+            )
     for isolator in isolators:
         isolator.close()
     return 0
@@ -97,8 +107,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     servers.add_argument("--purge", action="store_true", help="with down: delete the data too")
     gc = sub.add_parser("gc", help="drop databases left by crashed runs")
     gc.add_argument("--dry-run", action="store_true")
-    gc.add_argument(
-        "--templates", action="store_true", help="drop the templates too (rebuilt on next use)"
+    which = gc.add_mutually_exclusive_group()
+    which.add_argument(
+        "--templates",
+        action="store_const",
+        const="stale",
+        dest="templates",
+        help="also drop stale templates: built from older migrations, scenarios or server",
+    )
+    which.add_argument(
+        "--all-templates",
+        action="store_const",
+        const="all",
+        dest="templates",
+        help="also drop every template (each is rebuilt on next use)",
     )
     args = parser.parse_args(argv)
     try:

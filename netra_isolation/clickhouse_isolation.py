@@ -206,7 +206,7 @@ class ClickHouseTestIsolator(TestIsolatorBase):
             if spec.scenario is not None:
                 with self.metrics.timed("seed"):
                     self._seed(name, spec)
-            self._mark(name, OWNER_TABLE, self.owner.for_test(f"template:{fingerprint}").tag())
+            self._mark(name, OWNER_TABLE, self.template_owner(spec, fingerprint).tag())
             # Sealing is the last step: an unsealed template is never cloned.
             self._mark(name, SEALED_TABLE, fingerprint)
         except BaseException:
@@ -320,12 +320,10 @@ class ClickHouseTestIsolator(TestIsolatorBase):
                     self._run(f"DROP TABLE IF EXISTS {quote(db.name)}.{quote(table)}{sync}")
             self.copy_tables(source, db.name)
 
-    def templates(self) -> list[str]:
+    def template_owners(self) -> dict[str, Owner | None]:
         pattern = literal(f"{self.settings.prefix}\\_tpl\\_%")
-        rows = self._run(
-            f"SELECT name FROM system.databases WHERE name LIKE {pattern} ORDER BY name"
-        )
-        return [str(r[0]) for r in rows]
+        rows = self._run(f"SELECT name FROM system.databases WHERE name LIKE {pattern}")
+        return {str(name): self.owner_of(str(name)) for (name,) in rows}
 
     def drop_template(self, name: str) -> None:
         self._drop_name(name)

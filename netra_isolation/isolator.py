@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -37,6 +38,20 @@ class TemplateSpec:
     def labels(self) -> list[str]:
         scenario = self.scenario or "empty"
         return [self.schema_type, scenario if self.scale == 1 else f"{scenario}_x{self.scale}"]
+
+
+TEMPLATE_TAG = "template:"
+
+
+def _built_from(owner: Owner | None) -> tuple[TemplateSpec | None, str]:
+    if owner is None or not owner.test.startswith(TEMPLATE_TAG):
+        return None, ""
+    try:
+        data = json.loads(owner.test.removeprefix(TEMPLATE_TAG))
+        spec = TemplateSpec(str(data["schema"]), data["scenario"], int(data["scale"]))
+        return spec, str(data["fingerprint"])
+    except (ValueError, KeyError, TypeError):
+        return None, ""
 
 
 @dataclass(frozen=True)
@@ -159,6 +174,38 @@ class TestIsolatorBase:
             self.scenarios.get(spec.scenario)
         if spec.scale < 1:
             raise ConfigurationError(f"scale={spec.scale!r}: a scale factor is at least 1")
+
+    def template_owner(self, spec: TemplateSpec, fingerprint: str) -> Owner:
+        """The tag a template carries: what it was built from, so gc can tell a stale one."""
+        built_from = {"schema": spec.schema_type, "scenario": spec.scenario, "scale": spec.scale}
+        return self.owner.for_test(
+            TEMPLATE_TAG + json.dumps({**built_from, "fingerprint": fingerprint}, sort_keys=True)
+        )
+
+    def template_owners(self) -> dict[str, Owner | None]:
+        """Every template of this prefix (sealed or not) and its tag."""
+        raise NotImplementedError
+
+    def templates(self) -> list[str]:
+        return sorted(self.template_owners())
+
+    def stale_templates(self) -> dict[str, str]:
+        """Templates no test would clone again, and why: built from other migrations, scenario
+        code or server than the current ones, unsealed, or with no record of their origin.
+        A template of a scenario unknown here (registered only inside tests) is kept."""
+        self.scenarios.load(self.settings.scenario_modules)
+        stale = {}
+        for name, owner in self.template_owners().items():
+            spec, fingerprint = _built_from(owner)
+            if spec is None:
+                stale[name] = "no record of what it was built from (unsealed, or an older tag)"
+            elif spec.schema_type not in self.schema_types():
+                stale[name] = f"schema type {spec.schema_type!r} is gone from the migrations"
+            elif spec.scenario is not None and spec.scenario not in self.scenarios.names():
+                continue  # cannot tell: its scenario may be registered by a test module
+            elif self.fingerprint(spec) != fingerprint:
+                stale[name] = "built from other migrations, scenario code or server"
+        return stale
 
     def fingerprint(self, spec: TemplateSpec) -> str:
         parts = [

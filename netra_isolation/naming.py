@@ -12,6 +12,7 @@ import json
 import os
 import re
 import socket
+import time
 import uuid
 from dataclasses import asdict, dataclass, field
 
@@ -63,13 +64,14 @@ class Owner:
     host: str = field(default_factory=socket.gethostname)
     pid: int = field(default_factory=os.getpid)
     test: str = ""
+    created: float = 0.0  # seconds since the epoch; 0: not recorded (older tags)
 
     @classmethod
     def new_run(cls, worker: str = "main", run: str | None = None) -> Owner:
         return cls(run=run or uuid.uuid4().hex[:12], worker=worker)
 
     def for_test(self, nodeid: str) -> Owner:
-        return Owner(self.run, self.worker, self.host, self.pid, nodeid)
+        return Owner(self.run, self.worker, self.host, self.pid, nodeid, time.time())
 
     def tag(self) -> str:
         return json.dumps({"netra_isolation": 1, **asdict(self)}, sort_keys=True)

@@ -180,7 +180,7 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
                     sql.Identifier(building), sql.Identifier(name)
                 )
             )
-            self._comment(name, self.owner.for_test(f"template:{fingerprint}"))
+            self._comment(name, self.template_owner(spec, fingerprint))
             # Sealing is the last step: a template that is not sealed is never cloned.
             self._execute(
                 sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false").format(
@@ -339,12 +339,15 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
             self._drop_name(db.name)
         self.metrics.count("databases_dropped")
 
-    def templates(self) -> list[str]:
+    def template_owners(self) -> dict[str, Owner | None]:
         rows = self._execute(
-            sql.SQL("SELECT datname FROM pg_database WHERE datname LIKE %s ORDER BY 1"),
+            sql.SQL(
+                "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+                "WHERE datname LIKE %s"
+            ),
             (f"{self.settings.prefix}\\_tpl\\_%",),
         )
-        return [str(r[0]) for r in rows]
+        return {str(name): Owner.parse(comment) for name, comment in rows}
 
     def drop_template(self, name: str) -> None:
         self._execute(

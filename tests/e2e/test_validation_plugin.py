@@ -112,7 +112,7 @@ def test_template_builds_show_progress(
     result.assert_outcomes(passed=1)
     # From a worker the lines go to stderr, tagged with the worker's name.
     lines = result.outlines + result.errlines if workers else result.outlines
-    prefix = "[[]gw0[]] " if workers else ""
+    prefix = "[[]gw[0-9][]] " if workers else ""
     pytest.LineMatcher(lines).fnmatch_lines(
         [
             f"{prefix}netra-isolation: building template ni_tpl_user_management_progress_* ...",

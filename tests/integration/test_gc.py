@@ -6,6 +6,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,7 +44,7 @@ def test_gc_drops_orphans_of_dead_processes_only(
 
 
 @pytest.mark.parametrize("kind", [PostgreSQLTestIsolator, ClickHouseTestIsolator])
-def test_gc_templates_drops_templates_which_are_then_rebuilt(
+def test_gc_templates_drops_stale_templates_and_keeps_current_ones(
     kind: type, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     import shutil
@@ -51,26 +52,52 @@ def test_gc_templates_drops_templates_which_are_then_rebuilt(
 
     from netra_isolation import TemplateSpec
 
-    # templates of a migration set of this test's own, so other tests' templates stay
+    # A migration set of this test's own, changed between two builds: the first template is
+    # then stale, the second current. Other tests' templates (another prefix) stay.
     shutil.copytree(ROOT / "migrations", tmp_path / "migrations")
     shutil.copy(ROOT / "alembic.ini", tmp_path / "alembic.ini")
-    for versions in (tmp_path / "migrations").glob("*/versions"):
-        first = sorted(versions.glob("0001_*.py"))[0]
-        first.write_text(first.read_text() + f"\n# {uuid.uuid4()}\n")
+    prefix = f"gc{uuid.uuid4().hex[:6]}"
     settings = Settings.load(root=ROOT).with_overrides(
-        alembic_ini=tmp_path / "alembic.ini", prefix="gct"
+        alembic_ini=tmp_path / "alembic.ini", prefix=prefix
     )
+
+    def change_migrations() -> None:
+        for versions in (tmp_path / "migrations").glob("*/versions"):
+            first = sorted(versions.glob("0001_*.py"))[0]
+            first.write_text(first.read_text() + f"\n# {uuid.uuid4()}\n")
+
+    def build() -> Any:
+        isolator = kind(settings)
+        try:
+            return isolator.ensure_template(TemplateSpec("basic"))
+        finally:
+            isolator.close()
+
+    change_migrations()
+    old = build()
+    change_migrations()
     isolator = kind(settings)
-    ref = isolator.ensure_template(TemplateSpec("basic"))
-    assert isolator.templates() == [ref.name]
+    current = isolator.ensure_template(TemplateSpec("basic"))
+    assert current.built and current.name != old.name
+    assert isolator.templates() == sorted([old.name, current.name])
     monkeypatch.chdir(ROOT)
-    monkeypatch.setenv("NETRA_ISOLATION_PREFIX", "gct")
+    monkeypatch.setenv("NETRA_ISOLATION_PREFIX", prefix)
+    monkeypatch.setenv("NETRA_ISOLATION_ALEMBIC_INI", str(tmp_path / "alembic.ini"))
+
+    assert main(["gc", "--templates", "--dry-run"]) == 0
+    assert f"would drop template {old.name} (built from other" in capsys.readouterr().out
+    assert isolator.templates() == sorted([old.name, current.name])
+
     assert main(["gc", "--templates"]) == 0
-    assert f"dropping template {ref.name}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"dropping template {old.name}" in out and current.name not in out
+    assert isolator.templates() == [current.name]
+    assert build().built is False
+
+    assert main(["gc", "--all-templates"]) == 0
+    assert f"dropping template {current.name}" in capsys.readouterr().out
     assert isolator.templates() == []
-    rebuilt = kind(settings)
-    assert rebuilt.ensure_template(TemplateSpec("basic")).built is True
-    for name in rebuilt.templates():
-        rebuilt.drop_template(name)
-    rebuilt.close()
+    assert build().built is True
+    for name in isolator.templates():
+        isolator.drop_template(name)
     isolator.close()
