@@ -4,7 +4,7 @@ A template database per fingerprint (migrated over HTTP by Alembic, seeded in on
 table, sealed last by a marker table); a clone per test made of hard links: `CREATE TABLE ..
 AS template.t` plus `REPLACE PARTITION .. FROM` for every active partition (`CLONE AS` on
 servers that have it), `INSERT .. SELECT` for engines without partitions, views re-created
-from their DDL. All SQL goes through a small executor seam (sync SQL in, rows out): the
+from their DDL (a materialized view's own inner table refilled through the view). All SQL goes through a small executor seam (sync SQL in, rows out): the
 server implementation here, and chdb's in-process engine in the tests of modern servers.
 """
 
@@ -285,9 +285,14 @@ class ClickHouseTestIsolator(TestIsolatorBase):
             else:
                 self._run(f"CREATE TABLE {dst} AS {src}")
                 self._run(f"INSERT INTO {dst} SELECT * FROM {src}")
-        for _table, engine, ddl in tables:
+        for table, engine, ddl in tables:
             if engine in VIEWS:
                 self._run(_retarget(ddl, source, target))
+            if engine == "MaterializedView" and not _MV_WITH_TARGET.match(ddl):
+                # Its rows live in an inner table it owns (a `TO` target is copied above);
+                # inserting into the view writes there without running the view's SELECT.
+                src, dst = f"{quote(source)}.{quote(table)}", f"{quote(target)}.{quote(table)}"
+                self._run(f"INSERT INTO {dst} SELECT * FROM {src}")
 
     def clone(self, template: TemplateRef, name: str, owner: Owner) -> DatabaseRef:
         with self.metrics.timed("clone"):
@@ -391,6 +396,12 @@ class ClickHouseTestIsolator(TestIsolatorBase):
     def close(self) -> None:
         if isinstance(self._executor, ServerExecutor):
             self._executor.close()
+
+
+_NAME = r"(?:`(?:[^`\\]|\\.)*`|[^\s.(`]+)"
+_MV_WITH_TARGET = re.compile(
+    rf"CREATE MATERIALIZED VIEW (?:IF NOT EXISTS )?(?:{_NAME}\.)?{_NAME}\s+TO\s", re.IGNORECASE
+)
 
 
 def _retarget(ddl: str, source: str, target: str) -> str:

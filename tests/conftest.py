@@ -1,1 +1,52 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
 pytest_plugins = ["pytester"]
+
+Run = Callable[[str], list[tuple[Any, ...]]]
+
+
+@pytest.fixture
+def materialized_view_case() -> Callable[[Any, Run, str], None]:
+    """The same check on every ClickHouse engine: copying a database keeps the rows of a
+    materialized view's inner table and of a `TO` target once each, and both views go on
+    working in the copy without touching the source."""
+
+    def check(isolator: Any, run: Run, prefix: str) -> None:
+        src, dst = f"{prefix}_mv_src", f"{prefix}_mv_dst"
+        for db in (src, dst):
+            run(f"DROP DATABASE IF EXISTS {db}")
+            run(f"CREATE DATABASE {db}")
+        run(
+            f"CREATE TABLE {src}.e (u UInt64, d Date) ENGINE = MergeTree "
+            "PARTITION BY toYYYYMM(d) ORDER BY u"
+        )
+        run(
+            f"CREATE MATERIALIZED VIEW {src}.per_user ENGINE = SummingMergeTree ORDER BY u "
+            f"AS SELECT u, count() AS c FROM {src}.e GROUP BY u"
+        )
+        run(f"CREATE TABLE {src}.totals (u UInt64, c UInt64) ENGINE = SummingMergeTree ORDER BY u")
+        run(
+            f"CREATE MATERIALIZED VIEW {src}.to_totals TO {src}.totals "
+            f"AS SELECT u, count() AS c FROM {src}.e GROUP BY u"
+        )
+        run(f"INSERT INTO {src}.e SELECT number % 5, toDate('2025-01-01') FROM numbers(100)")
+
+        def total(db: str, table: str) -> int:
+            return int(run(f"SELECT sum(c) FROM {db}.{table}")[0][0])
+
+        try:
+            isolator.copy_tables(src, dst)
+            assert (total(dst, "per_user"), total(dst, "totals")) == (100, 100)
+            run(f"INSERT INTO {dst}.e SELECT 1, toDate('2025-01-02')")
+            assert (total(dst, "per_user"), total(dst, "totals")) == (101, 101)
+            assert (total(src, "per_user"), total(src, "totals")) == (100, 100)
+        finally:
+            for db in (src, dst):
+                run(f"DROP DATABASE IF EXISTS {db}")
+
+    return check

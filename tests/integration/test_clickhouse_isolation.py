@@ -164,3 +164,9 @@ def test_unreachable_server_fails_within_five_seconds_naming_it() -> None:
     assert time.monotonic() - started < 10
     message = str(info.value)
     assert f"127.0.0.1:{port}" in message and "TEST_CLICKHOUSE_HOST" in message
+
+
+def test_materialized_views_keep_their_rows_in_a_copy(
+    isolator: Any, materialized_view_case: Any
+) -> None:
+    materialized_view_case(isolator, isolator.executor.execute, f"ni_{uuid.uuid4().hex[:8]}")

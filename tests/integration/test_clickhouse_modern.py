@@ -128,3 +128,9 @@ def test_view_ddl_is_retargeted_only_at_qualifiers() -> None:
     assert _retarget(ddl, "tpl", "new") == (
         "CREATE VIEW `new`.v AS SELECT tpl_x FROM `new`.events JOIN `new`.users USING (id)"
     )
+
+
+def test_materialized_views_keep_their_rows_in_a_copy(
+    engine: ChdbExecutor, materialized_view_case: Any
+) -> None:
+    materialized_view_case(make(engine), engine.execute, "ni_modern")
