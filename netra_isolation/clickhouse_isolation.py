@@ -4,8 +4,9 @@ A template database per fingerprint (migrated over HTTP by Alembic, seeded in on
 table, sealed last by a marker table); a clone per test made of hard links: `CREATE TABLE ..
 AS template.t` plus `REPLACE PARTITION .. FROM` for every active partition (`CLONE AS` on
 servers that have it), `INSERT .. SELECT` for engines without partitions, views re-created
-from their DDL (a materialized view's own inner table refilled through the view). All SQL goes through a small executor seam (sync SQL in, rows out): the
-server implementation here, and chdb's in-process engine in the tests of modern servers.
+from their DDL (a materialized view's own inner table refilled through the view). All SQL
+goes through a small executor seam (sync SQL in, rows out): the server implementation here,
+and chdb's in-process engine in the tests of modern servers.
 """
 
 from __future__ import annotations

@@ -200,6 +200,8 @@ def _diff_rows(
     after: list[dict[str, Any]],
     truncated: bool,
 ) -> TableDiff:
+    if key and not (_unique(key, before) and _unique(key, after)):
+        key = []  # a ClickHouse sorting or model key need not be unique
     result = TableDiff(backend, table, key, truncated=truncated)
     if not key:  # no key: rows are compared whole, as multisets
         remaining = Counter(_frozen(r) for r in before)
@@ -220,6 +222,10 @@ def _diff_rows(
         if changes:
             result.changed.append({"key": dict(zip(key, k, strict=True)), "changes": changes})
     return result
+
+
+def _unique(key: list[str], rows: list[dict[str, Any]]) -> bool:
+    return len({tuple(r.get(k) for k in key) for r in rows}) == len(rows)
 
 
 def _frozen(row: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -243,7 +249,10 @@ def _pg_tables(conn: Any) -> dict[str, tuple[list[str], list[dict[str, Any]], bo
 def _ch_tables(
     isolator: Any, database: str
 ) -> dict[str, tuple[list[str], list[dict[str, Any]], bool]]:
+    """Rows per table, keyed by the model's primary key when the application declares one
+    (ClickHouse keys are not unique: `_diff_rows` falls back to whole rows if it is not)."""
     from netra_isolation.clickhouse_isolation import OWNER_TABLE, SEALED_TABLE, VIEWS, quote
+    from netra_isolation.models.clickhouse import ClickHouseBase
 
     tables: dict[str, tuple[list[str], list[dict[str, Any]], bool]] = {}
     for name, engine, _ddl in isolator._tables(database):
@@ -251,9 +260,13 @@ def _ch_tables(
             continue
         target = f"{quote(database)}.{quote(name)}"
         columns = [str(r[0]) for r in isolator.executor.execute(f"DESCRIBE TABLE {target}")]
-        rows = isolator.executor.execute(f"SELECT * FROM {target} LIMIT {ROW_LIMIT + 1}")
+        model = ClickHouseBase.metadata.tables.get(name)
+        key = [c.name for c in model.primary_key.columns] if model is not None else []
+        key = key if key and set(key) <= set(columns) else []
+        order = " ORDER BY " + ", ".join(quote(c) for c in key) if key else ""
+        rows = isolator.executor.execute(f"SELECT * FROM {target}{order} LIMIT {ROW_LIMIT + 1}")
         found = [dict(zip(columns, r, strict=True)) for r in rows]
-        tables[name] = ([], found[:ROW_LIMIT], len(found) > ROW_LIMIT)
+        tables[name] = (key, found[:ROW_LIMIT], len(found) > ROW_LIMIT)
     return tables
 
 

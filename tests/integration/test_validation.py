@@ -3,7 +3,9 @@ a named check after each kind of damage, and diffs that list exactly what a test
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import uuid
 from datetime import datetime
 from typing import Any
@@ -107,6 +109,17 @@ async def test_custom_checks_and_report_of_a_list() -> None:
     assert "[ failed] custom.mine" in report and "FAILED" in report
 
 
+async def wait_for_mutations(client: Any, seconds: float = 10) -> None:
+    """ClickHouse 18.16 applies ALTER UPDATE in the background (no mutations_sync)."""
+    pending = (
+        f"SELECT count() FROM system.mutations WHERE database = '{client.database}' AND NOT is_done"
+    )
+    deadline = time.monotonic() + seconds
+    while await client.scalar(pending):
+        assert time.monotonic() < deadline, "mutation not applied in time"
+        await asyncio.sleep(0.05)
+
+
 async def test_diff_lists_exactly_what_the_test_changed() -> None:
     async with with_database_snapshots("test_diff", scenario="minimal") as env:
         session, client, config = env["postgres_session"], env["clickhouse_client"], env["config"]
@@ -140,7 +153,21 @@ async def test_diff_lists_exactly_what_the_test_changed() -> None:
                 "changes": {"full_name": (users.changed[0]["changes"]["full_name"][0], "Renamed")},
             }
         ]
-        assert diff.table("clickhouse", "events").added[0]["event_id"] == event["event_id"]
+        events = diff.table("clickhouse", "events")
+        assert [r["event_id"] for r in events.added] == [event["event_id"]] and not events.removed
+        # An updated ClickHouse row is a change, keyed by the model's (here unique) key.
+        snapshot_ch = await config.create_snapshot("clickhouse", "with_event")
+        props = '{"v": 2}'
+        await client.execute(
+            f"ALTER TABLE events UPDATE properties = '{props}' "
+            f"WHERE event_id = '{event['event_id']}'"
+        )
+        await wait_for_mutations(client)
+        events = (await config.diff_state(snapshot_ch)).table("clickhouse", "events")
+        assert events.key == ["event_id"] and not events.added and not events.removed
+        assert events.changed == [
+            {"key": {"event_id": event["event_id"]}, "changes": {"properties": ("{}", props)}}
+        ]
         snapshot = await config.create_snapshot("postgres", "after")
         assert (await config.diff_state(snapshot)).is_empty
         assert "~ {'id': 1}: full_name:" in diff.render()
