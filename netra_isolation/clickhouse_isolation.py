@@ -135,7 +135,7 @@ class ClickHouseTestIsolator(TestIsolatorBase):
         return server
 
     def _resolve_server(self) -> ClickHouseServerInfo:
-        with self.step("server_start", "ClickHouse server", announce=False):
+        with self.step("server_start", "starting ClickHouse", announce=False):
             if self.settings.clickhouse is None:
                 return EphemeralClickHouse(self.settings.cache_dir).ensure_running(
                     self.settings.server_start_timeout
@@ -184,7 +184,7 @@ class ClickHouseTestIsolator(TestIsolatorBase):
             return cached
         self.validate(spec)
         fingerprint = self.fingerprint(spec)
-        name = template_name(self.settings.prefix, spec.labels(), fingerprint, max_length=40)
+        name = template_name(self.settings.prefix, spec.labels(), fingerprint)
         lock_dir = self.settings.cache_dir / "clickhouse" / "locks"
         lock_dir.mkdir(parents=True, exist_ok=True)
         with FileLock(str(lock_dir / f"{name}.lock"), timeout=self.settings.template_build_timeout):

@@ -41,6 +41,7 @@ class TemplateSpec:
 
 
 TEMPLATE_TAG = "template:"
+SLOW_STEP = 0.5  # seconds before a running step is announced
 
 
 def _built_from(owner: Owner | None) -> tuple[TemplateSpec | None, str]:
@@ -136,15 +137,21 @@ class TestIsolatorBase:
 
     @contextmanager
     def step(self, phase: str, what: str, *, announce: bool = True) -> Iterator[None]:
-        """Time a long step into the metrics and say in the terminal that it is running."""
-        if announce:
-            self.progress(f"netra-isolation: {what} ...")
+        """Time a long step into the metrics and report it in one line when it ends (always
+        when `announce`, else only if it took over a second); a step still running after
+        SLOW_STEP seconds also says so while it runs, so a slow start is never silent."""
+        running = threading.Timer(SLOW_STEP, self.progress, [f"netra-isolation: {what} ..."])
+        running.daemon = True
+        running.start()
         started = time.perf_counter()
-        with self.metrics.timed(phase):
-            yield
+        try:
+            with self.metrics.timed(phase):
+                yield
+        finally:
+            running.cancel()
         elapsed = time.perf_counter() - started
         if announce or elapsed > 1:
-            self.progress(f"netra-isolation: {what} done in {elapsed:.2f}s")
+            self.progress(f"netra-isolation: {what}: done in {elapsed:.2f}s")
 
     # -- backend hooks ----------------------------------------------------------------------
     def ensure_template(self, spec: TemplateSpec) -> TemplateRef:

@@ -75,7 +75,7 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
 
     def _resolve_server(self) -> PostgresServerInfo:
         external = self.settings.postgres
-        with self.step("server_start", "PostgreSQL server", announce=False):
+        with self.step("server_start", "starting PostgreSQL", announce=False):
             if external is None:
                 return EphemeralPostgres(self.settings.cache_dir).ensure_running(
                     self.settings.server_start_timeout

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Generator
 from pathlib import Path
@@ -120,9 +121,11 @@ def progress_writer(
     no terminal of its own, its stderr, which is the controller's, with the worker named."""
     capman = config.pluginmanager.get_plugin("capturemanager")
     reporter = config.pluginmanager.get_plugin("terminalreporter")
+    one_at_a_time = threading.Lock()  # PostgreSQL and ClickHouse templates build in parallel
 
     def write(line: str) -> None:
-        with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
+        suspended = capman.global_and_fixture_disabled() if capman else contextlib.nullcontext()
+        with one_at_a_time, suspended:
             if workerinput is not None:
                 sys.stderr.write(f"\n[{workerinput['workerid']}] {line}\n")
                 sys.stderr.flush()

@@ -92,30 +92,45 @@ def test_summary_and_metrics_json_match_the_run(
 def test_template_builds_show_progress(
     project: pytest.Pytester, run: Run, workers: str | None
 ) -> None:
-    marker = uuid.uuid4().hex[:8]  # a scenario of this run's own: its template is new
+    marker = uuid.uuid4().hex[:8]  # scenarios of this run's own: their templates are new
     project.makepyfile(
         test_progress=f"""
+        import time
+
         import pytest
         from netra_isolation import scenario
         from factories import UserFactory
 
-        @scenario("progress_{marker}", seed=3)
-        def seeded(session):
+        @scenario("quick_{marker}", seed=3)
+        def quick(session):
             UserFactory.create_batch(2)
 
-        @pytest.mark.isolation(schema="user_management", scenario="progress_{marker}")
-        def test_uses_it(isolated_postgres_sync):
+        @scenario("slow_{marker}", seed=3)
+        def slow(session):
+            time.sleep(1.5)  # a large seed
+            UserFactory.create_batch(2)
+
+        @pytest.mark.isolation(schema="user_management", scenario="quick_{marker}")
+        def test_quick(isolated_postgres_sync):
+            pass
+
+        @pytest.mark.isolation(schema="user_management", scenario="slow_{marker}")
+        def test_slow(isolated_postgres_sync):
             pass
         """
     )
     result = run("-n", workers) if workers else run()
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=2)
     # From a worker the lines go to stderr, tagged with the worker's name.
-    lines = result.outlines + result.errlines if workers else result.outlines
+    lines = [line for line in result.outlines + result.errlines if "netra-isolation: " in line]
     prefix = "[[]gw[0-9][]] " if workers else ""
-    pytest.LineMatcher(lines).fnmatch_lines(
-        [
-            f"{prefix}netra-isolation: building template ni_tpl_user_management_progress_* ...",
-            f"{prefix}netra-isolation: building template * done in *s",
-        ]
+    template = "netra-isolation: building template ni_tpl_user_management"
+    quick = [line for line in lines if f"_quick_{marker}" in line]
+    slow = [line for line in lines if f"_slow_{marker}" in line]
+    # A quick step is one line when it ends; a slow one also says it is running.
+    pytest.LineMatcher(quick).fnmatch_lines([f"{prefix}{template}_quick_*: done in *s"])
+    assert len(quick) == 1
+    pytest.LineMatcher(slow).fnmatch_lines(
+        [f"{prefix}{template}_slow_* ...", f"{prefix}{template}_slow_*: done in *s"]
     )
+    assert len(slow) == 2
