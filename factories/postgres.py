@@ -21,7 +21,12 @@ from netra_isolation.models import (
     ThreadParticipant,
     User,
 )
-from netra_isolation.seed_data_manager import current_session, session_can_flush
+from netra_isolation.seed_data_manager import (
+    current_async_session,
+    current_session,
+    session_can_flush,
+    session_can_query,
+)
 
 WINDOW_START = datetime(2025, 1, 1, tzinfo=UTC)
 WINDOW_END = datetime(2025, 12, 31, tzinfo=UTC)
@@ -49,9 +54,24 @@ class ModelFactory(SQLAlchemyModelFactory):
         return obj
 
     @classmethod
+    async def acreate(cls, **kwargs: Any) -> Any:
+        """`create()` for async tests: runs inside `AsyncSession.run_sync`, so the row is
+        flushed (it has its id) and get-or-create factories can query."""
+        return await current_async_session().run_sync(lambda _: cls.create(**kwargs))
+
+    @classmethod
+    async def acreate_batch(cls, size: int, **kwargs: Any) -> list[Any]:
+        return await current_async_session().run_sync(lambda _: cls.create_batch(size, **kwargs))
+
+    @classmethod
     def _get_or_create(
         cls, model_class: type[Any], session: Session, args: Any, kwargs: Any
     ) -> Any:
+        if not session_can_query():
+            raise RuntimeError(
+                f"{cls.__name__} looks rows up (get-or-create), which needs the database: "
+                f"in an async test use `await {cls.__name__}.acreate(...)`"
+            )
         # factory-boy calls session.rollback() on IntegrityError, which would end the
         # test's SAVEPOINT; a nested transaction confines the failed insert instead.
         lookup = {name: kwargs[name] for name in cls._meta.sqlalchemy_get_or_create}

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import factory
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
+from sqlalchemy.util.concurrency import in_greenlet
 
 from netra_isolation.errors import ConfigurationError, UnknownChoiceError
 from netra_isolation.migrations import files_digest
@@ -28,7 +30,8 @@ ClickHouseSeeder = Callable[[list[int]], Mapping[str, list[dict[str, Any]]]]
 @dataclass
 class _Bound:
     session: Session
-    can_flush: bool
+    flush: bool
+    async_session: AsyncSession | None = None
 
 
 _bound: list[_Bound] = []
@@ -39,12 +42,14 @@ def bind_session(session: Session | AsyncSession, *, flush: bool = True) -> Iter
     """Make `session` the one factories write to (the running test's, or a template's).
 
     With `flush`, each factory call flushes so its row has an id. An AsyncSession's sync twin
-    can take `add()` but no IO outside the event loop: the test awaits flush()/commit().
+    can take `add()` but no IO outside SQLAlchemy's greenlet: a plain factory call only adds
+    (the test awaits flush()/commit()); `await Factory.acreate(...)` runs the call inside
+    `AsyncSession.run_sync`, where it flushes and get-or-create can query.
     """
     if isinstance(session, AsyncSession):
-        _bound.append(_Bound(session.sync_session, can_flush=False))
+        _bound.append(_Bound(session.sync_session, flush, async_session=session))
     else:
-        _bound.append(_Bound(session, can_flush=flush))
+        _bound.append(_Bound(session, flush))
     try:
         yield
     finally:
@@ -61,8 +66,27 @@ def current_session() -> Session:
     return _bound[-1].session
 
 
+def current_async_session() -> AsyncSession:
+    """The AsyncSession factories write to; fails clearly when the test's session is sync."""
+    current_session()
+    async_session = _bound[-1].async_session
+    if async_session is None:
+        raise RuntimeError(
+            "this test's session is synchronous: call the factory directly "
+            "(Factory(...)), not `await Factory.acreate(...)`"
+        )
+    return async_session
+
+
+def session_can_query() -> bool:
+    """Whether a factory may do IO now: a sync session, or an async one inside `run_sync`
+    (SQLAlchemy's greenlet)."""
+    return bool(_bound) and (_bound[-1].async_session is None or in_greenlet())
+
+
 def session_can_flush() -> bool:
-    return bool(_bound) and _bound[-1].can_flush
+    """Whether each factory call should flush (so its row has an id right away)."""
+    return session_can_query() and _bound[-1].flush
 
 
 @dataclass(frozen=True)
@@ -75,11 +99,19 @@ class Scenario:
     counts: Mapping[str, int] = field(default_factory=dict)
 
     def code_paths(self) -> list[Path]:
-        paths = []
+        """The scenario's module and the modules of the factories it names, wherever they
+        live (other code it depends on: `registry.depends_on_code`)."""
+        paths = set()
         for func in (self.postgres, self.clickhouse):
-            if func is not None and (source := inspect.getsourcefile(func)):
-                paths.append(Path(source))
-        return paths
+            if func is None:
+                continue
+            used = [func, *(v for v in func.__globals__.values() if _is_factory(v))]
+            paths |= {Path(source) for obj in used if (source := inspect.getsourcefile(obj))}
+        return sorted(paths)
+
+
+def _is_factory(value: object) -> bool:
+    return isinstance(value, type) and issubclass(value, factory.base.BaseFactory)
 
 
 class ScenarioRegistry:

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.pool import NullPool
 
-from factories import OrganizationFactory, UserFactory
+from factories import MembershipFactory, OrganizationFactory, UserFactory
 from netra_isolation.models import Organization, User
 
 
@@ -56,10 +56,34 @@ async def test_async_tests_use_factories_too(isolated_postgres):
     UserFactory.create_batch(2)
     await session.commit()
     assert other_connection_count(config) == 2
+
+
+@pytest.mark.parametrize("n", range(2))
+@pytest.mark.isolation(level="transaction", schema="user_management")
+async def test_async_factories_with_io_at_transaction_level(isolated_postgres, n):
+    session, config = isolated_postgres
+    user = await UserFactory.acreate()
+    assert user.id is not None  # flushed: it has its id
+    first = await OrganizationFactory.acreate(slug="acme")  # get-or-create queries
+    again = await OrganizationFactory.acreate(slug="acme")
+    assert again is first
+    membership = await MembershipFactory.acreate(user=user, organization=first)
+    assert membership.organization_id == first.id
+    await UserFactory.acreate_batch(2)
+    await session.commit()
+    assert (await session.scalar(select(func.count()).select_from(User))) == 3
+    assert (await session.scalar(select(func.count()).select_from(Organization))) == 1
+    assert other_connection_count(config) == 0  # rolled back after the test
+
+
+@pytest.mark.isolation(level="transaction", schema="user_management")
+async def test_async_get_or_create_without_acreate_says_what_to_do(isolated_postgres):
+    with pytest.raises(RuntimeError, match="use `await OrganizationFactory.acreate"):
+        OrganizationFactory(slug="acme")
 """
 
 
 def test_factories_follow_the_test_session(project: pytest.Pytester, run) -> None:  # type: ignore[no-untyped-def]
     project.makepyfile(test_factories_inside=FACTORY_TESTS)
     result = run("-n", "2")
-    result.assert_outcomes(passed=6)
+    result.assert_outcomes(passed=9)
