@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -53,10 +54,12 @@ def _where(info: Any) -> str:
     return f"{info.host}:{info.port}"
 
 
-def _gc(settings: Settings, dry_run: bool, templates: str | None) -> int:
+def _gc(
+    settings: Settings, dry_run: bool, templates: str | None, older_than: float | None = None
+) -> int:
     """Drop databases whose owning process is gone (crashed runs); with `templates="stale"`
     the templates no test would clone again too, with `"all"` every template (rebuilt on next
-    use)."""
+    use); with `older_than` (days) also the templates built longer ago than that."""
     import os
     import socket
 
@@ -79,13 +82,19 @@ def _gc(settings: Settings, dry_run: bool, templates: str | None) -> int:
             isolator.drop(db)
         dropped += 1
     print(f"{dropped} orphaned database(s)")
-    if templates:
+    if templates or older_than is not None:
+        cutoff = time.time() - (older_than or 0) * 86400
         for isolator in isolators:
-            every = isolator.templates()
+            owners = isolator.template_owners()
+            every = sorted(owners)
             if templates == "all":
                 doomed = {name: "--all-templates" for name in every}
             else:
-                doomed = isolator.stale_templates()
+                doomed = isolator.stale_templates() if templates else {}
+            if older_than is not None:
+                for name, owner in owners.items():
+                    if owner is not None and 0 < owner.created < cutoff:
+                        doomed.setdefault(name, f"built over {older_than:g} days ago")
             for name, why in sorted(doomed.items()):
                 print(f"{'would drop' if dry_run else 'dropping'} template {name} ({why})")
                 if not dry_run:
@@ -122,12 +131,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         dest="templates",
         help="also drop every template (each is rebuilt on next use)",
     )
+    gc.add_argument(
+        "--older-than",
+        type=float,
+        metavar="DAYS",
+        help="also drop templates built more than DAYS ago (say, those of scenarios that only "
+        "test modules register, which --templates cannot check)",
+    )
     args = parser.parse_args(argv)
     try:
         settings = Settings.load()
         if args.command == "servers":
             return _servers(settings, args.action, args.purge)
-        return _gc(settings, args.dry_run, args.templates)
+        return _gc(settings, args.dry_run, args.templates, args.older_than)
     except NetraIsolationError as exc:
         print(f"netra-isolation: {exc}", file=sys.stderr)
         return 2

@@ -66,9 +66,13 @@ class TestDatabaseManager:
             if key in self._worker_databases:
                 return self._worker_databases[key]
         isolator = self.isolator(backend)
-        test_id = f"worker_{self.owner.worker}_{spec.schema_type}_{spec.scenario or 'empty'}"
+        test_id = "_".join(["worker", self.owner.worker, *spec.labels()])
         db: DatabaseRef = isolator.create_isolated_database_sync(
-            test_id, spec.schema_type, spec.scenario, nodeid=f"worker:{self.owner.worker}"
+            test_id,
+            spec.schema_type,
+            spec.scenario,
+            scale=spec.scale,
+            nodeid=f"worker:{self.owner.worker}",
         )
         with self._lock:
             self._worker_databases[key] = db

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -50,3 +50,19 @@ def materialized_view_case() -> Callable[[Any, Run, str], None]:
                 run(f"DROP DATABASE IF EXISTS {db}")
 
     return check
+
+
+@pytest.fixture
+def throwaway_templates() -> Iterator[Callable[..., None]]:
+    """`throwaway_templates(IsolatorClass, settings, *names)`: templates a test built from
+    content of its own (unique per run) are dropped after it, so runs do not pile them up on
+    the shared throwaway server. Names that do not exist are skipped."""
+    made: list[tuple[type, Any, str]] = []
+    yield lambda kind, settings, *names: made.extend((kind, settings, n) for n in names)
+    for kind, settings, name in made:
+        isolator = kind(settings)
+        try:
+            if name in isolator.templates():
+                isolator.drop_template(name)
+        finally:
+            isolator.close()

@@ -6,9 +6,13 @@ import json
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from netra_isolation import PostgreSQLTestIsolator, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
 Run = Callable[..., pytest.RunResult]
 
 
@@ -90,7 +94,7 @@ def test_summary_and_metrics_json_match_the_run(
 
 @pytest.mark.parametrize("workers", [None, "2"], ids=["in-process", "xdist"])
 def test_template_builds_show_progress(
-    project: pytest.Pytester, run: Run, workers: str | None
+    project: pytest.Pytester, run: Run, workers: str | None, throwaway_templates: Any
 ) -> None:
     marker = uuid.uuid4().hex[:8]  # scenarios of this run's own: their templates are new
     project.makepyfile(
@@ -134,3 +138,9 @@ def test_template_builds_show_progress(
         [f"{prefix}{template}_slow_* ...", f"{prefix}{template}_slow_*: done in *s"]
     )
     assert len(slow) == 2
+    settings = Settings.load(root=ROOT)
+    lister = PostgreSQLTestIsolator(settings)
+    built = [t for t in lister.templates() if marker in t]
+    lister.close()
+    assert len(built) == 2
+    throwaway_templates(PostgreSQLTestIsolator, settings, *built)

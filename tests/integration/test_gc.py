@@ -84,6 +84,12 @@ def test_gc_templates_drops_stale_templates_and_keeps_current_ones(
     monkeypatch.setenv("NETRA_ISOLATION_PREFIX", prefix)
     monkeypatch.setenv("NETRA_ISOLATION_ALEMBIC_INI", str(tmp_path / "alembic.ini"))
 
+    assert main(["gc", "--older-than", "1", "--dry-run"]) == 0
+    assert "would drop template" not in capsys.readouterr().out  # both built just now
+    assert main(["gc", "--older-than", "0", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"would drop template {t.name} (built over 0 days" in out for t in (old, current))
+
     assert main(["gc", "--templates", "--dry-run"]) == 0
     assert f"would drop template {old.name} (built from other" in capsys.readouterr().out
     assert isolator.templates() == sorted([old.name, current.name])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -124,7 +125,7 @@ def _project_copy(tmp_path: Path, salt: str = "") -> Settings:
     return base.with_overrides(alembic_ini=tmp_path / "alembic.ini")
 
 
-def test_changed_migration_builds_a_new_template(tmp_path: Path) -> None:
+def test_changed_migration_builds_a_new_template(tmp_path: Path, throwaway_templates: Any) -> None:
     settings = _project_copy(tmp_path)
     before = PostgreSQLTestIsolator(settings)
     old = before.ensure_template(TemplateSpec("basic"))
@@ -135,14 +136,16 @@ def test_changed_migration_builds_a_new_template(tmp_path: Path) -> None:
     after = PostgreSQLTestIsolator(settings)
     new = after.ensure_template(TemplateSpec("basic"))
     after.close()
+    throwaway_templates(PostgreSQLTestIsolator, settings, new.name)  # `old` is the project's
     assert new.fingerprint != old.fingerprint
     assert new.name != old.name
     assert after.metrics.counters["templates_built"] == 1
 
 
-def test_unsealed_template_is_dropped_and_rebuilt(tmp_path: Path) -> None:
+def test_unsealed_template_is_dropped_and_rebuilt(tmp_path: Path, throwaway_templates: Any) -> None:
     isolator = PostgreSQLTestIsolator(_project_copy(tmp_path, salt=f"unsealed {tmp_path}"))
     ref = isolator.ensure_template(TemplateSpec("basic"))
+    throwaway_templates(PostgreSQLTestIsolator, isolator.settings, ref.name)
     isolator.close()
     admin = isolator.server.connect()
     admin.execute(f'ALTER DATABASE "{ref.name}" WITH IS_TEMPLATE false ALLOW_CONNECTIONS true')

@@ -108,7 +108,7 @@ def test_scenario_on_a_schema_without_users_says_which_schema(isolator: Any) -> 
         isolator.ensure_template(TemplateSpec("basic", "minimal"))
 
 
-def test_factory_code_is_in_the_fingerprint(tmp_path: Path) -> None:
+def test_factory_code_is_in_the_fingerprint(tmp_path: Path, throwaway_templates: Any) -> None:
     code = tmp_path / "my_factories.py"
     code.write_text(f"VERSION = 1  # {uuid4()}\n")
     scenarios = ScenarioRegistry()
@@ -128,11 +128,13 @@ def test_factory_code_is_in_the_fingerprint(tmp_path: Path) -> None:
         return ref, isolator.metrics.counters
 
     first, _ = ensure()
+    throwaway_templates(PostgreSQLTestIsolator, settings, first.name)
     again, counters = ensure()
     assert again.fingerprint == first.fingerprint
     assert counters["templates_built"] == 0
     code.write_text(f"VERSION = 2  # {uuid4()}\n")
     changed, counters = ensure()
+    throwaway_templates(PostgreSQLTestIsolator, settings, changed.name)
     assert changed.fingerprint != first.fingerprint
     assert counters["templates_built"] == 1
 
