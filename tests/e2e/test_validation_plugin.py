@@ -16,15 +16,17 @@ ROOT = Path(__file__).resolve().parents[2]
 Run = Callable[..., pytest.RunResult]
 
 
-def test_validation_fails_the_test_with_report_and_diff(project: pytest.Pytester, run: Run) -> None:
+@pytest.mark.parametrize("switch", ["marker", "option"])
+def test_validation_fails_the_test_with_report_and_diff(
+    project: pytest.Pytester, run: Run, switch: str
+) -> None:
+    validate = ", validate=True" if switch == "marker" else ""
     project.makepyfile(
-        test_gate="""
+        test_gate=f"""
         import pytest
         from sqlalchemy import text
 
-        pytestmark = pytest.mark.isolation(
-            schema="thread_messages", scenario="minimal", validate=True
-        )
+        pytestmark = pytest.mark.isolation(schema="thread_messages", scenario="minimal"{validate})
 
         def test_clean(isolated_postgres_sync):
             session, config = isolated_postgres_sync
@@ -38,7 +40,7 @@ def test_validation_fails_the_test_with_report_and_diff(project: pytest.Pytester
             session.commit()
         """
     )
-    result = run()
+    result = run("--netra-validate") if switch == "option" else run()
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         [

@@ -1,0 +1,185 @@
+"""How a user's suite configures the plugin: external servers, the report header, options,
+`[tool.netra_isolation]`, and templates shared by xdist workers."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netra_isolation import ClickHouseTestIsolator, PostgreSQLTestIsolator, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+Run = Callable[..., pytest.RunResult]
+
+FULL_STACK = """
+import pytest
+from sqlalchemy import text
+
+@pytest.mark.isolation(scenario="minimal")
+async def test_both(isolated_full_stack):
+    env = isolated_full_stack
+    users = await env["postgres_session"].scalar(text("SELECT count(*) FROM users"))
+    name = await env["postgres_session"].scalar(text("SELECT current_database()"))
+    assert users == 3 and env["config"].test_id in name
+    assert env["config"].test_id in env["clickhouse_database"]
+"""
+
+
+def test_external_servers_from_the_environment(project: pytest.Pytester, run: Run) -> None:
+    """A CI service container, say: the TEST_* variables point at servers the tool did not
+    start (here, the throwaway ones, reached as any external server is)."""
+    settings = Settings.load(root=ROOT)
+    pg, ch = PostgreSQLTestIsolator(settings), ClickHouseTestIsolator(settings)
+    env = {
+        "TEST_POSTGRES_HOST": pg.server.host,
+        "TEST_POSTGRES_PORT": str(pg.server.port),
+        "TEST_POSTGRES_USER": pg.server.user,
+        "TEST_POSTGRES_PASSWORD": pg.server.password,
+        "TEST_CLICKHOUSE_HOST": ch.server.host,
+        "TEST_CLICKHOUSE_PORT": str(ch.server.http_port),
+        "TEST_CLICKHOUSE_NATIVE_PORT": str(ch.server.native_port),
+        "TEST_CLICKHOUSE_USER": ch.server.user,
+        "TEST_CLICKHOUSE_PASSWORD": ch.server.password,
+    }
+    pg.close()
+    ch.close()
+    for name, value in env.items():
+        project._monkeypatch.setenv(name, value)
+    project.makepyfile(test_external=FULL_STACK)
+    result = run()
+    result.assert_outcomes(passed=1)
+    host, port, http = (
+        env["TEST_POSTGRES_HOST"],
+        env["TEST_POSTGRES_PORT"],
+        env["TEST_CLICKHOUSE_PORT"],
+    )
+    result.stdout.fnmatch_lines(
+        [
+            f"netra-isolation: postgres = {host}:{port} (from TEST_POSTGRES_HOST); "
+            f"clickhouse = {host}:{http} (from TEST_CLICKHOUSE_HOST); level = database*",
+            "*left behind 0*",
+        ]
+    )
+    assert env["TEST_POSTGRES_PASSWORD"] not in result.stdout.str()
+
+
+def test_header_names_where_the_level_came_from(project: pytest.Pytester, run: Run) -> None:
+    project.makepyfile(test_nothing="def test_nothing():\n    pass\n")
+    run().stdout.fnmatch_lines(
+        [
+            "*postgres = throwaway local server (TEST_POSTGRES_HOST not set)*"
+            "level = database (from default)"
+        ]
+    )
+    run("--netra-level", "transaction").stdout.fnmatch_lines(
+        ["*level = transaction (from command line)"]
+    )
+    project._monkeypatch.setenv("NETRA_ISOLATION_LEVEL", "transaction")
+    run().stdout.fnmatch_lines(["*level = transaction (from NETRA_ISOLATION_LEVEL)"])
+
+
+def test_performance_scale_from_marker_and_option_at_both_levels(
+    project: pytest.Pytester, run: Run
+) -> None:
+    project.makepyfile(
+        test_scaled="""
+        import pytest
+        from sqlalchemy import text
+
+        async def users(env):
+            return await env["postgres_session"].scalar(text("SELECT count(*) FROM users"))
+
+        @pytest.mark.parametrize("level", ["database", "transaction"])
+        async def test_from_option(performance_test_config, level):
+            assert performance_test_config["scale_factor"] == 2
+            assert await users(performance_test_config) == 200
+
+        @pytest.mark.isolation(level="transaction", scale=5)
+        async def test_marker_wins(performance_test_config):
+            assert await users(performance_test_config) == 500
+
+        @pytest.mark.isolation(level="transaction", scale=2)
+        async def test_same_worker_other_scale(performance_test_config):
+            assert await users(performance_test_config) == 200
+        """
+    )
+    run("--netra-performance-scale", "2").assert_outcomes(passed=4)
+
+
+def test_scenarios_from_modules_named_in_pyproject(project: pytest.Pytester, run: Run) -> None:
+    """`scenario_modules` imports a project's scenarios: a test names one it never imports."""
+    project.makepyprojecttoml(
+        f"""
+        [tool.pytest.ini_options]
+        asyncio_mode = "auto"
+        asyncio_default_fixture_loop_scope = "function"
+
+        [tool.netra_isolation]
+        alembic_ini = "{ROOT / "alembic.ini"}"
+        cache_dir = "{ROOT / ".netra_isolation"}"
+        scenario_modules = ["factories.scenarios", "shop_scenarios"]
+        """
+    )
+    project.makepyfile(
+        shop_scenarios="""
+        from factories import UserFactory
+        from netra_isolation import scenario
+
+        @scenario("shop_owners", seed=11, counts={"users": 4})
+        def shop_owners(session):
+            UserFactory.create_batch(4)
+        """,
+        test_shop="""
+        import pytest
+        from sqlalchemy import text
+
+        @pytest.mark.isolation(schema="user_management", scenario="shop_owners")
+        def test_owners(isolated_postgres_sync):
+            session, config = isolated_postgres_sync
+            assert session.scalar(text("SELECT count(*) FROM users")) == 4
+        """,
+    )
+    project.syspathinsert()
+    run().assert_outcomes(passed=1)
+
+
+def test_xdist_workers_build_a_template_once(
+    project: pytest.Pytester, run: Run, tmp_path: Path, throwaway_templates: Any
+) -> None:
+    marker = uuid.uuid4().hex[:8]  # a template no run has built yet
+    project.makepyfile(
+        test_shared=f"""
+        import time
+
+        import pytest
+        from factories import UserFactory
+        from netra_isolation import scenario
+
+        @scenario("s_{marker}", seed=5)
+        def shared(session):
+            time.sleep(0.5)  # both workers ask for it while it is being built
+            UserFactory.create_batch(2)
+
+        @pytest.mark.parametrize("n", range(6))
+        @pytest.mark.isolation(schema="user_management", scenario="s_{marker}")
+        def test_uses_it(isolated_postgres_sync, n):
+            pass
+        """
+    )
+    metrics = tmp_path / "metrics.json"
+    run("-n", "2", "--netra-metrics-json", str(metrics)).assert_outcomes(passed=6)
+    counters = json.loads(metrics.read_text())["counters"]
+    assert counters["templates_built"] == 1
+    assert counters["templates_reused"] == 1  # the other worker waited, then cloned it
+    assert counters["databases_created"] == 6
+    settings = Settings.load(root=ROOT)
+    lister = PostgreSQLTestIsolator(settings)
+    built = [t for t in lister.templates() if marker in t]
+    lister.close()
+    assert len(built) == 1
+    throwaway_templates(PostgreSQLTestIsolator, settings, *built)
