@@ -99,9 +99,40 @@ def test_clone_then_write_leaves_the_template_alone(engine: ChdbExecutor, versio
         engine.version = real
 
 
-def test_modern_servers_take_the_modern_paths(engine: ChdbExecutor) -> None:
-    isolator = make(engine)
-    assert engine.version >= (24, 1) and isolator.modern
+class Statements:
+    """The engine, recording each statement; `refuse` makes it reject some as a server
+    without them would, with its syntax error."""
+
+    def __init__(self, engine: ChdbExecutor, refuse: str | None = None) -> None:
+        self.engine, self.refuse, self.seen = engine, refuse, list[str]()
+        self.version = engine.version
+
+    def execute(self, sql: str) -> list[tuple[Any, ...]]:
+        self.seen.append(sql)
+        if self.refuse and self.refuse in sql:
+            raise RuntimeError(f"Code: 62. DB::Exception: Syntax error: failed at {sql!r}")
+        return self.engine.execute(sql)
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        self.engine.insert(table, columns, rows)
+
+
+@pytest.mark.parametrize("has_clone_as", [True, False])
+def test_clone_as_is_used_where_the_server_has_it(engine: ChdbExecutor, has_clone_as: bool) -> None:
+    """CLONE AS came during 24.x: a 24.x server without it falls back to REPLACE PARTITION
+    after one refused statement, and the clone is the same."""
+    statements = Statements(engine, refuse=None if has_clone_as else "CLONE AS")
+    isolator = ClickHouseTestIsolator(Settings.load(root=ROOT), executor=statements)
+    for name in ("ni_clone_as_a", "ni_clone_as_b"):
+        db = isolator.clone(TEMPLATE, name, Owner.new_run())
+        assert engine.execute(f"SELECT count() FROM {name}.events") == [(5000,)]
+        isolator.drop(db)
+    clone_as = [s for s in statements.seen if "CLONE AS" in s]
+    replace = [s for s in statements.seen if "REPLACE PARTITION" in s]
+    if has_clone_as:
+        assert len(clone_as) == 2 and not replace
+    else:
+        assert len(clone_as) == 1 and replace  # tried once, then remembered
 
 
 def test_snapshot_statements_copy_a_changed_database(engine: ChdbExecutor) -> None:
