@@ -281,9 +281,12 @@ def _compare(backend: str, before: Mapping[str, Any], after: Mapping[str, Any]) 
     return diffs
 
 
-def diff_state_sync(config: IsolatedTestConfig, snapshot_id: str | None = None) -> StateDiff:
+def diff_state_sync(
+    config: IsolatedTestConfig, snapshot_id: str | None = None, connection: Any = None
+) -> StateDiff:
     """What changed in the test's databases since `snapshot_id` (default: the clean state
-    right after migration and seeding)."""
+    right after migration and seeding). `connection`: the test's own PostgreSQL connection
+    (at `transaction` level only it sees the test's uncommitted work)."""
     snapshots = config.snapshots
     chosen = [snapshots.get(snapshot_id)] if snapshot_id else None
     backends = [s.backend for s in chosen] if chosen else list(config.databases)
@@ -299,7 +302,14 @@ def diff_state_sync(config: IsolatedTestConfig, snapshot_id: str | None = None) 
                 if source is None:
                     source = stack.enter_context(isolator.template_copy(db.template))
                 before = _pg_tables(stack.enter_context(isolator.connect_to(source)))
-                after = _pg_tables(stack.enter_context(isolator.connect_to(db.name)))
+                if connection is None:
+                    after = _pg_tables(stack.enter_context(isolator.connect_to(db.name)))
+                else:  # read in a SAVEPOINT: the test's transaction stays as it was
+                    savepoint = connection.begin_nested()
+                    try:
+                        after = _pg_tables(connection)
+                    finally:
+                        savepoint.rollback()
         else:
             before = _ch_tables(isolator, source or db.template.name)  # type: ignore[union-attr]
             after = _ch_tables(isolator, db.name)

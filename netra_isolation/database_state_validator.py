@@ -7,7 +7,6 @@ cross_database. Results read as the original design's examples read them:
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script.revision import Revision
-from sqlalchemy import inspect, text
+from sqlalchemy import Connection, inspect, text
 
 from netra_isolation.clickhouse_isolation import OWNER_TABLE, SEALED_TABLE, literal, quote
 from netra_isolation.migrations import script_directory
@@ -53,6 +52,7 @@ class CheckContext:
     database: Any
     handle: Any
     isolator: Any
+    in_test_transaction: bool = False  # the handle is the test's own connection
     cache: dict[str, Any] = field(default_factory=dict)
 
 
@@ -85,52 +85,68 @@ class DatabaseStateValidator:
 
     def _run(self, context: CheckContext, category: str, name: str, check: Check) -> CheckResult:
         started = time.perf_counter()
+        # On the test's own connection each check runs in a SAVEPOINT rolled back after it, so
+        # a check that fails in SQL leaves the test's transaction as it was.
+        savepoint = context.handle.begin_nested() if context.in_test_transaction else None
         try:
             status, details = _outcome(check(context))
         except Exception as exc:  # a check that cannot run has failed, and says why
             status, details = FAILED, f"{type(exc).__name__}: {exc}"
+        finally:
+            if savepoint is not None:
+                savepoint.rollback()
         return CheckResult(name, category, status, details, time.perf_counter() - started)
 
-    def validate_sync(self, config: IsolatedTestConfig) -> dict[str, Any]:
+    def validate_sync(
+        self, config: IsolatedTestConfig, connection: Connection | None = None
+    ) -> dict[str, Any]:
+        """With `connection` (the test's own, at `transaction` level), PostgreSQL is checked
+        as the test sees it, its uncommitted work included."""
         started = time.perf_counter()
         results: dict[str, Any] = {}
         for backend, db in config.databases.items():
             isolator = config._isolators[backend]
-            with _handle(isolator, db) as handle:
-                context = CheckContext(config, backend, db, handle, isolator)
+            own = connection if backend == "postgres" else None
+            with _handle(isolator, db, own) as handle:
+                context = CheckContext(config, backend, db, handle, isolator, own is not None)
                 checks = [self._run(context, c, n, f) for c, n, f in self._checks.get(backend, [])]
             results[backend] = _summary(checks, database=db.name)
         if {"postgres", "clickhouse"} <= set(config.databases):
-            results["cross_database"] = _summary([self._cross_database(config)])
+            results["cross_database"] = _summary([self._cross_database(config, connection)])
         elapsed = time.perf_counter() - started
         config.manager.metrics.record("validation", elapsed)
         config.manager.metrics.note(config.nodeid, "validation_s", elapsed)
         return results
 
     async def validate(self, config: IsolatedTestConfig) -> dict[str, Any]:
-        return await asyncio.to_thread(self.validate_sync, config)
+        return await config.on_test_connection(lambda conn: self.validate_sync(config, conn))
 
-    def _cross_database(self, config: IsolatedTestConfig) -> CheckResult:
-        def event_users_exist(_: Any) -> Any:
+    def _cross_database(
+        self, config: IsolatedTestConfig, connection: Connection | None = None
+    ) -> CheckResult:
+        def event_users_exist(context: CheckContext) -> Any:
             ch = config._isolators["clickhouse"]
             ch_db = config.databases["clickhouse"].name
-            pg_db = config.databases["postgres"].name
             if not ch._exists(ch_db, "events"):
                 return SKIPPED, "no events table in ClickHouse"
             ids = {
                 int(r[0]) for r in ch._run(f"SELECT DISTINCT user_id FROM {quote(ch_db)}.events")
             }
-            with config._isolators["postgres"].connect_to(pg_db) as conn:
-                if not inspect(conn).has_table("users"):
-                    return SKIPPED, "no users table in PostgreSQL"
-                known = set(conn.execute(text("SELECT id FROM users")).scalars())
+            conn = context.handle
+            if not inspect(conn).has_table("users"):
+                return SKIPPED, "no users table in PostgreSQL"
+            known = set(conn.execute(text("SELECT id FROM users")).scalars())
             missing = sorted(ids - known)
             if missing:
                 return FAILED, {"events_with_unknown_user_ids": missing[:20], "count": len(missing)}
             return PASSED, {"event_users": len(ids)}
 
-        context = CheckContext(config, "cross_database", None, None, None)
-        return self._run(context, "cross_database", "event_users_exist", event_users_exist)
+        pg = config._isolators["postgres"]
+        with _handle(pg, config.databases["postgres"], connection) as handle:
+            context = CheckContext(
+                config, "cross_database", None, handle, pg, connection is not None
+            )
+            return self._run(context, "cross_database", "event_users_exist", event_users_exist)
 
     def generate_validation_report(
         self, results: Mapping[str, Any] | Iterable[Any], format: str = "text"
@@ -178,14 +194,23 @@ def failed(results: Mapping[str, Any]) -> bool:
     return _overall(_sections(results)) == FAILED
 
 
-class _handle:
-    """A PostgreSQL connection to the test's database, or ClickHouse's executor."""
+def failure_message(results: Mapping[str, Any], diff: object) -> str:
+    """What a test failed by validation shows: the report, then what it changed."""
+    report = db_state_validator.generate_validation_report(results)
+    return f"database state validation failed\n{report}\n\n{diff}"
 
-    def __init__(self, isolator: Any, db: Any) -> None:
-        self.isolator, self.db = isolator, db
+
+class _handle:
+    """A PostgreSQL connection to the test's database (`own`: the test's, left open), or
+    ClickHouse's executor."""
+
+    def __init__(self, isolator: Any, db: Any, own: Connection | None = None) -> None:
+        self.isolator, self.db, self.own = isolator, db, own
         self._cm: Any = None
 
     def __enter__(self) -> Any:
+        if self.own is not None:
+            return self.own
         if self.isolator.backend == "postgres":
             self._cm = self.isolator.connect_to(self.db.name)
             return self._cm.__enter__()
@@ -404,8 +429,9 @@ def _pg_foreign_rows(c: CheckContext) -> Any:
         ):
             counter = _pg_count(CheckContext(c.config, "postgres", None, conn, c.isolator))
             cache[key] = {t: counter(t) for t in inspect(conn).get_table_names()}
-    counts = _pg_count(c)
-    actual = {t: counts(t) for t in cache[key]}
+    with c.isolator.connect_to(c.database.name) as fresh:  # outside the test's transaction
+        counts = _pg_count(CheckContext(c.config, "postgres", c.database, fresh, c.isolator))
+        actual = {t: counts(t) for t in cache[key]}
     foreign = {t: (cache[key][t], n) for t, n in actual.items() if n != cache[key][t]}
     return not foreign, ({"committed_rows_template_vs_now": foreign} if foreign else None)
 

@@ -10,24 +10,27 @@ import asyncio
 import atexit
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import pytest_asyncio
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from netra_isolation.clickhouse_isolation import AsyncClickHouseClient, ClickHouseClient
 from netra_isolation.database_snapshots import DatabaseSnapshots, StateDiff, diff_state_sync
-from netra_isolation.errors import ConfigurationError
+from netra_isolation.errors import ConfigurationError, ValidationFailedError
 from netra_isolation.isolator import DatabaseRef, TemplateSpec
 from netra_isolation.naming import slug, test_id_from_nodeid
 from netra_isolation.seed_data_manager import bind_session
 from netra_isolation.settings import LEVELS
 from netra_isolation.test_database_manager import TestDatabaseManager
+
+T = TypeVar("T")
 
 CONFIGS = pytest.StashKey[list["IsolatedTestConfig"]]()
 _default_manager: TestDatabaseManager | None = None
@@ -162,6 +165,30 @@ class IsolatedTestConfig:
                 session.close()
 
     # -- validation -------------------------------------------------------------------------
+    def transaction_session(self) -> AsyncSession | Session | None:
+        """At `transaction` level, the test's session: only its connection sees the test's
+        uncommitted work. None at `database` level, where every connection sees it."""
+        return self._sessions[-1] if self._shared("postgres") and self._sessions else None
+
+    async def on_test_connection(self, read: Callable[[Connection | None], T]) -> T:
+        """Run `read` (sync) with the test's own connection at `transaction` level (inside
+        the AsyncSession's greenlet), else with None in a thread."""
+        session = self.transaction_session()
+        if isinstance(session, AsyncSession):
+            return await session.run_sync(lambda sync: read(sync.connection()))
+        if session is not None:
+            return read(session.connection())
+        return await asyncio.to_thread(read, None)
+
+    def on_test_connection_sync(self, read: Callable[[Connection | None], T]) -> T:
+        session = self.transaction_session()
+        if isinstance(session, AsyncSession):
+            raise ConfigurationError(
+                "this test's session is an AsyncSession: use the awaitable form "
+                "(`await config.validate_database_state()`, `await config.diff_state()`)"
+            )
+        return read(session.connection() if session is not None else None)
+
     async def validate_database_state(self) -> dict[str, Any]:
         """Checks by category per backend, plus cross-database consistency."""
         from netra_isolation.database_state_validator import db_state_validator
@@ -171,15 +198,15 @@ class IsolatedTestConfig:
     def validate_database_state_sync(self) -> dict[str, Any]:
         from netra_isolation.database_state_validator import db_state_validator
 
-        return db_state_validator.validate_sync(self)
+        return self.on_test_connection_sync(lambda c: db_state_validator.validate_sync(self, c))
 
     async def diff_state(self, snapshot_id: str | None = None) -> StateDiff:
         """Rows added, removed and changed per table since `snapshot_id` (default: the clean
         state right after migration and seeding); `print(diff)` shows them."""
-        return await asyncio.to_thread(diff_state_sync, self, snapshot_id)
+        return await self.on_test_connection(lambda c: diff_state_sync(self, snapshot_id, c))
 
     def diff_state_sync(self, snapshot_id: str | None = None) -> StateDiff:
-        return diff_state_sync(self, snapshot_id)
+        return self.on_test_connection_sync(lambda c: diff_state_sync(self, snapshot_id, c))
 
     # -- snapshots ------------------------------------------------------------------------
     async def create_snapshot(self, backend: str, label: str) -> str:
@@ -452,6 +479,24 @@ def _test_config(
     return config, wanted
 
 
+async def _validate_before_rollback(
+    request: pytest.FixtureRequest, config: IsolatedTestConfig
+) -> None:
+    """The validation gate for an async test at `transaction` level: its uncommitted work is
+    visible only on its own connection, on its event loop, so the check runs here, in the
+    fixture's teardown before the rollback, and fails the teardown with the report."""
+    from netra_isolation.database_state_validator import failed, failure_message
+    from netra_isolation.pytest_plugin import test_failed
+
+    if not config.validate or not isinstance(config.transaction_session(), AsyncSession):
+        return
+    if test_failed(request.node):
+        return
+    results = await config.validate_database_state()
+    if failed(results):
+        raise ValidationFailedError(failure_message(results, await config.diff_state()))
+
+
 def _finish(request: pytest.FixtureRequest, config: IsolatedTestConfig) -> None:
     from netra_isolation.pytest_plugin import test_failed
 
@@ -470,6 +515,7 @@ async def isolated_postgres(
         async with config.postgres_session() as session:
             with bind_session(session):
                 yield session, config
+            await _validate_before_rollback(request, config)
     finally:
         _finish(request, config)
 
@@ -562,6 +608,7 @@ async def isolated_full_stack(
     try:
         async with _full_stack(config, schemas, wanted.scenario) as env:
             yield env
+            await _validate_before_rollback(request, config)
     finally:
         _finish(request, config)
 
@@ -582,5 +629,6 @@ async def performance_test_config(
             env["scale_factor"] = scale
             env["scenario"] = scenario
             yield env
+            await _validate_before_rollback(request, config)
     finally:
         _finish(request, config)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from netra_isolation.isolated_test_config import (
     CONFIGS,
@@ -164,9 +165,15 @@ def pytest_runtest_makereport(
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     """With validation on, check the test's databases after it; a failed check fails the test
     with the report and what changed since the clean state."""
-    from netra_isolation.database_state_validator import db_state_validator, failed
+    from netra_isolation.database_state_validator import failed, failure_message
 
-    configs = [c for c in item.stash.get(CONFIGS, []) if c.validate and c.databases]
+    # An async test's uncommitted work at `transaction` level is visible only on its own
+    # connection, which lives on its event loop: its fixture checks it at teardown instead.
+    configs = [
+        c
+        for c in item.stash.get(CONFIGS, [])
+        if c.validate and c.databases and not isinstance(c.transaction_session(), AsyncSession)
+    ]
     try:
         result = yield
     except BaseException:
@@ -176,9 +183,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     for config in configs:
         results = config.validate_database_state_sync()
         if failed(results):
-            report = db_state_validator.generate_validation_report(results)
-            diff = config.diff_state_sync()
-            pytest.fail(f"database state validation failed\n{report}\n\n{diff}", pytrace=False)
+            pytest.fail(failure_message(results, config.diff_state_sync()), pytrace=False)
     return result
 
 

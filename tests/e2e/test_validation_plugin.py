@@ -146,3 +146,54 @@ def test_template_builds_show_progress(
     lister.close()
     assert len(built) == 2
     throwaway_templates(PostgreSQLTestIsolator, settings, *built)
+
+
+def test_validation_gate_at_transaction_level_sees_the_tests_work(
+    project: pytest.Pytester, run: Run
+) -> None:
+    """The test's damage is uncommitted (rolled back afterwards), so only its own connection
+    shows it: a sync test fails in its call, an async one in its fixture's teardown, before the
+    rollback; clean tests pass and the next test sees none of it."""
+    project.makepyfile(
+        test_tx_gate="""
+        import pytest
+        from sqlalchemy import text
+
+        pytestmark = pytest.mark.isolation(
+            level="transaction", schema="thread_messages", scenario="minimal", validate=True
+        )
+        ORPHAN = "DELETE FROM threads WHERE id = 1"
+
+        def test_sync_clean(isolated_postgres_sync):
+            isolated_postgres_sync[0].execute(text("UPDATE users SET full_name = 'A'"))
+
+        def test_sync_breaks(isolated_postgres_sync):
+            session = isolated_postgres_sync[0]
+            session.execute(text("SET session_replication_role = replica"))
+            session.execute(text(ORPHAN))
+
+        async def test_async_clean(isolated_postgres):
+            await isolated_postgres[0].execute(text("UPDATE users SET full_name = 'B'"))
+
+        async def test_async_breaks(isolated_postgres):
+            session = isolated_postgres[0]
+            await session.execute(text("SET session_replication_role = replica"))
+            await session.execute(text(ORPHAN))
+            await session.commit()
+
+        def test_rolled_back(isolated_postgres_sync):
+            session = isolated_postgres_sync[0]
+            assert session.scalar(text("SELECT count(*) FROM threads WHERE id = 1")) == 1
+        """
+    )
+    result = run()
+    result.assert_outcomes(passed=4, failed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_async_breaks*",
+            "*database state validation failed*",
+            "*data.referential_integrity*messages(thread_id) -> threads*",
+            "*postgres.threads: +0 -1 ~0*",
+            "*FAILED test_tx_gate.py::test_sync_breaks*",
+        ]
+    )

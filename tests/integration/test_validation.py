@@ -171,3 +171,28 @@ async def test_diff_lists_exactly_what_the_test_changed() -> None:
         snapshot = await config.create_snapshot("postgres", "after")
         assert (await config.diff_state(snapshot)).is_empty
         assert "~ {'id': 1}: full_name:" in diff.render()
+
+
+async def test_transaction_level_checks_see_the_tests_uncommitted_work() -> None:
+    """At `transaction` level only the test's own connection sees its work: validation and
+    diffs read through it (in SAVEPOINTs), and the test's transaction is left as it was."""
+    async with with_isolated_postgres(
+        "test_tx_view", "thread_messages", "minimal", level="transaction"
+    ) as (session, config):
+        await session.execute(text("INSERT INTO organizations (name, slug) VALUES ('T', 't')"))
+        await session.commit()  # a SAVEPOINT: still uncommitted for everyone else
+        diff = await config.diff_state()
+        assert [r["slug"] for r in diff.table("postgres", "organizations").added] == ["t"]
+        assert failing(await config.validate_database_state()) == set()
+
+        await session.execute(text("SET session_replication_role = replica"))
+        await session.execute(text("DELETE FROM threads WHERE id = 1"))
+        results = await config.validate_database_state()
+        assert failing(results) == {"postgres:data.referential_integrity"}
+        # the checks' SAVEPOINTs are gone; the test's own work is intact
+        assert await session.scalar(text("SELECT count(*) FROM organizations WHERE slug = 't'"))
+    async with with_isolated_postgres(
+        "test_tx_after", "thread_messages", "minimal", level="transaction"
+    ) as (session, config):
+        assert await session.scalar(text("SELECT count(*) FROM threads WHERE id = 1")) == 1
+        assert (await config.diff_state()).is_empty
