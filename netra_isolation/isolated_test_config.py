@@ -479,6 +479,18 @@ def _test_config(
     return config, wanted
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Loaded as the original design does it, `pytest_plugins =
+    ["netra_isolation.isolated_test_config"]`, on a machine where the package is importable but
+    its entry point is not installed: bring in the rest of the plugin (marker, xdist wiring,
+    cleanup at session end, summary), unless `-p no:netra_isolation` turned it off."""
+    from netra_isolation import pytest_plugin
+
+    manager = config.pluginmanager
+    if not manager.is_registered(pytest_plugin) and not manager.is_blocked("netra_isolation"):
+        manager.register(pytest_plugin, "netra_isolation")
+
+
 async def _validate_before_rollback(
     request: pytest.FixtureRequest, config: IsolatedTestConfig
 ) -> None:

@@ -91,7 +91,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "clickhouse_schema='basic', scale=None, validate=False): "
         "how a test's databases are isolated, migrated and seeded",
     )
-    overrides = {name: config.getoption(f"netra_{name}") for name in OPTIONS}
+    # None when registered late (through isolated_test_config), after options were parsed
+    overrides = {name: config.getoption(f"netra_{name}", None) for name in OPTIONS}
     config.stash[SETTINGS] = Settings.load(overrides, root=config.rootpath)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistController(config), "netra_isolation_xdist")
@@ -228,7 +229,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     counters = metrics.counters
     if not counters and not metrics.timings:
         return
-    path = config.getoption("netra_metrics_json")
+    path = config.getoption("netra_metrics_json", None)
     if path:
         Path(path).write_text(
             json.dumps(metrics.to_dict() | {"summary": metrics.summary()}, indent=2)

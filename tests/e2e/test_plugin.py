@@ -151,23 +151,35 @@ def test_unreachable_external_server_fails_fast_naming_the_variable(
     assert result.duration < 60  # a deadline, not a speed check: it must not hang
 
 
-@pytest.mark.parametrize("entry_point", ["on", "off"])
+@pytest.mark.parametrize("entry_point", ["on", "off", "not installed"])
 def test_loadable_from_a_conftest_as_in_the_original_design(
     project: pytest.Pytester, run, entry_point: str
 ) -> None:
-    project.makeconftest('pytest_plugins = ["netra_isolation.isolated_test_config"]')
+    plugins = ["netra_isolation.isolated_test_config"]
+    if entry_point == "not installed":  # no entry points at all: pytest-asyncio by hand too
+        project._monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+        plugins.insert(0, "pytest_asyncio.plugin")
+    project.makeconftest(f"pytest_plugins = {plugins!r}")
     project.makepyfile(
         test_conf="""
+        import pytest
         from sqlalchemy import text
 
+        @pytest.mark.isolation(level="transaction")
         def test_db(isolated_postgres_sync):
             session, config = isolated_postgres_sync
             name = session.execute(text("SELECT current_database()")).scalar()
-            assert config.test_id in name
+            assert config.test_id in name or "worker" in name
         """
     )
-    args = ["-p", "no:netra_isolation"] if entry_point == "off" else []
-    run(*args).assert_outcomes(passed=1)
+    if entry_point == "off":  # the rest of the plugin is turned off: only the fixtures work
+        run("-p", "no:netra_isolation").assert_outcomes(passed=1)
+        return
+    # the whole plugin is active: the marker is known, the session ends with its summary and
+    # nothing left behind (the worker's database included)
+    result = run("--strict-markers")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*databases created 1, dropped 1, kept 0, left behind 0*"])
 
 
 def test_300_character_parametrized_id_gets_a_valid_unique_database(
