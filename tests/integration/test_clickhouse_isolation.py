@@ -119,6 +119,12 @@ async def test_async_and_sync_clients_insert_and_read_back(isolator: Any) -> Non
         await client.insert("events", [event(7, m) for m in range(1, 13) for _ in range(300)])
         == 3600
     )
+    # One batch: one new part per month touched (3600 single-row INSERTs would make 3600).
+    parts = (
+        f"SELECT count() FROM system.parts WHERE database = '{client.database}' "
+        "AND table = 'events'"
+    )
+    assert sync.scalar(parts) == 12
     sync.insert("events", [event(8)])
     assert await client.count("events") == 3601
     assert sync.scalar("SELECT uniqExact(toYYYYMM(timestamp)) FROM events") == 12
