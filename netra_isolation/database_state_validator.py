@@ -436,6 +436,23 @@ def _pg_foreign_rows(c: CheckContext) -> Any:
     return not foreign, ({"committed_rows_template_vs_now": foreign} if foreign else None)
 
 
+def _pg_foreign_sessions(c: CheckContext) -> Any:
+    """No connection of another test is open on this test's database (the connections this
+    tool makes carry their test in application_name; untagged ones are only listed)."""
+    own = c.isolator.application_name(c.config.test_id)
+    others = c.handle.execute(
+        text(
+            "SELECT DISTINCT application_name FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    ).scalars()
+    names = set(others) - {own}
+    foreign = sorted(n for n in names if n.startswith("netra:"))
+    if foreign:
+        return FAILED, {"sessions_of_other_tests": foreign}
+    return PASSED, {"other_clients": sorted(names)} if names else None
+
+
 _POSTGRES_CHECKS: list[tuple[str, str, Check]] = [
     ("connection", "connectivity", _pg_connectivity),
     ("connection", "pool_health", _pg_pool),
@@ -449,6 +466,7 @@ _POSTGRES_CHECKS: list[tuple[str, str, Check]] = [
     ("isolation", "owner", _owner),
     ("isolation", "sealed_template", _template),
     ("isolation", "no_foreign_rows", _pg_foreign_rows),
+    ("isolation", "no_foreign_sessions", _pg_foreign_sessions),
 ]
 
 

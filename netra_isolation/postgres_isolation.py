@@ -427,15 +427,28 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
         )
         return Owner.parse(rows[0][0]) if rows else None
 
+    def application_name(self, test_id: str) -> str:
+        """The tag of this test's connections in pg_stat_activity, so a check can tell another
+        test's connection to this test's database."""
+        return f"netra:{self.owner.run}:{test_id}"[:63]
+
     def database_url(self, test_id: str, driver: str = "asyncpg") -> str:
+        """The test's database URL; a libpq (psycopg) URL carries the test's tag (asyncpg takes
+        it through `connect_args`, see `session`)."""
         url = self.server.url(self.database(test_id).name, driver)
+        if driver == "psycopg":
+            url = url.update_query_dict({"application_name": self.application_name(test_id)})
         return url.render_as_string(hide_password=False)
 
     @asynccontextmanager
     async def session(self, test_id: str, *, rollback: bool = False) -> AsyncIterator[AsyncSession]:
         """An AsyncSession on the test's database; with `rollback`, inside an outer transaction
         joined by SAVEPOINTs, so `commit()` in the code under test is still rolled back."""
-        engine = create_async_engine(self.database_url(test_id, "asyncpg"), poolclass=NullPool)
+        engine = create_async_engine(
+            self.database_url(test_id, "asyncpg"),
+            poolclass=NullPool,
+            connect_args={"server_settings": {"application_name": self.application_name(test_id)}},
+        )
         try:
             if not rollback:
                 async with AsyncSession(engine, expire_on_commit=False) as session:

@@ -196,3 +196,27 @@ async def test_transaction_level_checks_see_the_tests_uncommitted_work() -> None
     ) as (session, config):
         assert await session.scalar(text("SELECT count(*) FROM threads WHERE id = 1")) == 1
         assert (await config.diff_state()).is_empty
+
+
+async def test_another_tests_connection_fails_the_isolation_check() -> None:
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    async with with_isolated_postgres("test_watched", "user_management") as (session, config):
+        isolator = config._isolators["postgres"]
+        own = make_url(isolator.database_url(config.test_id, "psycopg"))
+        other = own.update_query_dict({"application_name": isolator.application_name("test_b")})
+        engines = [create_engine(url, poolclass=NullPool) for url in (own, other)]
+        connections = [engine.connect() for engine in engines[:1]]  # this test's own first
+        assert failing(await config.validate_database_state()) == set()
+        connections.append(engines[1].connect())  # then one of test_b's
+        results = await config.validate_database_state()
+        assert failing(results) == {"postgres:isolation.no_foreign_sessions"}
+        check = next(c for c in results["postgres"]["checks"] if c["name"] == "no_foreign_sessions")
+        assert check["details"] == {
+            "sessions_of_other_tests": [isolator.application_name("test_b")]
+        }
+        for connection, engine in zip(connections, engines, strict=True):
+            connection.close()
+            engine.dispose()
