@@ -87,8 +87,8 @@ def _gc(
         for isolator in isolators:
             owners = isolator.template_owners()
             every = sorted(owners)
-            if templates == "all":
-                doomed = {name: "--all-templates" for name in every}
+            if templates == "all":  # all but builds in progress (no tag yet)
+                doomed = {name: "--all-templates" for name, tag in owners.items() if tag}
             else:
                 doomed = isolator.stale_templates() if templates else {}
             if older_than is not None:

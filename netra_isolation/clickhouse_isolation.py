@@ -304,11 +304,31 @@ class ClickHouseTestIsolator(TestIsolatorBase):
         for table, engine, ddl in tables:
             if engine in VIEWS:
                 self._run(_retarget(ddl, source, target))
-            if engine == "MaterializedView" and not _MV_WITH_TARGET.match(ddl):
+            if engine == "MaterializedView" and self._has_inner_table(source, table):
                 # Its rows live in an inner table it owns (a `TO` target is copied above);
                 # inserting into the view writes there without running the view's SELECT.
                 src, dst = f"{quote(source)}.{quote(table)}", f"{quote(target)}.{quote(table)}"
                 self._run(f"INSERT INTO {dst} SELECT * FROM {src}")
+
+    def _has_inner_table(self, database: str, view: str) -> bool:
+        """Whether a materialized view stores its rows in a table of its own (`.inner.<view>`,
+        or `.inner_id.<uuid>` in Atomic databases) rather than in a `TO` table."""
+        inner = {
+            str(name)
+            for (name,) in self._run(
+                "SELECT name FROM system.tables WHERE database = "
+                f"{literal(database)} AND name LIKE '.inner%'"
+            )
+        }
+        if f".inner.{view}" in inner:
+            return True
+        if not self.atomic:
+            return False
+        rows = self._run(
+            "SELECT toString(uuid) FROM system.tables WHERE database = "
+            f"{literal(database)} AND name = {literal(view)}"
+        )
+        return bool(rows) and f".inner_id.{rows[0][0]}" in inner
 
     def clone(self, template: TemplateRef, name: str, owner: Owner) -> DatabaseRef:
         with self.metrics.timed("clone"):
@@ -412,12 +432,6 @@ class ClickHouseTestIsolator(TestIsolatorBase):
     def close(self) -> None:
         if isinstance(self._executor, ServerExecutor):
             self._executor.close()
-
-
-_NAME = r"(?:`(?:[^`\\]|\\.)*`|[^\s.(`]+)"
-_MV_WITH_TARGET = re.compile(
-    rf"CREATE MATERIALIZED VIEW (?:IF NOT EXISTS )?(?:{_NAME}\.)?{_NAME}\s+TO\s", re.IGNORECASE
-)
 
 
 def _retarget(ddl: str, source: str, target: str) -> str:

@@ -440,14 +440,23 @@ def _pg_foreign_sessions(c: CheckContext) -> Any:
     """No connection of another test is open on this test's database (the connections this
     tool makes carry their test in application_name; untagged ones are only listed)."""
     own = c.isolator.application_name(c.config.test_id)
-    others = c.handle.execute(
-        text(
-            "SELECT DISTINCT application_name FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-    ).scalars()
-    names = set(others) - {own}
-    foreign = sorted(n for n in names if n.startswith("netra:"))
+
+    def others() -> tuple[set[str], list[str]]:
+        names = set(
+            c.handle.execute(
+                text(
+                    "SELECT DISTINCT application_name FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                    "AND backend_type = 'client backend'"
+                )
+            ).scalars()
+        ) - {own}
+        return names, sorted(n for n in names if n.startswith("netra:"))
+
+    names, foreign = others()
+    if foreign:  # a closed connection's server process may take a moment to exit
+        time.sleep(0.2)
+        names, foreign = others()
     if foreign:
         return FAILED, {"sessions_of_other_tests": foreign}
     return PASSED, {"other_clients": sorted(names)} if names else None

@@ -137,10 +137,16 @@ class TestIsolatorBase:
 
     @contextmanager
     def step(self, phase: str, what: str, *, announce: bool = True) -> Iterator[None]:
-        """Time a long step into the metrics and report it in one line when it ends (always
-        when `announce`, else only if it took over a second); a step still running after
-        SLOW_STEP seconds also says so while it runs, so a slow start is never silent."""
-        running = threading.Timer(SLOW_STEP, self.progress, [f"netra-isolation: {what} ..."])
+        """Time a long step into the metrics. A step still running after SLOW_STEP seconds
+        says so while it runs, so a slow start is never silent; it then reports a line when
+        it ends, which an `announce`d step (a template build) always does."""
+        said = threading.Event()
+
+        def say_running() -> None:
+            said.set()
+            self.progress(f"netra-isolation: {what} ...")
+
+        running = threading.Timer(SLOW_STEP, say_running)
         running.daemon = True
         running.start()
         started = time.perf_counter()
@@ -149,8 +155,9 @@ class TestIsolatorBase:
                 yield
         finally:
             running.cancel()
+            running.join()  # a line already being written ends before the next one
         elapsed = time.perf_counter() - started
-        if announce or elapsed > 1:
+        if announce or said.is_set():
             self.progress(f"netra-isolation: {what}: done in {elapsed:.2f}s")
 
     # -- backend hooks ----------------------------------------------------------------------

@@ -107,7 +107,8 @@ def library_version() -> str:
 
 
 def migrations_fingerprint(cfg: Config) -> str:
-    """Scripts + env.py + the ini section + this module + the library version."""
+    """Scripts + env.py + the ini section + this module + the compat fixes migrations run
+    with + the library version."""
     location = Path(script_directory(cfg).dir)
     # Paths and URLs differ between checkouts and servers without changing the schema.
     section = sorted(
@@ -116,7 +117,8 @@ def migrations_fingerprint(cfg: Config) -> str:
         if key not in {"script_location", "sqlalchemy.url", "here"}
     )
     digest = hashlib.sha256()
-    digest.update(files_digest([location, Path(__file__)]).encode())
+    compat = Path(__file__).with_name("compat")
+    digest.update(files_digest([location, Path(__file__), compat]).encode())
     digest.update(repr(section).encode())
     digest.update(library_version().encode())
     return digest.hexdigest()

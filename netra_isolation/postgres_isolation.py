@@ -26,7 +26,7 @@ from netra_isolation.metrics import Metrics
 from netra_isolation.migrations import (
     upgrade,
 )
-from netra_isolation.naming import Owner, slug, template_name
+from netra_isolation.naming import Owner, database_name, slug, template_name
 from netra_isolation.seed_data_manager import ScenarioRegistry
 from netra_isolation.servers.postgres import EphemeralPostgres, PostgresServerInfo
 from netra_isolation.settings import Settings
@@ -398,7 +398,9 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
     @contextmanager
     def template_copy(self, template: TemplateRef) -> Iterator[str]:
         """A throwaway copy of a sealed template (which itself refuses connections)."""
-        name = f"{template.name[:40]}_i{next(self._counter)}_{self.owner.pid}"
+        # not under `<prefix>_tpl_`: gc must never take a copy in use for a template
+        unique = (str(next(self._counter)), str(self.owner.pid))
+        name = database_name(self.settings.prefix, f"inspect_{template.name}", *unique)
         self._copy_database(template.name, name, self.owner.for_test(f"inspect:{template.name}"))
         try:
             yield name
@@ -430,7 +432,8 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
     def application_name(self, test_id: str) -> str:
         """The tag of this test's connections in pg_stat_activity, so a check can tell another
         test's connection to this test's database."""
-        return f"netra:{self.owner.run}:{test_id}"[:63]
+        # PostgreSQL keeps 63 bytes of it
+        return f"netra:{self.owner.run}:{test_id}".encode()[:63].decode(errors="ignore")
 
     def database_url(self, test_id: str, driver: str = "asyncpg") -> str:
         """The test's database URL; a libpq (psycopg) URL carries the test's tag (asyncpg takes

@@ -99,15 +99,22 @@ class Scenario:
     counts: Mapping[str, int] = field(default_factory=dict)
 
     def code_paths(self) -> list[Path]:
-        """The scenario's module and the modules of the factories it names, wherever they
-        live (other code it depends on: `registry.depends_on_code`)."""
+        """The scenario's module and the modules of the factory classes it imports, wherever
+        they live (other code it depends on: `registry.depends_on_code`)."""
         paths = set()
         for func in (self.postgres, self.clickhouse):
             if func is None:
                 continue
             used = [func, *(v for v in func.__globals__.values() if _is_factory(v))]
-            paths |= {Path(source) for obj in used if (source := inspect.getsourcefile(obj))}
+            paths |= {Path(source) for obj in used if (source := _source(obj))}
         return sorted(paths)
+
+
+def _source(obj: object) -> str | None:
+    try:
+        return inspect.getsourcefile(obj)  # type: ignore[arg-type]
+    except TypeError:  # defined where there is no file (a REPL, a built-in module)
+        return None
 
 
 def _is_factory(value: object) -> bool:

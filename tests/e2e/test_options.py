@@ -172,14 +172,16 @@ def test_xdist_workers_build_a_template_once(
         """
     )
     metrics = tmp_path / "metrics.json"
-    run("-n", "2", "--netra-metrics-json", str(metrics)).assert_outcomes(passed=6)
+    settings = Settings.load(root=ROOT)
+    lister = PostgreSQLTestIsolator(settings)
+    try:
+        run("-n", "2", "--netra-metrics-json", str(metrics)).assert_outcomes(passed=6)
+    finally:
+        built = [t for t in lister.templates() if marker in t]
+        lister.close()
+        throwaway_templates(PostgreSQLTestIsolator, settings, *built)
+    assert len(built) == 1
     counters = json.loads(metrics.read_text())["counters"]
     assert counters["templates_built"] == 1
     assert counters["templates_reused"] == 1  # the other worker waited, then cloned it
     assert counters["databases_created"] == 6
-    settings = Settings.load(root=ROOT)
-    lister = PostgreSQLTestIsolator(settings)
-    built = [t for t in lister.templates() if marker in t]
-    lister.close()
-    assert len(built) == 1
-    throwaway_templates(PostgreSQLTestIsolator, settings, *built)

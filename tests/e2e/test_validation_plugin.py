@@ -125,7 +125,15 @@ def test_template_builds_show_progress(
             pass
         """
     )
-    result = run("-n", workers) if workers else run()
+    settings = Settings.load(root=ROOT)
+    lister = PostgreSQLTestIsolator(settings)
+    try:
+        result = run("-n", workers) if workers else run()
+    finally:
+        built = [t for t in lister.templates() if marker in t]
+        lister.close()
+        throwaway_templates(PostgreSQLTestIsolator, settings, *built)
+    assert len(built) == 2
     result.assert_outcomes(passed=2)
     # From a worker the lines go to stderr, tagged with the worker's name.
     lines = [line for line in result.outlines + result.errlines if "netra-isolation: " in line]
@@ -140,12 +148,6 @@ def test_template_builds_show_progress(
         [f"{prefix}{template}_slow_* ...", f"{prefix}{template}_slow_*: done in *s"]
     )
     assert len(slow) == 2
-    settings = Settings.load(root=ROOT)
-    lister = PostgreSQLTestIsolator(settings)
-    built = [t for t in lister.templates() if marker in t]
-    lister.close()
-    assert len(built) == 2
-    throwaway_templates(PostgreSQLTestIsolator, settings, *built)
 
 
 def test_validation_gate_at_transaction_level_sees_the_tests_work(

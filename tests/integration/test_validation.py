@@ -208,15 +208,17 @@ async def test_another_tests_connection_fails_the_isolation_check() -> None:
         own = make_url(isolator.database_url(config.test_id, "psycopg"))
         other = own.update_query_dict({"application_name": isolator.application_name("test_b")})
         engines = [create_engine(url, poolclass=NullPool) for url in (own, other)]
-        connections = [engine.connect() for engine in engines[:1]]  # this test's own first
-        assert failing(await config.validate_database_state()) == set()
-        connections.append(engines[1].connect())  # then one of test_b's
-        results = await config.validate_database_state()
-        assert failing(results) == {"postgres:isolation.no_foreign_sessions"}
-        check = next(c for c in results["postgres"]["checks"] if c["name"] == "no_foreign_sessions")
-        assert check["details"] == {
-            "sessions_of_other_tests": [isolator.application_name("test_b")]
-        }
-        for connection, engine in zip(connections, engines, strict=True):
-            connection.close()
-            engine.dispose()
+        try:
+            with engines[0].connect():  # this test's own
+                assert failing(await config.validate_database_state()) == set()
+                with engines[1].connect():  # and one of test_b's
+                    results = await config.validate_database_state()
+            assert failing(results) == {"postgres:isolation.no_foreign_sessions"}
+            check = next(
+                c for c in results["postgres"]["checks"] if c["name"] == "no_foreign_sessions"
+            )
+            tag = isolator.application_name("test_b")
+            assert check["details"] == {"sessions_of_other_tests": [tag]}
+        finally:
+            for engine in engines:
+                engine.dispose()
