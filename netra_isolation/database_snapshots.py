@@ -282,16 +282,20 @@ def _compare(backend: str, before: Mapping[str, Any], after: Mapping[str, Any]) 
 
 
 def diff_state_sync(
-    config: IsolatedTestConfig, snapshot_id: str | None = None, connection: Any = None
+    config: IsolatedTestConfig,
+    snapshot_id: str | None = None,
+    connection: Any = None,
+    backends: set[str] | None = None,
 ) -> StateDiff:
     """What changed in the test's databases since `snapshot_id` (default: the clean state
     right after migration and seeding). `connection`: the test's own PostgreSQL connection
-    (at `transaction` level only it sees the test's uncommitted work)."""
+    (at `transaction` level only it sees the test's uncommitted work); `backends`: only
+    these."""
     snapshots = config.snapshots
     chosen = [snapshots.get(snapshot_id)] if snapshot_id else None
-    backends = [s.backend for s in chosen] if chosen else list(config.databases)
+    wanted = [s.backend for s in chosen] if chosen else list(config.databases)
     tables: list[TableDiff] = []
-    for backend in backends:
+    for backend in (b for b in wanted if backends is None or b in backends):
         db = config.databases[backend]
         isolator = config._isolators[backend]
         source = chosen[0].database if chosen else None

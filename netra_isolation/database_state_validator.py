@@ -7,6 +7,7 @@ cross_database. Results read as the original design's examples read them:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -18,6 +19,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script.revision import Revision
 from sqlalchemy import Connection, inspect, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from netra_isolation.clickhouse_isolation import OWNER_TABLE, SEALED_TABLE, literal, quote
 from netra_isolation.migrations import script_directory
@@ -103,23 +105,45 @@ class DatabaseStateValidator:
         """With `connection` (the test's own, at `transaction` level), PostgreSQL is checked
         as the test sees it, its uncommitted work included."""
         started = time.perf_counter()
+        results = self._check(config, set(config.databases), connection)
+        self._record(config, time.perf_counter() - started)
+        return _ordered(results)
+
+    async def validate(self, config: IsolatedTestConfig) -> dict[str, Any]:
+        session = config.transaction_session()
+        if not isinstance(session, AsyncSession):
+            return await config.on_test_connection(lambda conn: self.validate_sync(config, conn))
+        # Only PostgreSQL needs the test's own connection, which works inside the session's
+        # greenlet on the event loop; ClickHouse is checked in a thread meanwhile.
+        started = time.perf_counter()
+        postgres, others = await asyncio.gather(
+            session.run_sync(lambda sync: self._check(config, {"postgres"}, sync.connection())),
+            asyncio.to_thread(self._check, config, set(config.databases) - {"postgres"}),
+        )
+        self._record(config, time.perf_counter() - started)
+        return _ordered({**postgres, **others})
+
+    def _check(
+        self, config: IsolatedTestConfig, backends: set[str], connection: Connection | None = None
+    ) -> dict[str, Any]:
         results: dict[str, Any] = {}
         for backend, db in config.databases.items():
+            if backend not in backends:
+                continue
             isolator = config._isolators[backend]
             own = connection if backend == "postgres" else None
             with _handle(isolator, db, own) as handle:
                 context = CheckContext(config, backend, db, handle, isolator, own is not None)
                 checks = [self._run(context, c, n, f) for c, n, f in self._checks.get(backend, [])]
             results[backend] = _summary(checks, database=db.name)
-        if {"postgres", "clickhouse"} <= set(config.databases):
+        if "postgres" in backends and {"postgres", "clickhouse"} <= set(config.databases):
             results["cross_database"] = _summary([self._cross_database(config, connection)])
-        elapsed = time.perf_counter() - started
-        config.manager.metrics.record("validation", elapsed)
-        config.manager.metrics.note(config.nodeid, "validation_s", elapsed)
         return results
 
-    async def validate(self, config: IsolatedTestConfig) -> dict[str, Any]:
-        return await config.on_test_connection(lambda conn: self.validate_sync(config, conn))
+    @staticmethod
+    def _record(config: IsolatedTestConfig, elapsed: float) -> None:
+        config.manager.metrics.record("validation", elapsed)
+        config.manager.metrics.note(config.nodeid, "validation_s", elapsed)
 
     def _cross_database(
         self, config: IsolatedTestConfig, connection: Connection | None = None
@@ -188,6 +212,12 @@ def _summary(checks: list[CheckResult], database: str | None = None) -> dict[str
     if database:
         summary["database"] = database
     return summary
+
+
+def _ordered(results: dict[str, Any]) -> dict[str, Any]:
+    """postgres, the other backends, then cross_database: the order a report reads best."""
+    order = sorted(results, key=lambda k: (k == "cross_database", k != "postgres"))
+    return {k: results[k] for k in order}
 
 
 def failed(results: Mapping[str, Any]) -> bool:

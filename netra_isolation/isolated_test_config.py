@@ -203,7 +203,19 @@ class IsolatedTestConfig:
     async def diff_state(self, snapshot_id: str | None = None) -> StateDiff:
         """Rows added, removed and changed per table since `snapshot_id` (default: the clean
         state right after migration and seeding); `print(diff)` shows them."""
-        return await self.on_test_connection(lambda c: diff_state_sync(self, snapshot_id, c))
+        session = self.transaction_session()
+        if not isinstance(session, AsyncSession):
+            return await self.on_test_connection(lambda c: diff_state_sync(self, snapshot_id, c))
+        # PostgreSQL through the test's connection on the event loop, the rest in a thread
+        postgres, others = await asyncio.gather(
+            session.run_sync(
+                lambda sync: diff_state_sync(self, snapshot_id, sync.connection(), {"postgres"})
+            ),
+            asyncio.to_thread(
+                diff_state_sync, self, snapshot_id, None, set(self.databases) - {"postgres"}
+            ),
+        )
+        return StateDiff(postgres.against, postgres.tables + others.tables)
 
     def diff_state_sync(self, snapshot_id: str | None = None) -> StateDiff:
         return self.on_test_connection_sync(lambda c: diff_state_sync(self, snapshot_id, c))

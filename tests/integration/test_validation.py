@@ -10,6 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from netra_isolation import with_database_snapshots, with_isolated_postgres
@@ -222,3 +223,19 @@ async def test_another_tests_connection_fails_the_isolation_check() -> None:
         finally:
             for engine in engines:
                 engine.dispose()
+
+
+@pytest.mark.isolation(level="transaction", scenario="analytics")
+async def test_full_stack_at_transaction_level_checks_what_the_test_sees(isolated_full_stack):
+    """PostgreSQL through the test's connection (its uncommitted delete), ClickHouse alongside:
+    the cross-database check finds events whose user the test deleted."""
+    session, config = isolated_full_stack["postgres_session"], isolated_full_stack["config"]
+    await session.execute(text("SET session_replication_role = replica"))
+    await session.execute(text("DELETE FROM users WHERE id = 1"))
+    results = await config.validate_database_state()
+    assert list(results) == ["postgres", "clickhouse", "cross_database"]
+    assert "cross_database:cross_database.event_users_exist" in failing(results)
+    assert results["clickhouse"]["status"] == "passed"
+    diff = await config.diff_state()
+    assert [r["id"] for r in diff.table("postgres", "users").removed] == [1]
+    assert diff.table("clickhouse", "events").is_empty
