@@ -18,6 +18,7 @@ test: bootstrap
 
 bench: bootstrap
 	$(VENV)/bin/python -m benchmarks.run
+	$(VENV)/bin/python -m benchmarks.churn
 
 servers-down:
 	$(VENV)/bin/netra-isolation servers down

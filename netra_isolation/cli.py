@@ -19,8 +19,16 @@ from netra_isolation.settings import Settings
 def _servers(settings: Settings, action: str, purge: bool) -> int:
     code = 0
     servers: list[tuple[str, Any, Any]] = [
-        ("postgres", settings.postgres, EphemeralPostgres(settings.cache_dir)),
-        ("clickhouse", settings.clickhouse, EphemeralClickHouse(settings.cache_dir)),
+        (
+            "postgres",
+            settings.postgres,
+            EphemeralPostgres(settings.cache_dir, settings.server_data),
+        ),
+        (
+            "clickhouse",
+            settings.clickhouse,
+            EphemeralClickHouse(settings.cache_dir, settings.server_data),
+        ),
     ]
     for name, external, server in servers:
         if external is not None:

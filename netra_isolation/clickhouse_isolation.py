@@ -138,9 +138,8 @@ class ClickHouseTestIsolator(TestIsolatorBase):
     def _resolve_server(self) -> ClickHouseServerInfo:
         with self.step("server_start", "starting ClickHouse", announce=False):
             if self.settings.clickhouse is None:
-                return EphemeralClickHouse(self.settings.cache_dir).ensure_running(
-                    self.settings.server_start_timeout
-                )
+                server = EphemeralClickHouse(self.settings.cache_dir, self.settings.server_data)
+                return server.ensure_running(self.settings.server_start_timeout)
             return server_info_from(self.settings)
 
     @property

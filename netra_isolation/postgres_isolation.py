@@ -77,9 +77,8 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
         external = self.settings.postgres
         with self.step("server_start", "starting PostgreSQL", announce=False):
             if external is None:
-                return EphemeralPostgres(self.settings.cache_dir).ensure_running(
-                    self.settings.server_start_timeout
-                )
+                server = EphemeralPostgres(self.settings.cache_dir, self.settings.server_data)
+                return server.ensure_running(self.settings.server_start_timeout)
             info = PostgresServerInfo(
                 external.host,
                 external.port,

@@ -20,6 +20,7 @@ from sqlalchemy.exc import ArgumentError
 from netra_isolation.errors import ConfigurationError
 
 LEVELS = ("database", "transaction")
+SERVER_DATA = ("auto", "ram", "disk")  # where throwaway servers keep their data
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,9 @@ class Settings:
     validate: bool = False
     connect_timeout: float = 5.0
     server_start_timeout: float = 60.0
+    server_data: str = (
+        "auto"  # throwaway servers' data: auto (RAM when a tmpfs has room) | ram | disk
+    )
     template_build_timeout: float = 600.0
     scenario_modules: tuple[str, ...] = ("factories.scenarios",)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
@@ -129,6 +133,11 @@ class Settings:
             raise ConfigurationError(
                 f"isolation level {settings.level!r} (from {settings.source('level')}) is not "
                 f"one of {', '.join(LEVELS)}"
+            )
+        if settings.server_data not in SERVER_DATA:
+            raise ConfigurationError(
+                f"server_data {settings.server_data!r} (from {settings.source('server_data')}) "
+                f"is not one of {', '.join(SERVER_DATA)}"
             )
         return settings
 

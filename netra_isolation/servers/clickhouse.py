@@ -11,7 +11,6 @@ import base64
 import hashlib
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from netra_isolation.errors import BinariesNotFoundError, ServerStartError, ServerUnreachableError
-from netra_isolation.servers import EphemeralServer, free_port, pid_alive, tail
+from netra_isolation.servers import EphemeralServer, free_port, pid_alive, remove_data, tail
 
 USER = "netra"
 
@@ -34,10 +33,10 @@ CONFIG = """<?xml version="1.0"?>
   <http_port>{http_port}</http_port>
   <tcp_port>{native_port}</tcp_port>
   <listen_host>127.0.0.1</listen_host>
-  <path>{home}/data/</path>
-  <tmp_path>{home}/data/tmp/</tmp_path>
-  <user_files_path>{home}/data/user_files/</user_files_path>
-  <format_schema_path>{home}/data/format_schemas/</format_schema_path>
+  <path>{data_dir}/</path>
+  <tmp_path>{data_dir}/tmp/</tmp_path>
+  <user_files_path>{data_dir}/user_files/</user_files_path>
+  <format_schema_path>{data_dir}/format_schemas/</format_schema_path>
   <users_config>{home}/users.xml</users_config>
   <mark_cache_size>67108864</mark_cache_size>
   <uncompressed_cache_size>67108864</uncompressed_cache_size>
@@ -144,6 +143,7 @@ class _State:
     http_port: int = 0
     native_port: int = 0
     pid: int = 0
+    data_dir: str = ""  # kept across restarts; in RAM or under the cache directory
 
 
 class EphemeralClickHouse(EphemeralServer[_State, ClickHouseServerInfo]):
@@ -169,7 +169,7 @@ class EphemeralClickHouse(EphemeralServer[_State, ClickHouseServerInfo]):
             os.kill(state.pid, signal.SIGKILL)
 
     def _purge(self, state: _State) -> None:
-        shutil.rmtree(self.home / "data", ignore_errors=True)
+        remove_data(Path(state.data_dir) if state.data_dir else self.home / "data")
 
     def _start(self, state: _State | None, timeout: float) -> ClickHouseServerInfo:
         command = find_clickhouse()
@@ -178,7 +178,10 @@ class EphemeralClickHouse(EphemeralServer[_State, ClickHouseServerInfo]):
         while state.native_port == state.http_port:
             state.native_port = free_port()
         digest = hashlib.sha256(state.password.encode()).hexdigest()
-        (self.home / "data").mkdir(exist_ok=True)
+        if not state.data_dir:  # a new server (or one from before this setting: its data stays)
+            ram = None if (self.home / "data").exists() else self.ram_data_dir()
+            state.data_dir = str(ram / "data" if ram is not None else self.home / "data")
+        Path(state.data_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
         users = self.home / "users.xml"
         fd = os.open(users, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:

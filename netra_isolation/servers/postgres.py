@@ -30,7 +30,7 @@ from netra_isolation.errors import (
     ServerStartError,
     ServerUnreachableError,
 )
-from netra_isolation.servers import EphemeralServer, free_port, pid_alive, tail
+from netra_isolation.servers import EphemeralServer, free_port, pid_alive, remove_data, tail
 
 USER = "netra"
 TEST_TUNING = {
@@ -159,7 +159,7 @@ class EphemeralPostgres(EphemeralServer[_State, PostgresServerInfo]):
         self._run(state, stop, timeout + 5)
 
     def _purge(self, state: _State) -> None:
-        shutil.rmtree(state.data_dir, ignore_errors=True)
+        remove_data(Path(state.data_dir))
 
     def _run_as(self) -> str:
         if os.geteuid() != 0:
@@ -173,6 +173,8 @@ class EphemeralPostgres(EphemeralServer[_State, PostgresServerInfo]):
         raise ServerStartError("postgres", "running as root and no unprivileged user exists")
 
     def _data_dir(self, run_as: str) -> Path:
+        if (ram := self.ram_data_dir()) is not None:
+            return ram / "pgdata"
         if not run_as:
             return self.home / "data"
         # The unprivileged user may not be able to traverse the project directory (a 0700

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from netra_isolation.cli import main
+from netra_isolation.servers import RAM_DIR, ram_dir
 from netra_isolation.servers.clickhouse import EphemeralClickHouse
 from netra_isolation.servers.postgres import EphemeralPostgres
 
@@ -41,6 +42,23 @@ def test_start_reuse_stop(server: EphemeralPostgres) -> None:
     assert restarted.password == info.password  # same data directory, same password
 
 
+@pytest.mark.parametrize("place", ["ram", "disk"])
+def test_data_in_ram_or_on_disk(tmp_path: Path, place: str) -> None:
+    """`server_data`: RAM (a tmpfs) keeps clones fast however many databases came and went."""
+    if place == "ram" and ram_dir() is None:
+        pytest.skip(f"no tmpfs with room at {RAM_DIR} on this machine")
+    server = EphemeralPostgres(tmp_path, place)
+    try:
+        with server.ensure_running().connect() as conn:
+            data = Path(conn.execute("SHOW data_directory").fetchone()[0])
+        assert data.is_relative_to(RAM_DIR) is (place == "ram")
+    finally:
+        server.stop(purge=True)
+    assert not data.exists()
+    if place == "ram":  # its own directory in RAM (the server log was there too) is gone
+        assert not any(p.parent == RAM_DIR and p.exists() for p in data.parents)
+
+
 def test_wrong_password_is_refused(server: EphemeralPostgres) -> None:
     from dataclasses import replace
 
@@ -63,10 +81,15 @@ def test_cli_status_up_down(
         out = capsys.readouterr().out
         assert "postgres: running on 127.0.0.1:" in out
         assert "clickhouse: running on 127.0.0.1 http" in out
+        clickhouse_data = Path(
+            json.loads(EphemeralClickHouse(tmp_path).state_path.read_text())["data_dir"]
+        )
+        assert clickhouse_data.is_relative_to(RAM_DIR) is (ram_dir() is not None)  # auto
         assert main(["servers", "down", "--purge"]) == 0
         out = capsys.readouterr().out
         assert "postgres: stopped, data removed" in out
         assert "clickhouse: stopped, data removed" in out
+        assert not clickhouse_data.exists()
     finally:
         EphemeralPostgres(tmp_path).stop(purge=True)
         EphemeralClickHouse(tmp_path).stop(purge=True)

@@ -71,3 +71,18 @@ def test_unknown_pyproject_key_is_named(tmp_path: Path) -> None:
 def test_bad_level_says_where_it_came_from(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="NETRA_ISOLATION_LEVEL"):
         Settings.load(environ={"NETRA_ISOLATION_LEVEL": "table"}, root=tmp_path)
+
+
+def test_server_data_place_is_checked(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"server_data 'memory'.*auto, ram, disk"):
+        Settings.load(environ={"NETRA_ISOLATION_SERVER_DATA": "memory"}, root=tmp_path)
+
+
+def test_ram_is_a_tmpfs_with_room() -> None:
+    from netra_isolation.servers import RAM_DIR, ram_dir
+
+    assert ram_dir(Path("/proc")) is None  # not a tmpfs
+    assert ram_dir(RAM_DIR, min_free=1 << 62) is None  # no room
+    mounts = Path("/proc/mounts").read_text().split("\n")
+    if any(line.split()[1:3] == [str(RAM_DIR), "tmpfs"] for line in mounts if line):
+        assert ram_dir(RAM_DIR, min_free=0) == RAM_DIR
