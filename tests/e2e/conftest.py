@@ -11,21 +11,35 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def pyproject(tool_lines: str = "") -> str:
+    """The project's pyproject.toml; `tool_lines` go into its [tool.netra_isolation]."""
+    return f"""
+[tool.pytest.ini_options]
+asyncio_mode = "auto"
+asyncio_default_fixture_loop_scope = "function"
+
+[tool.netra_isolation]
+alembic_ini = "{ROOT / "alembic.ini"}"
+cache_dir = "{ROOT / ".netra_isolation"}"
+{tool_lines}
+"""
+
+
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
     """A user's project that uses this repository's migrations and its running server."""
-    pytester.makepyprojecttoml(
-        f"""
-        [tool.pytest.ini_options]
-        asyncio_mode = "auto"
-        asyncio_default_fixture_loop_scope = "function"
-
-        [tool.netra_isolation]
-        alembic_ini = "{ROOT / "alembic.ini"}"
-        cache_dir = "{ROOT / ".netra_isolation"}"
-        """
-    )
+    pytester.makepyprojecttoml(pyproject())
     return pytester
+
+
+@pytest.fixture
+def tool_options(project: pytest.Pytester) -> Callable[[str], None]:
+    """`tool_options('key = "value"')`: settings of the project's [tool.netra_isolation]."""
+
+    def write(lines: str) -> None:
+        project.makepyprojecttoml(pyproject(lines))
+
+    return write
 
 
 @pytest.fixture

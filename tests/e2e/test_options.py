@@ -111,20 +111,11 @@ def test_performance_scale_from_marker_and_option_at_both_levels(
     run("--netra-performance-scale", "2").assert_outcomes(passed=4)
 
 
-def test_scenarios_from_modules_named_in_pyproject(project: pytest.Pytester, run: Run) -> None:
+def test_scenarios_from_modules_named_in_pyproject(
+    project: pytest.Pytester, run: Run, tool_options: Callable[[str], None]
+) -> None:
     """`scenario_modules` imports a project's scenarios: a test names one it never imports."""
-    project.makepyprojecttoml(
-        f"""
-        [tool.pytest.ini_options]
-        asyncio_mode = "auto"
-        asyncio_default_fixture_loop_scope = "function"
-
-        [tool.netra_isolation]
-        alembic_ini = "{ROOT / "alembic.ini"}"
-        cache_dir = "{ROOT / ".netra_isolation"}"
-        scenario_modules = ["factories.scenarios", "shop_scenarios"]
-        """
-    )
+    tool_options('scenario_modules = ["factories.scenarios", "shop_scenarios"]')
     project.makepyfile(
         shop_scenarios="""
         from factories import UserFactory
