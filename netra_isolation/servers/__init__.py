@@ -42,7 +42,7 @@ def ram_dir(path: Path = RAM_DIR, min_free: int = RAM_MIN_FREE) -> Path | None:
         stat = os.statvfs(path)
     except OSError:
         return None
-    tmpfs = any(f"{line} ".split()[1:3] == [str(path), "tmpfs"] for line in mounts)
+    tmpfs = any(line.split()[1:3] == [str(path), "tmpfs"] for line in mounts)
     if not tmpfs or not os.access(path, os.W_OK) or stat.f_bavail * stat.f_frsize < min_free:
         return None
     return path
