@@ -222,6 +222,9 @@ class _XdistController:
         self.kept.extend(output.get("netra_kept", []))
 
 
+SLOWEST = 3  # tests listed by database setup time in the summary
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     if getattr(config, "workerinput", None) is not None:
         return
@@ -254,6 +257,14 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             f"{backend} database sizes: median {ordered[len(ordered) // 2] / 1024:.0f} kB, "
             f"max {ordered[-1] / 1024:.0f} kB over {len(ordered)} databases"
         )
+    slowest = sorted(
+        ((entry["setup_s"], test) for test, entry in metrics.tests.items() if "setup_s" in entry),
+        reverse=True,
+    )[:SLOWEST]
+    if slowest:
+        tr.write_line("slowest database setups (all tests: --netra-metrics-json):")
+        for seconds, test in slowest:
+            tr.write_line(f"{seconds * 1000:>10.1f} ms  {test}")
     manager = config.stash.get(MANAGER, None)
     kept = list(manager.kept if manager else [])
     controller = config.pluginmanager.get_plugin("netra_isolation_xdist")

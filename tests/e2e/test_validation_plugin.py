@@ -14,6 +14,7 @@ from netra_isolation import PostgreSQLTestIsolator, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 Run = Callable[..., pytest.RunResult]
+SLOWEST = "slowest database setups (all tests: --netra-metrics-json):"
 
 
 @pytest.mark.parametrize("switch", ["marker", "option"])
@@ -92,6 +93,10 @@ def test_summary_and_metrics_json_match_the_run(
     assert {"setup_s", "snapshot_s", "restore_s", "cleanup_s", "drop_s"} <= set(snap)
     assert snap["postgres_size_bytes"] > 0
     assert len(data["tests"]) == 7
+    # the summary names the three tests whose databases took longest to set up
+    slowest = sorted(data["tests"], key=lambda t: data["tests"][t]["setup_s"], reverse=True)
+    listed = result.outlines[result.outlines.index(SLOWEST) + 1 :][:3]
+    assert [line.split("ms  ", 1)[1] for line in listed] == slowest[:3]
 
 
 @pytest.mark.parametrize("workers", [None, "2"], ids=["in-process", "xdist"])
