@@ -7,7 +7,6 @@ cross_database. Results read as the original design's examples read them:
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -19,7 +18,6 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script.revision import Revision
 from sqlalchemy import Connection, inspect, text
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from netra_isolation.clickhouse_isolation import OWNER_TABLE, SEALED_TABLE, literal, quote
 from netra_isolation.migrations import script_directory
@@ -110,18 +108,10 @@ class DatabaseStateValidator:
         return _ordered(results)
 
     async def validate(self, config: IsolatedTestConfig) -> dict[str, Any]:
-        session = config.transaction_session()
-        if not isinstance(session, AsyncSession):
-            return await config.on_test_connection(lambda conn: self.validate_sync(config, conn))
-        # Only PostgreSQL needs the test's own connection, which works inside the session's
-        # greenlet on the event loop; ClickHouse is checked in a thread meanwhile.
         started = time.perf_counter()
-        postgres, others = await asyncio.gather(
-            session.run_sync(lambda sync: self._check(config, {"postgres"}, sync.connection())),
-            asyncio.to_thread(self._check, config, set(config.databases) - {"postgres"}),
-        )
+        parts = await config.on_test_connection(lambda c, b: self._check(config, b, c))
         self._record(config, time.perf_counter() - started)
-        return _ordered({**postgres, **others})
+        return _ordered({k: v for part in parts for k, v in part.items()})
 
     def _check(
         self, config: IsolatedTestConfig, backends: set[str], connection: Connection | None = None

@@ -170,24 +170,32 @@ class IsolatedTestConfig:
         uncommitted work. None at `database` level, where every connection sees it."""
         return self._sessions[-1] if self._shared("postgres") and self._sessions else None
 
-    async def on_test_connection(self, read: Callable[[Connection | None], T]) -> T:
-        """Run `read` (sync) with the test's own connection at `transaction` level (inside
-        the AsyncSession's greenlet), else with None in a thread."""
+    async def on_test_connection(self, read: Callable[[Connection | None, set[str]], T]) -> list[T]:
+        """Run `read(connection, backends)` (sync) over the test's databases. At `transaction`
+        level `connection` is the test's own; an AsyncSession's works only inside its greenlet
+        on the event loop, so there PostgreSQL is read on the loop and the other backends in a
+        thread alongside (two results). Otherwise one call reads everything in a thread."""
+        backends = set(self.databases)
         session = self.transaction_session()
         if isinstance(session, AsyncSession):
-            return await session.run_sync(lambda sync: read(sync.connection()))
+            return list(
+                await asyncio.gather(
+                    session.run_sync(lambda sync: read(sync.connection(), {"postgres"})),
+                    asyncio.to_thread(read, None, backends - {"postgres"}),
+                )
+            )
         if session is not None:
-            return read(session.connection())
-        return await asyncio.to_thread(read, None)
+            return [read(session.connection(), backends)]
+        return [await asyncio.to_thread(read, None, backends)]
 
-    def on_test_connection_sync(self, read: Callable[[Connection | None], T]) -> T:
+    def on_test_connection_sync(self, read: Callable[[Connection | None, set[str]], T]) -> T:
         session = self.transaction_session()
         if isinstance(session, AsyncSession):
             raise ConfigurationError(
                 "this test's session is an AsyncSession: use the awaitable form "
                 "(`await config.validate_database_state()`, `await config.diff_state()`)"
             )
-        return read(session.connection() if session is not None else None)
+        return read(session.connection() if session is not None else None, set(self.databases))
 
     async def validate_database_state(self) -> dict[str, Any]:
         """Checks by category per backend, plus cross-database consistency."""
@@ -198,27 +206,16 @@ class IsolatedTestConfig:
     def validate_database_state_sync(self) -> dict[str, Any]:
         from netra_isolation.database_state_validator import db_state_validator
 
-        return self.on_test_connection_sync(lambda c: db_state_validator.validate_sync(self, c))
+        return self.on_test_connection_sync(lambda c, _: db_state_validator.validate_sync(self, c))
 
     async def diff_state(self, snapshot_id: str | None = None) -> StateDiff:
         """Rows added, removed and changed per table since `snapshot_id` (default: the clean
         state right after migration and seeding); `print(diff)` shows them."""
-        session = self.transaction_session()
-        if not isinstance(session, AsyncSession):
-            return await self.on_test_connection(lambda c: diff_state_sync(self, snapshot_id, c))
-        # PostgreSQL through the test's connection on the event loop, the rest in a thread
-        postgres, others = await asyncio.gather(
-            session.run_sync(
-                lambda sync: diff_state_sync(self, snapshot_id, sync.connection(), {"postgres"})
-            ),
-            asyncio.to_thread(
-                diff_state_sync, self, snapshot_id, None, set(self.databases) - {"postgres"}
-            ),
-        )
-        return StateDiff(postgres.against, postgres.tables + others.tables)
+        parts = await self.on_test_connection(lambda c, b: diff_state_sync(self, snapshot_id, c, b))
+        return StateDiff(parts[0].against, [table for part in parts for table in part.tables])
 
     def diff_state_sync(self, snapshot_id: str | None = None) -> StateDiff:
-        return self.on_test_connection_sync(lambda c: diff_state_sync(self, snapshot_id, c))
+        return self.on_test_connection_sync(lambda c, b: diff_state_sync(self, snapshot_id, c, b))
 
     # -- snapshots ------------------------------------------------------------------------
     async def create_snapshot(self, backend: str, label: str) -> str:

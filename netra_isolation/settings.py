@@ -61,9 +61,8 @@ class Settings:
     validate: bool = False
     connect_timeout: float = 5.0
     server_start_timeout: float = 60.0
-    server_data: str = (
-        "auto"  # throwaway servers' data: auto (RAM when a tmpfs has room) | ram | disk
-    )
+    # where throwaway servers keep their data: auto (RAM when a tmpfs has room) | ram | disk
+    server_data: str = "auto"
     template_build_timeout: float = 600.0
     scenario_modules: tuple[str, ...] = ("factories.scenarios",)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
