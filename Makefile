@@ -1,5 +1,6 @@
 # `make demo`: the example suite on throwaway local servers, with what it did.
-# `make test`: the whole suite. Both install what they need first (scripts/bootstrap.sh).
+# `make test`: the whole suite, on servers of its own started empty (scripts/test.sh).
+# Both install what they need first (scripts/bootstrap.sh).
 VENV ?= .venv
 PYTEST = $(VENV)/bin/pytest
 
@@ -14,7 +15,7 @@ demo: bootstrap
 test: bootstrap
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(PYTEST) -n 2 tests
+	@./scripts/test.sh
 
 bench: bootstrap
 	$(VENV)/bin/python -m benchmarks.run

@@ -60,10 +60,13 @@ def check_schema_type(cfg: Config, schema_type: str, backend: str) -> None:
 
 def upgrade(cfg: Config, connection: Any, schema_type: str) -> None:
     """Migrate the branch `schema_type` (and what it depends on) to its head, on `connection`."""
-    cfg.attributes["connection"] = connection
     try:
-        with _ALEMBIC:
-            command.upgrade(cfg, f"{schema_type}@head")
+        with _ALEMBIC:  # the Config is shared by an isolator's builds: one connection at a time
+            cfg.attributes["connection"] = connection
+            try:
+                command.upgrade(cfg, f"{schema_type}@head")
+            finally:
+                cfg.attributes.pop("connection", None)
     except Exception as exc:
         location = cfg.get_main_option("script_location")
         raise MigrationError(
@@ -71,8 +74,6 @@ def upgrade(cfg: Config, connection: Any, schema_type: str) -> None:
             f"fix the migration under {location} and run again: the half-built template "
             "was dropped, nothing else was touched"
         ) from exc
-    finally:
-        cfg.attributes.pop("connection", None)
 
 
 @lru_cache(maxsize=64)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,14 +28,33 @@ PostgresSeeder = Callable[[Session], Any]
 ClickHouseSeeder = Callable[[list[int]], Mapping[str, list[dict[str, Any]]]]
 
 
-@dataclass
+@dataclass(eq=False)  # removed by identity: the same session may be bound twice
 class _Bound:
     session: Session
     flush: bool
     async_session: AsyncSession | None = None
 
 
-_bound: list[_Bound] = []
+_main_bindings: list[_Bound] = []  # where tests bind their sessions
+_thread_bindings = threading.local()  # template builds seeding in threads of their own
+# factory-boy's sequence counters and random state are process-wide: one seeding at a time
+# owns them, so templates built in parallel threads get the same rows as built alone.
+_factory_state = threading.RLock()
+
+
+def _own_stack() -> list[_Bound]:
+    if threading.current_thread() is threading.main_thread():
+        return _main_bindings
+    if not hasattr(_thread_bindings, "stack"):
+        _thread_bindings.stack = []
+    stack: list[_Bound] = _thread_bindings.stack
+    return stack
+
+
+def _stack() -> list[_Bound]:
+    """This thread's bindings; a thread with none of its own (one a test started) sees the
+    main thread's."""
+    return _own_stack() or _main_bindings
 
 
 @contextmanager
@@ -44,32 +64,36 @@ def bind_session(session: Session | AsyncSession, *, flush: bool = True) -> Iter
     With `flush`, each factory call flushes so its row has an id. An AsyncSession's sync twin
     can take `add()` but no IO outside SQLAlchemy's greenlet: a plain factory call only adds
     (the test awaits flush()/commit()); `await Factory.acreate(...)` runs the call inside
-    `AsyncSession.run_sync`, where it flushes and get-or-create can query.
+    `AsyncSession.run_sync`, where it flushes and get-or-create can query. Bindings are per
+    thread, so a template seeded in a background thread never takes a test's factory calls.
     """
     if isinstance(session, AsyncSession):
-        _bound.append(_Bound(session.sync_session, flush, async_session=session))
+        bound = _Bound(session.sync_session, flush, async_session=session)
     else:
-        _bound.append(_Bound(session, flush))
+        bound = _Bound(session, flush)
+    stack = _own_stack()
+    stack.append(bound)
     try:
         yield
     finally:
-        _bound.pop()
+        stack.remove(bound)
 
 
 def current_session() -> Session:
     """The session factories write to; fails clearly outside a test that has one."""
-    if not _bound:
+    bound = _stack()
+    if not bound:
         raise RuntimeError(
             "no database session for factories: use them inside a test that requests "
             "isolated_postgres / isolated_postgres_sync, or inside bind_session(session)"
         )
-    return _bound[-1].session
+    return bound[-1].session
 
 
 def current_async_session() -> AsyncSession:
     """The AsyncSession factories write to; fails clearly when the test's session is sync."""
     current_session()
-    async_session = _bound[-1].async_session
+    async_session = _stack()[-1].async_session
     if async_session is None:
         raise RuntimeError(
             "this test's session is synchronous: call the factory directly "
@@ -81,12 +105,13 @@ def current_async_session() -> AsyncSession:
 def session_can_query() -> bool:
     """Whether a factory may do IO now: a sync session, or an async one inside `run_sync`
     (SQLAlchemy's greenlet)."""
-    return bool(_bound) and (_bound[-1].async_session is None or in_greenlet())
+    bound = _stack()
+    return bool(bound) and (bound[-1].async_session is None or in_greenlet())
 
 
 def session_can_flush() -> bool:
     """Whether each factory call should flush (so its row has an id right away)."""
-    return session_can_query() and _bound[-1].flush
+    return session_can_query() and _stack()[-1].flush
 
 
 @dataclass(frozen=True)
@@ -168,9 +193,10 @@ class ScenarioRegistry:
         scenario = self.get(name)
         if scenario.clickhouse is None:
             return {}
-        reseed(scenario.seed + 1)
         ids = user_ids or list(range(1, scenario.counts.get("users", 0) * scale + 1))
-        return scenario.clickhouse(ids, **_scaled(scenario, scale))
+        with _factory_state:
+            reseed(scenario.seed + 1)
+            return scenario.clickhouse(ids, **_scaled(scenario, scale))
 
     def seed_postgres(self, name: str, session: Session, scale: int = 1) -> list[int]:
         """Run a scenario's PostgreSQL part into `session`, deterministically; returns the ids
@@ -178,8 +204,8 @@ class ScenarioRegistry:
         scenario = self.get(name)
         if scenario.postgres is None:
             return []
-        reseed(scenario.seed)
-        with bind_session(session, flush=False):  # one flush at the end: batched INSERTs
+        with _factory_state, bind_session(session, flush=False):  # one flush: batched INSERTs
+            reseed(scenario.seed)
             made = scenario.postgres(session, **_scaled(scenario, scale))
             session.flush()
         return [user.id for user in made or [] if hasattr(user, "id")]
