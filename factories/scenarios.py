@@ -99,6 +99,8 @@ def _register(name: str, seed: int, description: str) -> None:
         description=description,
         counts={k: v for k, v in counts.items() if k != "participants"},
         clickhouse=seed_clickhouse,
+        schema="thread_messages",  # every scenario fits users, threads and messages
+        clickhouse_schema="events",
     )(seed_postgres)
 
 

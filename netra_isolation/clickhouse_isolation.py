@@ -108,6 +108,7 @@ class ServerExecutor:
 
 class ClickHouseTestIsolator(TestIsolatorBase):
     backend = "clickhouse"
+    schema_setting = "clickhouse_schema"
     name_length = 40  # short: database names become directory names on the server
 
     def __init__(
@@ -241,7 +242,12 @@ class ClickHouseTestIsolator(TestIsolatorBase):
         engine = create_engine(url, poolclass=NullPool)
         try:
             with engine.connect() as connection:
-                upgrade(self._alembic, connection, schema_type)
+                upgrade(
+                    self._alembic,
+                    connection,
+                    schema_type,
+                    url.render_as_string(hide_password=False),
+                )
         finally:
             engine.dispose()
 

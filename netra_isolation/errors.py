@@ -26,12 +26,15 @@ class UnknownChoiceError(ConfigurationError):
 
 
 class UnknownSchemaTypeError(UnknownChoiceError):
-    def __init__(self, given: object, valid: Iterable[str], backend: str = "postgres") -> None:
+    def __init__(
+        self, given: object, valid: Iterable[str], backend: str = "postgres", where: str = ""
+    ) -> None:
         super().__init__(
             f"{backend} schema type",
             given,
             valid,
-            f"Schema types are the Alembic branch labels under migrations/{backend}/versions",
+            "Schema types are 'head' (every head of the history) and the Alembic branch labels"
+            + (f" of the revisions under {where}" if where else ""),
         )
 
 

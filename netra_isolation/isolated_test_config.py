@@ -27,7 +27,7 @@ from netra_isolation.errors import ConfigurationError, ValidationFailedError
 from netra_isolation.isolator import DatabaseRef, TemplateSpec
 from netra_isolation.naming import slug, test_id_from_nodeid
 from netra_isolation.seed_data_manager import bind_session
-from netra_isolation.settings import LEVELS
+from netra_isolation.settings import LEVELS, Settings
 from netra_isolation.test_database_manager import TestDatabaseManager
 
 T = TypeVar("T")
@@ -90,7 +90,7 @@ class IsolatedTestConfig:
     def setup_sync(
         self,
         backend: str,
-        schema_type: str = "basic",
+        schema_type: str | None = None,
         scenario: str | None = None,
         scale: int = 1,
     ) -> DatabaseRef:
@@ -99,12 +99,12 @@ class IsolatedTestConfig:
             return self._setup_sync(backend, schema_type, scenario, scale)
 
     def _setup_sync(
-        self, backend: str, schema_type: str, scenario: str | None, scale: int
+        self, backend: str, schema_type: str | None, scenario: str | None, scale: int
     ) -> DatabaseRef:
         isolator = self.manager.isolator(backend)
         self._isolators[backend] = isolator
         if self._shared(backend):
-            spec = TemplateSpec(schema_type, scenario, scale)
+            spec = TemplateSpec(isolator.schema_for(schema_type, scenario), scenario, scale)
             db = self.manager.worker_database(backend, spec)
             isolator.attach(self.test_id, db)
         else:
@@ -117,7 +117,7 @@ class IsolatedTestConfig:
     async def setup(
         self,
         backend: str,
-        schema_type: str = "basic",
+        schema_type: str | None = None,
         scenario: str | None = None,
         scale: int = 1,
     ) -> DatabaseRef:
@@ -125,12 +125,12 @@ class IsolatedTestConfig:
 
     # -- PostgreSQL ----------------------------------------------------------------------
     def setup_postgres_sync(
-        self, schema_type: str = "basic", scenario: str | None = None
+        self, schema_type: str | None = None, scenario: str | None = None
     ) -> DatabaseRef:
         return self.setup_sync("postgres", schema_type, scenario)
 
     async def setup_postgres(
-        self, schema_type: str = "basic", scenario: str | None = None
+        self, schema_type: str | None = None, scenario: str | None = None
     ) -> DatabaseRef:
         return await self.setup("postgres", schema_type, scenario)
 
@@ -248,12 +248,12 @@ class IsolatedTestConfig:
 
     # -- ClickHouse ----------------------------------------------------------------------
     def setup_clickhouse_sync(
-        self, table_set: str = "basic", scenario: str | None = None
+        self, table_set: str | None = None, scenario: str | None = None
     ) -> DatabaseRef:
         return self.setup_sync("clickhouse", table_set, scenario)
 
     async def setup_clickhouse(
-        self, table_set: str = "basic", scenario: str | None = None
+        self, table_set: str | None = None, scenario: str | None = None
     ) -> DatabaseRef:
         return await self.setup("clickhouse", table_set, scenario)
 
@@ -309,18 +309,18 @@ class IsolatedTestConfig:
 @dataclass(frozen=True)
 class IsolationRequest:
     level: str = "database"
-    schema: str = "basic"
+    schema: str | None = None
     scenario: str | None = None
-    clickhouse_schema: str = "basic"
+    clickhouse_schema: str | None = None
     scale: int | None = None
     validate: bool = False
 
 
 def isolation(
     level: str = "database",
-    schema: str = "basic",
+    schema: str | None = None,
     scenario: str | None = None,
-    clickhouse_schema: str = "basic",
+    clickhouse_schema: str | None = None,
     scale: int | None = None,
     validate: bool = False,
 ) -> IsolationRequest:
@@ -335,7 +335,7 @@ def isolation(
 @asynccontextmanager
 async def with_isolated_postgres(
     test_name: str,
-    schema_type: str = "basic",
+    schema_type: str | None = None,
     scenario: str | None = None,
     *,
     level: str = "database",
@@ -357,7 +357,7 @@ async def with_isolated_postgres(
 @asynccontextmanager
 async def with_isolated_clickhouse(
     test_name: str,
-    table_set: str = "basic",
+    table_set: str | None = None,
     scenario: str | None = None,
     *,
     cleanup_on_exit: bool = True,
@@ -376,7 +376,7 @@ async def with_isolated_clickhouse(
 @contextmanager
 def with_isolated_clickhouse_sync(
     test_name: str,
-    table_set: str = "basic",
+    table_set: str | None = None,
     scenario: str | None = None,
     *,
     cleanup_on_exit: bool = True,
@@ -406,7 +406,7 @@ async def with_database_snapshots(
 
     `async with with_database_snapshots("my_test") as env:`"""
     config = IsolatedTestConfig(test_name, cleanup_on_exit, manager=manager)
-    schemas = {"schema": schema_type, "clickhouse_schema": table_set}
+    schemas = _full_stack_schemas(config.manager.settings, schema_type, table_set)
     try:
         async with _full_stack(config, schemas, scenario) as env:
             env["reset_to_clean_state"] = config.reset_to_clean_state
@@ -421,7 +421,7 @@ async def with_database_snapshots(
 @contextmanager
 def with_isolated_postgres_sync(
     test_name: str,
-    schema_type: str = "basic",
+    schema_type: str | None = None,
     scenario: str | None = None,
     *,
     level: str = "database",
@@ -453,11 +453,10 @@ def _request_isolation(
 ) -> IsolationRequest:
     __tracebackhide__ = True
     settings = manager.settings
+    # schemas left unnamed are the scenario's own, else the configured ones (at setup)
     defaults: dict[str, Any] = {
         "level": settings.level,
-        "schema": settings.schema,
         "scenario": settings.scenario,
-        "clickhouse_schema": settings.clickhouse_schema,
         "validate": settings.validate,
     }
     marker = request.node.get_closest_marker("isolation")
@@ -582,27 +581,22 @@ def isolated_clickhouse_sync(
         _finish(request, config)
 
 
-FULL_STACK_SCHEMAS = {"schema": "thread_messages", "clickhouse_schema": "events"}
-
-
 def _full_stack_schemas(
-    request: pytest.FixtureRequest, manager: TestDatabaseManager, wanted: IsolationRequest
-) -> dict[str, str]:
-    """Unless a marker or setting chose them, PostgreSQL is `thread_messages` and ClickHouse
-    `events`, so every scenario fits."""
-    marker = request.node.get_closest_marker("isolation")
-    chosen = marker.kwargs if marker else {}
+    settings: Settings, schema: str | None, clickhouse_schema: str | None
+) -> dict[str, str | None]:
+    """Named ones, else the full_stack_* settings; None left: the scenario's, else defaults."""
     return {
-        key: getattr(wanted, key)
-        if key in chosen or manager.settings.source(key) != "default"
-        else default
-        for key, default in FULL_STACK_SCHEMAS.items()
+        "schema": schema or settings.full_stack_schema,
+        "clickhouse_schema": clickhouse_schema or settings.full_stack_clickhouse_schema,
     }
 
 
 @asynccontextmanager
 async def _full_stack(
-    config: IsolatedTestConfig, schemas: dict[str, str], scenario: str | None, scale: int = 1
+    config: IsolatedTestConfig,
+    schemas: dict[str, str | None],
+    scenario: str | None,
+    scale: int = 1,
 ) -> AsyncIterator[dict[str, Any]]:
     pg, ch = await asyncio.gather(
         config.setup("postgres", schemas["schema"], scenario, scale),
@@ -625,7 +619,7 @@ async def isolated_full_stack(
 ) -> AsyncIterator[dict[str, Any]]:
     """PostgreSQL and ClickHouse, both isolated and both seeded with the marker's scenario."""
     config, wanted = _test_config(request, netra_manager)
-    schemas = _full_stack_schemas(request, netra_manager, wanted)
+    schemas = _full_stack_schemas(netra_manager.settings, wanted.schema, wanted.clickhouse_schema)
     try:
         async with _full_stack(config, schemas, wanted.scenario) as env:
             yield env
@@ -642,7 +636,7 @@ async def performance_test_config(
     `isolation(scale=...)`, else `--netra-performance-scale`, default 5), baked into a
     template once per fingerprint and scale: tests pay for a clone, not for the seeding."""
     config, wanted = _test_config(request, netra_manager)
-    schemas = _full_stack_schemas(request, netra_manager, wanted)
+    schemas = _full_stack_schemas(netra_manager.settings, wanted.schema, wanted.clickhouse_schema)
     scale = wanted.scale or netra_manager.settings.performance_scale
     scenario = wanted.scenario or "performance"
     try:

@@ -17,8 +17,10 @@ from typing import Any, Protocol
 from netra_isolation.errors import ConfigurationError, ServerError
 from netra_isolation.metrics import Metrics
 from netra_isolation.migrations import (
+    HEAD,
     alembic_config,
     check_schema_type,
+    ini_section,
     migrations_fingerprint,
     schema_types,
 )
@@ -31,7 +33,7 @@ from netra_isolation.settings import Settings
 class TemplateSpec:
     """What a test asks for: a schema type (Alembic branch label) and an optional scenario."""
 
-    schema_type: str = "basic"
+    schema_type: str = HEAD
     scenario: str | None = None
     scale: int = 1  # the scenario's counts times this (performance data)
 
@@ -95,6 +97,7 @@ class TestIsolatorBase:
 
     __test__ = False
     backend: str
+    schema_setting: str  # the setting that names the default schema type
     name_length: int = 63
 
     def __init__(
@@ -110,7 +113,11 @@ class TestIsolatorBase:
         self.metrics = metrics or Metrics()
         self.owner = owner or Owner.new_run()
         self.scenarios = scenarios or registry
-        self._alembic = alembic_config(self.settings.alembic_ini, getattr(self.settings, section))
+        ini = self.settings.alembic_ini
+        self.section = ini_section(ini, getattr(self.settings, section), self.backend)
+        self._alembic = alembic_config(ini, self.section, self.backend)
+        # what a test gets when it names no schema type
+        self.default_schema: str = getattr(self.settings, self.schema_setting)
         self._databases: dict[str, DatabaseRef] = {}
         self._counter = itertools.count()
         self.inspection_cache: dict[str, Any] = {}  # per template: its schema, its counts
@@ -178,6 +185,18 @@ class TestIsolatorBase:
         raise NotImplementedError
 
     # -- templates --------------------------------------------------------------------------
+    def schema_for(self, schema_type: str | None, scenario: str | None) -> str:
+        """The schema type named, else the one the scenario is seeded into, else the
+        configured default (`schema` / `clickhouse_schema`)."""
+        if schema_type:
+            return schema_type
+        if scenario is not None:
+            self.scenarios.load(self.settings.scenario_modules)
+            declared = self.scenarios.get(scenario).schemas.get(self.backend)
+            if declared:
+                return declared
+        return self.default_schema
+
     def schema_types(self) -> list[str]:
         return schema_types(self._alembic)
 
@@ -238,7 +257,7 @@ class TestIsolatorBase:
     def create_isolated_database_sync(
         self,
         test_id: str,
-        schema_type: str = "basic",
+        schema_type: str | None = None,
         scenario: str | None = None,
         *,
         scale: int = 1,
@@ -249,7 +268,8 @@ class TestIsolatorBase:
                 f"test id {test_id!r} already has a {self.backend} database "
                 f"({self._databases[test_id].name}); drop it first with cleanup_test_database()"
             )
-        template = self.ensure_template(TemplateSpec(schema_type, scenario, scale))
+        spec = TemplateSpec(self.schema_for(schema_type, scenario), scenario, scale)
+        template = self.ensure_template(spec)
         owner = self.owner.for_test(nodeid or test_id)
         unique = (owner.run, owner.worker, str(owner.pid), owner.test, str(next(self._counter)))
         name = database_name(self.settings.prefix, test_id, *unique, max_length=self.name_length)
@@ -261,7 +281,7 @@ class TestIsolatorBase:
     async def create_isolated_database(
         self,
         test_id: str,
-        schema_type: str = "basic",
+        schema_type: str | None = None,
         scenario: str | None = None,
         *,
         scale: int = 1,

@@ -7,10 +7,13 @@ files reuses templates built by older migrating code.
 
 from __future__ import annotations
 
+import configparser
 import hashlib
+import logging
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -26,13 +29,46 @@ _SKIP_PARTS = {"__pycache__"}
 # Alembic's `context` and `op` are module-level proxies: one migration at a time per process
 # (the full-stack fixture builds a PostgreSQL and a ClickHouse template in parallel threads).
 _ALEMBIC = threading.Lock()
+HEAD = "head"  # the schema type of every head: a linear history's one schema
+# Sections looked for, in order, when none is configured: a stock `alembic init` ini has
+# [alembic]; a project with both backends names one section per backend.
+DISCOVERED_SECTIONS = {"postgres": ("postgres", "alembic"), "clickhouse": ("clickhouse",)}
 
 
-def alembic_config(ini: Path, section: str) -> Config:
+def ini_sections(ini: Path) -> list[str]:
+    if not ini.exists():
+        return []
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(ini)
+    return parser.sections()
+
+
+def ini_section(ini: Path, configured: str | None, backend: str) -> str | None:
+    """The section of `ini` that holds `backend`'s Alembic tree: the configured one, else the
+    first of DISCOVERED_SECTIONS[backend] the ini has (None: the backend has no tree)."""
+    if configured:
+        return configured
+    sections = ini_sections(ini)
+    return next((s for s in DISCOVERED_SECTIONS.get(backend, ()) if s in sections), None)
+
+
+def alembic_config(ini: Path, section: str | None, backend: str = "postgres") -> Config:
+    setting = f"{backend}_section"
     if not ini.exists():
         raise ConfigurationError(
             f"no Alembic config at {ini}; set alembic_ini in [tool.netra_isolation] "
             "or run from the directory that holds alembic.ini"
+        )
+    if section is None:
+        looked = ", ".join(f"[{s}]" for s in DISCOVERED_SECTIONS.get(backend, ()))
+        raise ConfigurationError(
+            f"{ini} has no section for {backend} (looked for {looked}); name yours with "
+            f'{setting} = "..." in [tool.netra_isolation]'
+        )
+    if section not in ini_sections(ini):
+        raise ConfigurationError(
+            f"{ini} has no section [{section}] (from {setting}); its sections: "
+            f"{', '.join(ini_sections(ini)) or '(none)'}"
         )
     cfg = Config(str(ini), ini_section=section)
     if not cfg.get_main_option("script_location"):
@@ -45,8 +81,8 @@ def script_directory(cfg: Config) -> ScriptDirectory:
 
 
 def schema_types(cfg: Config) -> list[str]:
-    """The branch labels of the migration scripts: each is a schema type a test can ask for."""
-    labels: set[str] = set()
+    """What a test can ask for: "head" (every head) and each branch label of the scripts."""
+    labels: set[str] = {HEAD}
     for revision in script_directory(cfg).walk_revisions():
         labels.update(revision.branch_labels)
     return sorted(labels)
@@ -55,25 +91,85 @@ def schema_types(cfg: Config) -> list[str]:
 def check_schema_type(cfg: Config, schema_type: str, backend: str) -> None:
     valid = schema_types(cfg)
     if schema_type not in valid:
-        raise UnknownSchemaTypeError(schema_type, valid, backend)
+        location = script_directory(cfg).versions
+        raise UnknownSchemaTypeError(schema_type, valid, backend, location)
 
 
-def upgrade(cfg: Config, connection: Any, schema_type: str) -> None:
-    """Migrate the branch `schema_type` (and what it depends on) to its head, on `connection`."""
+def target_heads(cfg: Config, schema_type: str) -> set[str]:
+    """The revisions a database of `schema_type` is at once migrated."""
+    script = script_directory(cfg)
+    target = "heads" if schema_type == HEAD else f"{schema_type}@head"
+    return {r.revision for r in script.get_revisions(target) if r is not None}
+
+
+def upgrade(cfg: Config, connection: Any, schema_type: str, url: str) -> None:
+    """Migrate the branch `schema_type` (and what it depends on) to its head, on `connection`.
+
+    A stock env.py ignores the connection and builds an engine from the section's
+    `sqlalchemy.url`: that URL is the template's too while Alembic runs, so no env.py reaches
+    a database named in the ini (a developer's). Its `fileConfig` call is undone afterwards."""
+    target = "heads" if schema_type == HEAD else f"{schema_type}@head"
+    section = cfg.config_ini_section
     try:
-        with _ALEMBIC:  # the Config is shared by an isolator's builds: one connection at a time
+        # the Config is shared by an isolator's builds: one connection, one URL at a time
+        with _ALEMBIC, _logging_kept():
             cfg.attributes["connection"] = connection
+            ini_url = cfg.get_section_option(section, "sqlalchemy.url")
+            cfg.set_section_option(section, "sqlalchemy.url", url.replace("%", "%%"))
             try:
-                command.upgrade(cfg, f"{schema_type}@head")
+                command.upgrade(cfg, target)
             finally:
                 cfg.attributes.pop("connection", None)
+                cfg.set_section_option(
+                    section, "sqlalchemy.url", (ini_url or "").replace("%", "%%")
+                )
     except Exception as exc:
         location = cfg.get_main_option("script_location")
         raise MigrationError(
-            f"alembic upgrade {schema_type}@head failed ({type(exc).__name__}: {exc}); "
+            f"alembic upgrade {target} failed ({type(exc).__name__}: {exc}); "
             f"fix the migration under {location} and run again: the half-built template "
             "was dropped, nothing else was touched"
         ) from exc
+
+
+ENV_FIX = """    connection = config.attributes.get("connection")
+    if connection is not None:
+        return do_run_migrations(connection)  # your function that configures and runs"""
+
+
+def check_at_heads(cfg: Config, schema_type: str, found: set[str], database: str) -> None:
+    """Raise unless the template's version table holds exactly the heads of `schema_type`."""
+    expected = target_heads(cfg, schema_type)
+    if found == expected:
+        return
+    env_py = Path(script_directory(cfg).dir) / "env.py"
+    raise MigrationError(
+        f"Alembic ran, but the template {database} is not at {', '.join(sorted(expected))} "
+        f"(its version table holds: {', '.join(sorted(found)) or 'nothing'}): {env_py} "
+        "migrated a database other than the one netra-isolation handed it. The template was "
+        "dropped and nothing was sealed. Make env.py use the connection it is given, first "
+        f"thing in run_migrations_online():\n\n{ENV_FIX}\n"
+    )
+
+
+@contextmanager
+def _logging_kept() -> Iterator[None]:
+    """A stock env.py calls `logging.config.fileConfig`, which disables every logger that
+    exists (pytest's caplog, the application's) and replaces the root's handlers."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    loggers = {
+        name: (logger.disabled, logger.level, list(logger.handlers))
+        for name, logger in logging.Logger.manager.loggerDict.items()
+        if isinstance(logger, logging.Logger)
+    }
+    try:
+        yield
+    finally:
+        root.handlers[:], root.level = handlers, level
+        for name, (disabled, lvl, hs) in loggers.items():
+            logger = logging.getLogger(name)
+            logger.disabled, logger.level, logger.handlers[:] = disabled, lvl, hs
 
 
 @lru_cache(maxsize=64)

@@ -23,9 +23,7 @@ from sqlalchemy.pool import NullPool
 from netra_isolation.errors import ConfigurationError, SeedError
 from netra_isolation.isolator import DatabaseRef, TemplateRef, TemplateSpec, TestIsolatorBase
 from netra_isolation.metrics import Metrics
-from netra_isolation.migrations import (
-    upgrade,
-)
+from netra_isolation.migrations import check_at_heads, upgrade
 from netra_isolation.naming import Owner, database_name, slug, template_name
 from netra_isolation.seed_data_manager import ScenarioRegistry
 from netra_isolation.servers.postgres import EphemeralPostgres, PostgresServerInfo
@@ -39,6 +37,7 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
     local server unless TEST_POSTGRES_* are set)."""
 
     backend = "postgres"
+    schema_setting = "schema"
 
     def __init__(
         self,
@@ -168,12 +167,22 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
             try:
                 with engine.begin() as connection:
                     with self.metrics.timed("migrate"):
-                        upgrade(self._alembic, connection, spec.schema_type)
+                        url = self.server.url(building).render_as_string(hide_password=False)
+                        upgrade(self._alembic, connection, spec.schema_type, url)
+                        self._check_migrated(connection, spec.schema_type, name)
                     if spec.scenario is not None:
                         with self.metrics.timed("seed"):
                             self._seed(spec, connection)
             finally:
                 engine.dispose()
+            # connections the build's own code left open (its engines' pools) end here
+            self._execute(
+                sql.SQL(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid()"
+                ),
+                (building,),
+            )
             self._execute(
                 sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
                     sql.Identifier(building), sql.Identifier(name)
@@ -190,6 +199,23 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
             self._drop_name(building)
             self._drop_name(name)
             raise
+
+    def _check_migrated(self, connection: Any, schema_type: str, database: str) -> None:
+        """The version table on the template itself is where Alembic was asked to go; else
+        env.py migrated some other database, and the build stops before sealing."""
+        tables = connection.exec_driver_sql(
+            "SELECT table_schema, table_name FROM information_schema.columns "
+            "WHERE column_name = 'version_num'"
+        ).all()
+        quote = connection.dialect.identifier_preparer.quote_identifier
+        found = {
+            version
+            for schema, table in tables
+            for version in connection.exec_driver_sql(
+                f"SELECT version_num FROM {quote(schema)}.{quote(table)}"
+            ).scalars()
+        }
+        check_at_heads(self._alembic, schema_type, found, database)
 
     def _seed(self, spec: TemplateSpec, connection: Any) -> None:
         scenario_name = spec.scenario

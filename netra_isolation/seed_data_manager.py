@@ -122,6 +122,8 @@ class Scenario:
     clickhouse: ClickHouseSeeder | None = None
     description: str = ""
     counts: Mapping[str, int] = field(default_factory=dict)
+    # per backend, the schema type the scenario is seeded into when a test names none
+    schemas: Mapping[str, str] = field(default_factory=dict)
 
     def code_paths(self) -> list[Path]:
         """The scenario's module and the modules of the factory classes it imports, wherever
@@ -164,9 +166,13 @@ class ScenarioRegistry:
         description: str = "",
         counts: Mapping[str, int] | None = None,
         clickhouse: ClickHouseSeeder | None = None,
+        schema: str | None = None,
+        clickhouse_schema: str | None = None,
     ) -> Callable[[PostgresSeeder], PostgresSeeder]:
         """Decorator: `@scenario("minimal", seed=1, counts={"users": 3})` on a
-        function(session) that builds rows with factories."""
+        function(session) that builds rows with factories. `schema` / `clickhouse_schema`:
+        the schema types it fits, used when a test asks for the scenario but names none."""
+        schemas = {"postgres": schema, "clickhouse": clickhouse_schema}
 
         def decorate(func: PostgresSeeder) -> PostgresSeeder:
             self.register(
@@ -177,6 +183,7 @@ class ScenarioRegistry:
                     clickhouse,
                     description or (func.__doc__ or ""),
                     dict(counts or {}),
+                    {backend: s for backend, s in schemas.items() if s},
                 )
             )
             return func

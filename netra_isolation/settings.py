@@ -48,12 +48,18 @@ class Settings:
     alembic_ini: Path
     postgres: ExternalPostgres | None = None
     clickhouse: ExternalClickHouse | None = None
-    postgres_section: str = "postgres"
-    clickhouse_section: str = "clickhouse"
+    # the ini sections of each backend's Alembic tree; None: discovered (migrations.ini_section)
+    postgres_section: str | None = None
+    clickhouse_section: str | None = None
     prefix: str = "ni"
     level: str = "database"
-    schema: str = "basic"
-    clickhouse_schema: str = "basic"
+    # a branch label of the Alembic tree, or "head": every head (a linear history's only one)
+    schema: str = "head"
+    clickhouse_schema: str = "head"
+    # what isolated_full_stack, performance_test_config and with_database_snapshots migrate
+    # when neither the test nor its scenario names a schema type (None: the two above)
+    full_stack_schema: str | None = None
+    full_stack_clickhouse_schema: str | None = None
     scenario: str | None = None
     keep_failed: bool = False
     performance_scale: int = 5
@@ -64,7 +70,7 @@ class Settings:
     # where throwaway servers keep their data: auto (RAM when a tmpfs has room) | ram | disk
     server_data: str = "auto"
     template_build_timeout: float = 600.0
-    scenario_modules: tuple[str, ...] = ("factories.scenarios",)
+    scenario_modules: tuple[str, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def source(self, name: str) -> str:

@@ -12,15 +12,26 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def pyproject(tool_lines: str = "") -> str:
-    """The project's pyproject.toml; `tool_lines` go into its [tool.netra_isolation]."""
+    """The project's pyproject.toml; `tool_lines` go into its [tool.netra_isolation], in place
+    of the defaults below that they set again."""
+    defaults = {
+        "alembic_ini": f'"{ROOT / "alembic.ini"}"',
+        "cache_dir": f'"{ROOT / ".netra_isolation"}"',
+        "schema": '"basic"',
+        "clickhouse_schema": '"basic"',
+        "full_stack_schema": '"thread_messages"',
+        "full_stack_clickhouse_schema": '"events"',
+        "scenario_modules": '["factories.scenarios"]',
+    }
+    given = {line.split("=")[0].strip() for line in tool_lines.splitlines() if "=" in line}
+    kept = "\n".join(f"{k} = {v}" for k, v in defaults.items() if k not in given)
     return f"""
 [tool.pytest.ini_options]
 asyncio_mode = "auto"
 asyncio_default_fixture_loop_scope = "function"
 
 [tool.netra_isolation]
-alembic_ini = "{ROOT / "alembic.ini"}"
-cache_dir = "{ROOT / ".netra_isolation"}"
+{kept}
 {tool_lines}
 """
 
@@ -50,3 +61,7 @@ def run(project: pytest.Pytester) -> Callable[..., pytest.RunResult]:
         return project.runpytest_subprocess("-p", "no:cacheprovider", *args, timeout=120)
 
     return run_pytest
+
+
+# the sample applications' own suites run in subprocesses, under their own configuration
+collect_ignore = ["apps"]

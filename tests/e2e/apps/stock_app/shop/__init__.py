@@ -1,0 +1,1 @@
+"""A small shop: customers and their orders (an ordinary SQLAlchemy 2.0 application)."""

@@ -1,0 +1,125 @@
+"""A stock `alembic init` project (tests/e2e/apps/stock_app): a linear history, env.py as
+`alembic init` writes it but for `target_metadata`, no [tool.netra_isolation], no conftest.
+Its ini's `sqlalchemy.url` names a developer's database on the same server: a decoy that the
+tool must never touch, whether it builds the template or refuses to."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from netra_isolation import PostgreSQLTestIsolator, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = Path(__file__).parent / "apps" / "stock_app"
+
+
+@pytest.fixture
+def server() -> Iterator[PostgreSQLTestIsolator]:
+    """The suite's PostgreSQL server (where the decoy lives too)."""
+    isolator = PostgreSQLTestIsolator(Settings.load(root=ROOT))
+    yield isolator
+    isolator.close()
+
+
+@pytest.fixture
+def scratch_database(server: PostgreSQLTestIsolator) -> Iterator[object]:
+    """`scratch_database()`: a database of the test's own, not made by the tool (a
+    developer's), dropped afterwards; returns its URL."""
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"shop_dev_{uuid.uuid4().hex[:8]}"
+        with server.server.connect() as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        made.append(name)
+        return server.server.url(name).render_as_string(hide_password=False)
+
+    yield make
+    with server.server.connect() as conn:
+        for name in made:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def tables(url: str) -> list[str]:
+    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as conn:
+        rows = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+@pytest.fixture
+def app_templates() -> Iterator[PostgreSQLTestIsolator]:
+    """The app's templates: a prefix of their own, so they are built here and dropped after."""
+    settings = Settings.load(root=ROOT).with_overrides(prefix=f"nishop{uuid.uuid4().hex[:6]}")
+    isolator = PostgreSQLTestIsolator(settings)
+    yield isolator
+    try:
+        for name in isolator.templates():
+            isolator.drop_template(name)
+    finally:
+        isolator.close()
+
+
+@pytest.fixture
+def app(pytester: pytest.Pytester, app_templates: PostgreSQLTestIsolator) -> pytest.Pytester:
+    """The stock app copied into a fresh directory, on the suite's servers."""
+    shutil.copytree(APP, pytester.path, dirs_exist_ok=True)
+    settings = app_templates.settings
+    pytester._monkeypatch.setenv("NETRA_ISOLATION_CACHE_DIR", str(settings.cache_dir))
+    pytester._monkeypatch.setenv("NETRA_ISOLATION_PREFIX", settings.prefix)
+    return pytester
+
+
+def point_ini_at(app: pytest.Pytester, url: str) -> None:
+    ini = app.path / "alembic.ini"
+    text = ini.read_text().replace(
+        "sqlalchemy.url = driver://user:pass@localhost/dbname",
+        f"sqlalchemy.url = {url.replace('%', '%%')}",
+    )
+    ini.write_text(text)
+
+
+def run(app: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return app.runpytest_subprocess("-p", "no:cacheprovider", *args, timeout=180)
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_stock_project_works_with_no_configuration_and_spares_the_decoy(
+    app: pytest.Pytester, scratch_database: object, workers: list[str]
+) -> None:
+    decoy = scratch_database()  # type: ignore[operator]
+    point_ini_at(app, decoy)
+    result = run(app, *workers)
+    result.assert_outcomes(passed=8)
+    assert tables(decoy) == []
+
+
+def test_an_env_py_that_migrates_elsewhere_is_refused_and_nothing_is_sealed(
+    app: pytest.Pytester, scratch_database: object, app_templates: PostgreSQLTestIsolator
+) -> None:
+    decoy, elsewhere = scratch_database(), scratch_database()  # type: ignore[operator]
+    point_ini_at(app, decoy)
+    env_py = app.path / "migrations" / "env.py"
+    # an env.py that builds its engine from a URL of its own (say, an environment variable)
+    env_py.write_text(
+        env_py.read_text().replace(
+            "    connectable = engine_from_config(\n"
+            "        config.get_section(config.config_ini_section, {}),",
+            f"    connectable = engine_from_config(\n        {{'sqlalchemy.url': {elsewhere!r}}},",
+        )
+    )
+    result = run(app, "-x", "-k", "register and database")
+    result.assert_outcomes(errors=1)
+    output = result.stdout.str()
+    assert "migrated a database other than the one netra-isolation handed it" in output
+    assert 'config.attributes.get("connection")' in output
+    assert tables(decoy) == []
+    assert "customers" in tables(elsewhere)  # env.py did that, not the tool
+    assert app_templates.templates() == []  # nothing half-built was kept or sealed
