@@ -150,3 +150,56 @@ def test_gc_templates_drops_stale_templates_and_keeps_current_ones(
     for name in isolator.templates():
         isolator.drop_template(name)
     isolator.close()
+
+
+SEEDED = {
+    PostgreSQLTestIsolator: ("user_management", "minimal"),
+    ClickHouseTestIsolator: ("events", "analytics"),
+}
+
+
+@pytest.mark.parametrize("kind", [PostgreSQLTestIsolator, ClickHouseTestIsolator])
+def test_templates_are_never_owned_and_never_dropped_as_orphans(
+    kind: type,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    throwaway_templates: Any,
+) -> None:
+    """A template carries the tag of the process that built it, long gone on later runs: were
+    it listed by `owned()`, gc would drop every template. Here two templates (one seeded) are
+    built by a process that is dead, next to a test database of that process, which gc does
+    drop."""
+    import uuid
+
+    from netra_isolation import TemplateSpec
+
+    prefix = f"gc{uuid.uuid4().hex[:6]}"
+    settings = Settings.load(root=ROOT).with_overrides(prefix=prefix)
+    specs = [TemplateSpec("basic"), TemplateSpec(*SEEDED[kind])]
+    builder = kind(settings)
+    builder.owner = replace(builder.owner, pid=dead_pid())
+    try:
+        refs = [builder.ensure_template(spec) for spec in specs]
+        templates = sorted(ref.name for ref in refs)
+        throwaway_templates(kind, settings, *templates)
+        orphan = builder.create_isolated_database_sync("test_orphan", nodeid="orphan::test")
+        owners = builder.template_owners()
+        assert sorted(owners) == templates
+        assert all(owner.pid == builder.owner.pid for owner in owners.values())
+        for run in (None, builder.owner.run):
+            owned = {db.name for db in builder.owned(run)}
+            assert orphan.name in owned and not owned & set(templates)
+
+        monkeypatch.chdir(ROOT)
+        monkeypatch.setenv("NETRA_ISOLATION_PREFIX", prefix)
+        assert main(["gc"]) == 0
+        out = capsys.readouterr().out
+        assert f"dropping {orphan.name}" in out
+        assert not any(name in out for name in templates)
+        assert builder.templates() == templates
+        assert orphan.name not in {db.name for db in builder.owned()}
+        later = kind(settings)  # still sealed: reused, not rebuilt
+        assert [later.ensure_template(spec).built for spec in specs] == [False, False]
+        later.close()
+    finally:
+        builder.close()
