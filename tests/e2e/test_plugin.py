@@ -120,6 +120,80 @@ def test_failed_test_database_is_kept_when_asked(project: pytest.Pytester, run) 
     isolator.close()
 
 
+def test_keep_failed_keeps_only_the_failed_tests_databases(project: pytest.Pytester, run) -> None:
+    """One run, a failing and a passing test on each backend: only the failing ones' databases
+    outlive the run."""
+    import json
+    import uuid
+
+    from netra_isolation import ClickHouseTestIsolator, PostgreSQLTestIsolator, Settings
+
+    module = f"test_keep_{uuid.uuid4().hex[:8]}"  # its nodeids are this run's alone
+    project.makepyfile(
+        **{
+            module: """
+            import json
+            from pathlib import Path
+
+            def record(test, backend, name):
+                with Path(__file__).with_name("names.jsonl").open("a") as out:
+                    out.write(json.dumps([test, backend, name]) + "\\n")
+
+            def test_pg_fails(isolated_postgres_sync):
+                config = isolated_postgres_sync[1]
+                record("test_pg_fails", "postgres", config.databases["postgres"].name)
+                assert False
+
+            def test_pg_passes(isolated_postgres_sync):
+                config = isolated_postgres_sync[1]
+                record("test_pg_passes", "postgres", config.databases["postgres"].name)
+
+            def test_ch_fails(isolated_clickhouse_sync):
+                record("test_ch_fails", "clickhouse", isolated_clickhouse_sync[1])
+                assert False
+
+            def test_ch_passes(isolated_clickhouse_sync):
+                record("test_ch_passes", "clickhouse", isolated_clickhouse_sync[1])
+            """
+        }
+    )
+    settings = Settings.load(root=ROOT)
+    isolators = {
+        "postgres": PostgreSQLTestIsolator(settings),
+        "clickhouse": ClickHouseTestIsolator(settings),
+    }
+    try:
+        result = run("--netra-keep-failed")
+        result.assert_outcomes(failed=2, passed=2)
+        result.stdout.fnmatch_lines(["*databases created 4, dropped 2, kept 2, left behind 0*"])
+        kept_lines = sorted(line for line in result.outlines if line.startswith("kept for"))
+        assert [line.split(": ", 1)[0] for line in kept_lines] == [
+            f"kept for {module}.py::test_ch_fails",
+            f"kept for {module}.py::test_pg_fails",
+        ]
+        names = {}
+        for line in (project.path / "names.jsonl").read_text().splitlines():
+            test, backend, name = json.loads(line)
+            names[test] = (backend, name)
+        assert len(names) == 4
+        owned = {
+            backend: {db.name: db for db in isolator.owned()}
+            for backend, isolator in isolators.items()
+        }
+        for test, (backend, name) in sorted(names.items()):
+            if test.endswith("_fails"):
+                assert owned[backend][name].owner.test == f"{module}.py::{test}"
+            else:
+                assert name not in owned[backend]
+                assert isolators[backend].owner_of(name) is None  # gone, not just untagged
+    finally:  # the kept ones (all of them, were passing tests' kept too)
+        for isolator in isolators.values():
+            for db in isolator.owned():
+                if db.owner.test.startswith(f"{module}.py::"):
+                    isolator.drop(db)
+            isolator.close()
+
+
 @pytest.mark.parametrize("server", ["closed", "silent"])
 def test_unreachable_external_server_fails_fast_naming_the_variable(
     project: pytest.Pytester, run, server: str
