@@ -43,7 +43,6 @@ class TemplateSpec:
 
 
 TEMPLATE_TAG = "template:"
-SLOW_STEP = 0.5  # seconds before a running step is announced
 
 
 def _built_from(owner: Owner | None) -> tuple[TemplateSpec | None, str]:
@@ -144,25 +143,33 @@ class TestIsolatorBase:
 
     @contextmanager
     def step(self, phase: str, what: str, *, announce: bool = True) -> Iterator[None]:
-        """Time a long step into the metrics. A step still running after SLOW_STEP seconds
-        says so while it runs, so a slow start is never silent; it then reports a line when
-        it ends, which an `announce`d step (a template build) always does."""
+        """Time a long step into the metrics. A step still running after `progress_after`
+        seconds (the setting; 0: every step, as it starts) says so while it runs, so a slow
+        start is never silent; it then reports a line when it ends, which an `announce`d step
+        (a template build) always does."""
         said = threading.Event()
 
         def say_running() -> None:
             said.set()
             self.progress(f"netra-isolation: {what} ...")
 
-        running = threading.Timer(SLOW_STEP, say_running)
-        running.daemon = True
-        running.start()
+        running: threading.Timer | None = None
+        if self.settings.progress_after > 0:
+            running = threading.Timer(
+                min(self.settings.progress_after, threading.TIMEOUT_MAX), say_running
+            )
+            running.daemon = True
+            running.start()
+        else:
+            say_running()  # here, not from a timer thread the step might end before
         started = time.perf_counter()
         try:
             with self.metrics.timed(phase):
                 yield
         finally:
-            running.cancel()
-            running.join()  # a line already being written ends before the next one
+            if running is not None:
+                running.cancel()
+                running.join()  # a line already being written ends before the next one
         elapsed = time.perf_counter() - started
         if announce or said.is_set():
             self.progress(f"netra-isolation: {what}: done in {elapsed:.2f}s")

@@ -70,6 +70,8 @@ class Settings:
     # where throwaway servers keep their data: auto (RAM when a tmpfs has room) | ram | disk
     server_data: str = "auto"
     template_build_timeout: float = 600.0
+    # seconds a step (server start, template build) runs before it says so; 0: at once
+    progress_after: float = 0.5
     scenario_modules: tuple[str, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 

@@ -99,34 +99,46 @@ def test_summary_and_metrics_json_match_the_run(
     assert [line.split("ms  ", 1)[1] for line in listed] == slowest[:3]
 
 
+@pytest.mark.parametrize(
+    ("progress_after", "running"),
+    [("1e9", False), ("0", True)],
+    ids=["never-slow", "always-slow"],
+)
 @pytest.mark.parametrize("workers", [None, "2"], ids=["in-process", "xdist"])
 def test_template_builds_show_progress(
-    project: pytest.Pytester, run: Run, workers: str | None, throwaway_templates: Any
+    project: pytest.Pytester,
+    run: Run,
+    tool_options: Callable[[str], None],
+    workers: str | None,
+    progress_after: str,
+    running: bool,
+    throwaway_templates: Any,
 ) -> None:
+    """Every template build ends with one line; one that runs longer than `progress_after`
+    says so while it runs too. The setting makes the outcome certain whatever the machine's
+    speed: no build outlasts 1e9 seconds, and every build outlasts 0."""
     marker = uuid.uuid4().hex[:8]  # scenarios of this run's own: their templates are new
+    tool_options(f"progress_after = {progress_after}")
     project.makepyfile(
         test_progress=f"""
-        import time
-
         import pytest
         from netra_isolation import scenario
         from factories import UserFactory
 
-        @scenario("quick_{marker}", seed=3)
-        def quick(session):
+        @scenario("one_{marker}", seed=3)
+        def one(session):
             UserFactory.create_batch(2)
 
-        @scenario("slow_{marker}", seed=3)
-        def slow(session):
-            time.sleep(1.5)  # a large seed
-            UserFactory.create_batch(2)
+        @scenario("two_{marker}", seed=3)
+        def two(session):
+            UserFactory.create_batch(3)
 
-        @pytest.mark.isolation(schema="user_management", scenario="quick_{marker}")
-        def test_quick(isolated_postgres_sync):
+        @pytest.mark.isolation(schema="user_management", scenario="one_{marker}")
+        def test_one(isolated_postgres_sync):
             pass
 
-        @pytest.mark.isolation(schema="user_management", scenario="slow_{marker}")
-        def test_slow(isolated_postgres_sync):
+        @pytest.mark.isolation(schema="user_management", scenario="two_{marker}")
+        def test_two(isolated_postgres_sync):
             pass
         """
     )
@@ -144,15 +156,24 @@ def test_template_builds_show_progress(
     lines = [line for line in result.outlines + result.errlines if "netra-isolation: " in line]
     prefix = "[[]gw[0-9][]] " if workers else ""
     template = "netra-isolation: building template ni_tpl_user_management"
-    quick = [line for line in lines if f"_quick_{marker}" in line]
-    slow = [line for line in lines if f"_slow_{marker}" in line]
-    # A quick step is one line when it ends; a slow one also says it is running.
-    pytest.LineMatcher(quick).fnmatch_lines([f"{prefix}{template}_quick_*: done in *s"])
-    assert len(quick) == 1
-    pytest.LineMatcher(slow).fnmatch_lines(
-        [f"{prefix}{template}_slow_* ...", f"{prefix}{template}_slow_*: done in *s"]
-    )
-    assert len(slow) == 2
+    for name in ("one", "two"):
+        build = [line for line in lines if f"_{name}_{marker}" in line]
+        expected = [f"{prefix}{template}_{name}_*: done in *s"]
+        if running:
+            expected.insert(0, f"{prefix}{template}_{name}_* ...")
+        pytest.LineMatcher(build).fnmatch_lines(expected)
+        assert len(build) == len(expected), build
+    # the server start is not announced when it ends, only while it runs
+    starts = [line for line in lines if "starting PostgreSQL" in line]
+    if running:
+        pytest.LineMatcher(starts).fnmatch_lines(
+            [
+                f"{prefix}netra-isolation: starting PostgreSQL ...",
+                "*starting PostgreSQL: done in *s",
+            ]
+        )
+    else:
+        assert starts == []
 
 
 def test_validation_gate_at_transaction_level_sees_the_tests_work(

@@ -155,8 +155,9 @@ def test_owned_lists_this_runs_databases_and_drop_removes_them(isolator: Any) ->
 
 
 @pytest.mark.parametrize("server", ["closed", "silent"])
-def test_unreachable_server_fails_within_five_seconds_naming_it(server: str) -> None:
-    """Nobody listening, or a server that accepts and never answers."""
+def test_unreachable_server_fails_at_the_connect_timeout_naming_it(server: str) -> None:
+    """Nobody listening (refused at once), or a server that accepts and never answers, where
+    only the connect timeout, set short here, ends the wait: the error says which it was."""
     import socket
 
     with socket.socket() as sock:
@@ -167,16 +168,19 @@ def test_unreachable_server_fails_within_five_seconds_naming_it(server: str) -> 
         else:
             sock.close()
         settings = Settings.load(
+            {"connect_timeout": 1},
             root=ROOT,
             environ={"TEST_CLICKHOUSE_HOST": "127.0.0.1", "TEST_CLICKHOUSE_PORT": str(port)},
         )
         isolator = ClickHouseTestIsolator(settings)
-        started = time.monotonic()
         with pytest.raises(ServerUnreachableError) as info:
             isolator.create_isolated_database_sync("test_down", "events")
-        assert time.monotonic() - started < 15  # a deadline: 5 s to answer, and no hang
     message = str(info.value)
     assert f"127.0.0.1:{port}" in message and "TEST_CLICKHOUSE_HOST" in message
+    if server == "silent":  # the deadline ended the wait
+        assert "did not answer within 1s (timed out)" in message
+    else:
+        assert "did not answer within 1s (" in message and "Connection refused)" in message
 
 
 def test_materialized_views_keep_their_rows_in_a_copy(

@@ -165,3 +165,18 @@ def test_materialized_views_keep_their_rows_in_a_copy(
     engine: ChdbExecutor, materialized_view_case: Any
 ) -> None:
     materialized_view_case(make(engine), engine.execute, "ni_modern")
+
+
+def test_a_modern_servers_templates_are_not_an_old_ones(engine: ChdbExecutor) -> None:
+    """The server's major version is in the fingerprint: the same migrations on 18.16 and on a
+    modern server make different templates (engines, defaults and on-disk formats differ)."""
+    settings = Settings.load(root=ROOT)
+    old, modern = ClickHouseTestIsolator(settings), make(engine)
+    try:
+        assert old.executor.version[0] != engine.version[0]
+        assert modern.server_identity()[0] == str(engine.version[0])
+        spec = TemplateSpec("events", "analytics")
+        old.validate(spec)  # loads the scenarios
+        assert modern.fingerprint(spec) != old.fingerprint(spec)
+    finally:
+        old.close()

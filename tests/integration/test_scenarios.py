@@ -20,6 +20,16 @@ from netra_isolation.seed_data_manager import ScenarioRegistry, registry
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = ["organizations", "users", "memberships", "threads", "thread_participants", "messages"]
 
+# The original design's counts (the README's table), written out here rather than read from
+# factories.scenarios, so a change to the seeding code's own table cannot move the target.
+DESIGN = {
+    "minimal": {"users": 3, "threads": 2, "messages": 5, "events": 0},
+    "basic_workflow": {"users": 10, "threads": 15, "messages": 50, "events": 0},
+    "multi_user": {"users": 25, "threads": 40, "messages": 150, "events": 0},
+    "performance": {"users": 100, "threads": 200, "messages": 1000, "events": 500},
+    "analytics": {"users": 50, "threads": 0, "messages": 0, "events": 2000},
+}
+
 
 @pytest.fixture(scope="module")
 def isolator() -> Any:
@@ -33,19 +43,20 @@ def counts(session: Session) -> dict[str, int]:
     return {t: session.execute(text(f"SELECT count(*) FROM {t}")).scalar_one() for t in TABLES}
 
 
-@pytest.mark.parametrize("name", sorted(SCENARIOS))
+@pytest.mark.parametrize("name", sorted(DESIGN))
 def test_scenario_counts_and_references_in_a_clone(isolator: Any, name: str) -> None:
     test_id = f"test_counts_{name}"
     isolator.create_isolated_database_sync(test_id, "thread_messages", name)
-    expected = SCENARIOS[name]
+    design = DESIGN[name]
+    expected = SCENARIOS[name]  # only for what the design leaves open: participants
     with isolator.session_sync(test_id) as session:
         got = counts(session)
         assert (got["users"], got["threads"], got["messages"]) == (
-            expected["users"],
-            expected["threads"],
-            expected["messages"],
+            design["users"],
+            design["threads"],
+            design["messages"],
         )
-        assert got["memberships"] == expected["users"]  # everyone belongs to an organization
+        assert got["memberships"] == design["users"]  # everyone belongs to an organization
         # every message's author takes part in its thread
         strays = session.execute(
             text(
@@ -54,15 +65,41 @@ def test_scenario_counts_and_references_in_a_clone(isolator: Any, name: str) -> 
             )
         ).scalar_one()
         assert strays == 0
-        if expected["threads"]:
+        if design["threads"]:
             per_thread = session.execute(
                 text(
                     "SELECT min(n) FROM (SELECT count(*) n FROM thread_participants "
                     "GROUP BY thread_id) x"
                 )
             ).scalar_one()
-            assert per_thread == min(expected["participants"], expected["users"])
+            assert per_thread == min(expected["participants"], design["users"])
+            if name == "multi_user":  # the design's threads of 4
+                assert per_thread == 4
     isolator.cleanup_test_database_sync(test_id)
+
+
+@pytest.mark.parametrize("name", sorted(DESIGN))
+def test_scenario_events_in_a_clickhouse_clone(name: str) -> None:
+    """The ClickHouse part of a scenario, counted in a real seeded clone: the design's events,
+    all by the scenario's users (ids 1..users)."""
+    from netra_isolation import ClickHouseTestIsolator
+
+    isolator = ClickHouseTestIsolator(Settings.load(root=ROOT))
+    try:
+        isolator.create_isolated_database_sync(f"test_events_{name}", "events", name)
+        client = isolator.client(f"test_events_{name}")
+        try:
+            rows, low, high = client.execute(
+                "SELECT count(), min(user_id), max(user_id) FROM events"
+            )[0]
+        finally:
+            client.close()
+        assert rows == DESIGN[name]["events"]
+        if rows:
+            assert low >= 1 and high <= DESIGN[name]["users"]
+    finally:
+        isolator.cleanup_all_sync()
+        isolator.close()
 
 
 def dump(url: str, name: str) -> dict[str, list[tuple[Any, ...]]]:
@@ -80,7 +117,7 @@ def dump(url: str, name: str) -> dict[str, list[tuple[Any, ...]]]:
     return rows
 
 
-@pytest.mark.parametrize("name", sorted(SCENARIOS))
+@pytest.mark.parametrize("name", sorted(DESIGN))
 def test_two_builds_give_identical_rows(isolator: Any, name: str) -> None:
     urls = []
     for i in range(2):
@@ -91,7 +128,8 @@ def test_two_builds_give_identical_rows(isolator: Any, name: str) -> None:
     UserFactory.build_batch(7)  # factory state touched in between must not matter
     first, second = dump(urls[0], name), dump(urls[1], name)
     assert first == second
-    assert len(first["users"]) == SCENARIOS[name]["users"]
+    assert len(first["users"]) == DESIGN[name]["users"]
+    assert len(first["messages"]) == DESIGN[name]["messages"]
 
 
 def test_unknown_scenario_names_the_known_ones(isolator: Any) -> None:
@@ -156,6 +194,6 @@ def test_clickhouse_rows_are_identical_on_every_build() -> None:
     second = registry.seed_clickhouse("analytics")
     assert first == second
     events = first["events"]
-    assert len(events) == 2000
-    assert {e["user_id"] for e in events} <= set(range(1, 51))
+    assert len(events) == DESIGN["analytics"]["events"]
+    assert {e["user_id"] for e in events} <= set(range(1, DESIGN["analytics"]["users"] + 1))
     assert len({e["event_id"] for e in events}) == 2000

@@ -86,3 +86,18 @@ def test_ram_is_a_tmpfs_with_room() -> None:
     mounts = Path("/proc/mounts").read_text().split("\n")
     if any(line.split()[1:3] == [str(RAM_DIR), "tmpfs"] for line in mounts if line):
         assert ram_dir(RAM_DIR, min_free=0) == RAM_DIR
+
+
+def test_progress_after_from_pyproject_and_environment(tmp_path: Path) -> None:
+    assert Settings.load(environ={}, root=tmp_path).progress_after == 0.5
+    write_pyproject(tmp_path, "[tool.netra_isolation]\nprogress_after = 0\n")
+    settings = Settings.load(environ={}, root=tmp_path)
+    assert (settings.progress_after, settings.source("progress_after")) == (
+        0,
+        "pyproject.toml [tool.netra_isolation]",
+    )
+    settings = Settings.load(environ={"NETRA_ISOLATION_PROGRESS_AFTER": "2.5"}, root=tmp_path)
+    assert (settings.progress_after, settings.source("progress_after")) == (
+        2.5,
+        "NETRA_ISOLATION_PROGRESS_AFTER",
+    )
