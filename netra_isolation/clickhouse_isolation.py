@@ -25,9 +25,6 @@ from sqlalchemy.pool import NullPool
 from netra_isolation.errors import SeedError
 from netra_isolation.isolator import DatabaseRef, TemplateRef, TemplateSpec, TestIsolatorBase
 from netra_isolation.metrics import Metrics
-from netra_isolation.migrations import (
-    upgrade,
-)
 from netra_isolation.naming import Owner, slug, template_name
 from netra_isolation.seed_data_manager import ScenarioRegistry
 from netra_isolation.servers.clickhouse import (
@@ -36,6 +33,7 @@ from netra_isolation.servers.clickhouse import (
     server_info_from,
 )
 from netra_isolation.settings import Settings
+from netra_isolation.templates import TemplateBuilder
 
 OWNER_TABLE = "_netra_owner"
 SEALED_TABLE = "_netra_sealed"
@@ -120,9 +118,10 @@ class ClickHouseTestIsolator(TestIsolatorBase):
         metrics: Metrics | None = None,
         owner: Owner | None = None,
         scenarios: ScenarioRegistry | None = None,
+        builder: TemplateBuilder | None = None,
     ) -> None:
         super().__init__(
-            settings, "clickhouse_section", metrics=metrics, owner=owner, scenarios=scenarios
+            settings, metrics=metrics, owner=owner, scenarios=scenarios, builder=builder
         )
         self._server = server
         self._executor = executor
@@ -242,12 +241,8 @@ class ClickHouseTestIsolator(TestIsolatorBase):
         engine = create_engine(url, poolclass=NullPool)
         try:
             with engine.connect() as connection:
-                upgrade(
-                    self._alembic,
-                    connection,
-                    schema_type,
-                    url.render_as_string(hide_password=False),
-                )
+                url_text = url.render_as_string(hide_password=False)
+                self.builder.build(connection, url_text, schema_type)
         finally:
             engine.dispose()
 

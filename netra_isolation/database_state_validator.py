@@ -16,11 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from alembic.script.revision import Revision
 from sqlalchemy import Connection, inspect, text
 
 from netra_isolation.clickhouse_isolation import OWNER_TABLE, SEALED_TABLE, literal, quote
-from netra_isolation.migrations import script_directory
 
 if TYPE_CHECKING:
     from netra_isolation.isolated_test_config import IsolatedTestConfig
@@ -244,9 +242,7 @@ class _handle:
 # -- shared -------------------------------------------------------------------------------------
 def _expected_heads(context: CheckContext) -> set[str]:
     spec = context.database.template.spec
-    script = script_directory(context.isolator._alembic)
-    revisions = script.revision_map.get_revisions(f"{spec.schema_type}@head")
-    return {rev.revision for rev in revisions if isinstance(rev, Revision)}
+    return context.isolator.builder.expected_heads(spec.schema_type) or set()
 
 
 def _owner(context: CheckContext) -> Any:

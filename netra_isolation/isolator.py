@@ -16,17 +16,11 @@ from typing import Any, Protocol
 
 from netra_isolation.errors import ConfigurationError, ServerError
 from netra_isolation.metrics import Metrics
-from netra_isolation.migrations import (
-    HEAD,
-    alembic_config,
-    check_schema_type,
-    ini_section,
-    migrations_fingerprint,
-    schema_types,
-)
+from netra_isolation.migrations import HEAD
 from netra_isolation.naming import Owner, database_name
 from netra_isolation.seed_data_manager import ScenarioRegistry, registry
 from netra_isolation.settings import Settings
+from netra_isolation.templates import TemplateBuilder, builder_from_settings, no_builder_error
 
 
 @dataclass(frozen=True)
@@ -102,19 +96,17 @@ class TestIsolatorBase:
     def __init__(
         self,
         settings: Settings | None,
-        section: str,
         *,
         metrics: Metrics | None = None,
         owner: Owner | None = None,
         scenarios: ScenarioRegistry | None = None,
+        builder: TemplateBuilder | None = None,
     ) -> None:
         self.settings = settings or Settings.load()
         self.metrics = metrics or Metrics()
         self.owner = owner or Owner.new_run()
         self.scenarios = scenarios or registry
-        ini = self.settings.alembic_ini
-        self.section = ini_section(ini, getattr(self.settings, section), self.backend)
-        self._alembic = alembic_config(ini, self.section, self.backend)
+        self._builder = builder
         # what a test gets when it names no schema type
         self.default_schema: str = getattr(self.settings, self.schema_setting)
         self._databases: dict[str, DatabaseRef] = {}
@@ -192,6 +184,16 @@ class TestIsolatorBase:
         raise NotImplementedError
 
     # -- templates --------------------------------------------------------------------------
+    @property
+    def builder(self) -> TemplateBuilder:
+        """What builds this backend's templates: the one given, else the settings' (the
+        project's Alembic tree unless metadata, SQL files or a setup callable is named)."""
+        if self._builder is None:
+            self._builder = builder_from_settings(self.settings, self.backend)
+            if self._builder is None:
+                raise no_builder_error(self.settings, self.backend)
+        return self._builder
+
     def schema_for(self, schema_type: str | None, scenario: str | None) -> str:
         """The schema type named, else the one the scenario is seeded into, else the
         configured default (`schema` / `clickhouse_schema`)."""
@@ -205,10 +207,10 @@ class TestIsolatorBase:
         return self.default_schema
 
     def schema_types(self) -> list[str]:
-        return schema_types(self._alembic)
+        return self.builder.schema_types()
 
     def validate(self, spec: TemplateSpec) -> None:
-        check_schema_type(self._alembic, spec.schema_type, self.backend)
+        self.builder.check_schema_type(spec.schema_type, self.backend)
         if spec.scenario is not None:
             self.scenarios.load(self.settings.scenario_modules)
             self.scenarios.get(spec.scenario)
@@ -252,7 +254,7 @@ class TestIsolatorBase:
 
     def fingerprint(self, spec: TemplateSpec) -> str:
         parts = [
-            migrations_fingerprint(self._alembic),
+            self.builder.fingerprint(),
             spec.schema_type,
             self.scenarios.fingerprint(spec.scenario) if spec.scenario else "-",
             str(spec.scale),

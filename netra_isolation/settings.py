@@ -56,6 +56,17 @@ class Settings:
     # a branch label of the Alembic tree, or "head": every head (a linear history's only one)
     schema: str = "head"
     clickhouse_schema: str = "head"
+    # a template built another way than by the Alembic tree: `module:attr` of a MetaData (or
+    # declarative base), SQL files (paths from the project root), or `module:function`
+    # taking (connection) or (connection, url); template_version: a string of yours in the
+    # fingerprint, to rebuild when what the code reads changes
+    postgres_metadata: str | None = None
+    postgres_sql: tuple[str, ...] = ()
+    postgres_setup: str | None = None
+    clickhouse_metadata: str | None = None
+    clickhouse_sql: tuple[str, ...] = ()
+    clickhouse_setup: str | None = None
+    template_version: str = ""
     # what isolated_full_stack, performance_test_config and with_database_snapshots migrate
     # when neither the test nor its scenario names a schema type (None: the two above)
     full_stack_schema: str | None = None

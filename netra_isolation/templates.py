@@ -1,0 +1,258 @@
+"""How a template gets its schema: the project's Alembic tree (the default), its SQLAlchemy
+`MetaData`, SQL files, or a setup callable of its own.
+
+Each builder says what it was built from (its fingerprint, part of the template's name, so a
+change rebuilds) and builds on a connection to the template being built; the URL of that
+template is there too, for code that opens engines of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alembic.config import Config
+from sqlalchemy import MetaData
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from netra_isolation.errors import ConfigurationError, MigrationError, UnknownSchemaTypeError
+from netra_isolation.migrations import (
+    HEAD,
+    alembic_config,
+    check_at_heads,
+    files_digest,
+    ini_section,
+    migrations_fingerprint,
+    schema_types,
+    script_directory,
+    target_heads,
+    upgrade,
+)
+
+SetupFunction = Callable[..., Any]
+
+
+class TemplateBuilder:
+    """The base: one schema type (`head`), nothing to check after building."""
+
+    def schema_types(self) -> list[str]:
+        return [HEAD]
+
+    def check_schema_type(self, schema_type: str, backend: str) -> None:
+        valid = self.schema_types()
+        if schema_type not in valid:
+            raise UnknownSchemaTypeError(schema_type, valid, backend, self.describe())
+
+    def fingerprint(self) -> str:
+        raise NotImplementedError
+
+    def build(self, connection: Any, url: str, schema_type: str) -> None:
+        raise NotImplementedError
+
+    def expected_heads(self, schema_type: str) -> set[str] | None:
+        """Alembic revisions the template must be at once built (None: nothing to check)."""
+        return None
+
+    def check_heads(self, schema_type: str, found: set[str], database: str) -> None:
+        """Raise unless `found` (the template's version table) is at `expected_heads`."""
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+class AlembicBuilder(TemplateBuilder):
+    """The project's Alembic tree, run in-process on the template (migrations.upgrade)."""
+
+    def __init__(self, ini: Path, section: str | None, backend: str = "postgres") -> None:
+        self.config: Config = alembic_config(ini, section, backend)
+
+    def schema_types(self) -> list[str]:
+        return schema_types(self.config)
+
+    def fingerprint(self) -> str:
+        return migrations_fingerprint(self.config)
+
+    def build(self, connection: Any, url: str, schema_type: str) -> None:
+        upgrade(self.config, connection, schema_type, url)
+
+    def expected_heads(self, schema_type: str) -> set[str] | None:
+        return target_heads(self.config, schema_type)
+
+    def check_heads(self, schema_type: str, found: set[str], database: str) -> None:
+        check_at_heads(self.config, schema_type, found, database)
+
+    def describe(self) -> str:
+        return str(script_directory(self.config).versions)
+
+
+def _resolve(target: str, setting: str) -> Any:
+    """`package.module:attr.attr` -> the object; a clear error naming the setting."""
+    module_name, _, attribute = target.partition(":")
+    if not attribute:
+        raise ConfigurationError(f"{setting} = {target!r} is not `module:attribute`")
+    try:
+        value: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"{setting} = {target!r}: module {module_name!r} does not import ({exc})"
+        ) from None
+    for part in attribute.split("."):
+        try:
+            value = getattr(value, part)
+        except AttributeError:
+            raise ConfigurationError(
+                f"{setting} = {target!r}: {module_name} has no {attribute!r}"
+            ) from None
+    return value
+
+
+@dataclass
+class MetadataBuilder(TemplateBuilder):
+    """`metadata.create_all()` (PostgreSQL schemas the tables name are created first)."""
+
+    metadata: MetaData
+    version: str = ""
+
+    def fingerprint(self) -> str:
+        # What create_all would run, compiled for PostgreSQL: any change to the models shows.
+        from sqlalchemy.dialects import postgresql
+
+        dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+        digest = hashlib.sha256(self.version.encode())
+        for table in self.metadata.sorted_tables:
+            digest.update(str(CreateTable(table).compile(dialect=dialect)).encode())
+            for index in sorted(table.indexes, key=lambda i: str(i.name)):
+                digest.update(str(CreateIndex(index).compile(dialect=dialect)).encode())
+        return digest.hexdigest()
+
+    def build(self, connection: Any, url: str, schema_type: str) -> None:
+        if connection.dialect.name == "postgresql":
+            quote = connection.dialect.identifier_preparer.quote_schema
+            for schema in sorted({t.schema for t in self.metadata.tables.values() if t.schema}):
+                connection.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
+        self.metadata.create_all(connection)
+
+    def describe(self) -> str:
+        return f"MetaData of {len(self.metadata.tables)} tables"
+
+
+@dataclass
+class SqlFilesBuilder(TemplateBuilder):
+    """SQL files run in order (PostgreSQL: each file as one script; ClickHouse: statement by
+    statement, split at `;` ending a line)."""
+
+    paths: Sequence[Path]
+    version: str = ""
+
+    def __post_init__(self) -> None:
+        missing = [str(p) for p in self.paths if not Path(p).is_file()]
+        if missing:
+            raise ConfigurationError(f"SQL files of the template not found: {', '.join(missing)}")
+
+    def fingerprint(self) -> str:
+        order = "\0".join(Path(p).name for p in self.paths)
+        return hashlib.sha256(
+            f"{files_digest(self.paths)}\0{order}\0{self.version}".encode()
+        ).hexdigest()
+
+    def build(self, connection: Any, url: str, schema_type: str) -> None:
+        for path in self.paths:
+            script = Path(path).read_text()
+            if connection.dialect.name == "postgresql":
+                connection.exec_driver_sql(script)
+                continue
+            for statement in re.split(r";\s*$", script, flags=re.M):
+                if statement.strip():
+                    connection.exec_driver_sql(statement)
+
+    def describe(self) -> str:
+        return ", ".join(str(p) for p in self.paths)
+
+
+@dataclass
+class SetupBuilder(TemplateBuilder):
+    """A callable of the project's: `setup(connection)` or `setup(connection, url)`. It may
+    do anything the application's own setup does; it may open engines of its own on `url`
+    (their connections are ended before the template is sealed)."""
+
+    function: SetupFunction
+    version: str = ""
+    modules: Sequence[str] = field(default_factory=tuple)  # more code it depends on
+
+    def fingerprint(self) -> str:
+        sources = {Path(f) for f in [inspect.getsourcefile(self.function)] if f}
+        for name in self.modules:
+            module = importlib.import_module(name)
+            if module.__file__:
+                sources.add(Path(module.__file__))
+        name = getattr(self.function, "__qualname__", repr(self.function))
+        return hashlib.sha256(
+            f"{files_digest(sorted(sources))}\0{name}\0{self.version}".encode()
+        ).hexdigest()
+
+    def build(self, connection: Any, url: str, schema_type: str) -> None:
+        takes = len(inspect.signature(self.function).parameters)
+        self.function(*((connection, url) if takes >= 2 else (connection,)))
+
+    def describe(self) -> str:
+        return getattr(self.function, "__qualname__", repr(self.function))
+
+
+def builder_from_settings(settings: Any, backend: str) -> TemplateBuilder | None:
+    """The builder `[tool.netra_isolation]` names for `backend` (`<backend>_metadata`,
+    `<backend>_sql`, `<backend>_setup`), else its Alembic tree; None when it has neither."""
+    version: str = settings.template_version
+    chosen = {
+        key: value
+        for key in (f"{backend}_metadata", f"{backend}_sql", f"{backend}_setup")
+        if (value := getattr(settings, key))
+    }
+    if len(chosen) > 1:
+        raise ConfigurationError(
+            f"{' and '.join(chosen)} are both set: a {backend} template is built one way"
+        )
+    if metadata := chosen.get(f"{backend}_metadata"):
+        target = _resolve(metadata, f"{backend}_metadata")
+        target = getattr(target, "metadata", target)  # a declarative base will do
+        if not isinstance(target, MetaData):
+            raise ConfigurationError(
+                f"{backend}_metadata = {metadata!r} is a {type(target).__name__}, not a MetaData"
+            )
+        return MetadataBuilder(target, version)
+    if paths := chosen.get(f"{backend}_sql"):
+        root = settings.project_root
+        return SqlFilesBuilder([p if Path(p).is_absolute() else root / p for p in paths], version)
+    if setup := chosen.get(f"{backend}_setup"):
+        function = _resolve(setup, f"{backend}_setup")
+        if not callable(function):
+            raise ConfigurationError(f"{backend}_setup = {setup!r} is not callable")
+        return SetupBuilder(function, version)
+    section = ini_section(settings.alembic_ini, getattr(settings, f"{backend}_section"), backend)
+    if section is None:
+        return None
+    return AlembicBuilder(settings.alembic_ini, section, backend)
+
+
+def no_builder_error(settings: Any, backend: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"nothing builds a {backend} template: {settings.alembic_ini} has no section for "
+        f"{backend}. Add one (or name it with {backend}_section), or set {backend}_metadata, "
+        f"{backend}_sql or {backend}_setup in [tool.netra_isolation]"
+    )
+
+
+__all__ = [
+    "AlembicBuilder",
+    "MetadataBuilder",
+    "MigrationError",
+    "SetupBuilder",
+    "SqlFilesBuilder",
+    "TemplateBuilder",
+    "builder_from_settings",
+]
