@@ -27,14 +27,13 @@ class UnknownChoiceError(ConfigurationError):
 
 class UnknownSchemaTypeError(UnknownChoiceError):
     def __init__(
-        self, given: object, valid: Iterable[str], backend: str = "postgres", where: str = ""
+        self, given: object, valid: Iterable[str], backend: str = "postgres", hint: str = ""
     ) -> None:
         super().__init__(
             f"{backend} schema type",
             given,
             valid,
-            "Schema types are 'head' (every head of the history) and the Alembic branch labels"
-            + (f" of the revisions under {where}" if where else ""),
+            hint or "Schema types are 'head' (every head of the history) and its branch labels",
         )
 
 

@@ -107,8 +107,10 @@ class TestIsolatorBase:
         self.owner = owner or Owner.new_run()
         self.scenarios = scenarios or registry
         self._builder = builder
-        # what a test gets when it names no schema type
-        self.default_schema: str = getattr(self.settings, self.schema_setting)
+        # what a test gets when it names no schema type (the settings' is for their builder)
+        self.default_schema: str = (
+            getattr(self.settings, self.schema_setting) if builder is None else HEAD
+        )
         self._databases: dict[str, DatabaseRef] = {}
         self._counter = itertools.count()
         self.inspection_cache: dict[str, Any] = {}  # per template: its schema, its counts

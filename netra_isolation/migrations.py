@@ -23,7 +23,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from netra_isolation.errors import ConfigurationError, MigrationError, UnknownSchemaTypeError
+from netra_isolation.errors import ConfigurationError, MigrationError
 
 _SKIP_PARTS = {"__pycache__"}
 # Alembic's `context` and `op` are module-level proxies: one migration at a time per process
@@ -88,11 +88,11 @@ def schema_types(cfg: Config) -> list[str]:
     return sorted(labels)
 
 
-def check_schema_type(cfg: Config, schema_type: str, backend: str) -> None:
-    valid = schema_types(cfg)
-    if schema_type not in valid:
-        location = script_directory(cfg).versions
-        raise UnknownSchemaTypeError(schema_type, valid, backend, location)
+def schema_type_hint(cfg: Config) -> str:
+    return (
+        "Schema types are 'head' (every head of the history) and the Alembic branch labels "
+        f"of the revisions under {script_directory(cfg).versions}"
+    )
 
 
 def target_heads(cfg: Config, schema_type: str) -> set[str]:

@@ -29,6 +29,7 @@ from netra_isolation.migrations import (
     files_digest,
     ini_section,
     migrations_fingerprint,
+    schema_type_hint,
     schema_types,
     script_directory,
     target_heads,
@@ -47,7 +48,10 @@ class TemplateBuilder:
     def check_schema_type(self, schema_type: str, backend: str) -> None:
         valid = self.schema_types()
         if schema_type not in valid:
-            raise UnknownSchemaTypeError(schema_type, valid, backend, self.describe())
+            raise UnknownSchemaTypeError(schema_type, valid, backend, self.schema_type_hint())
+
+    def schema_type_hint(self) -> str:
+        return f"A template built from {self.describe()} has one schema type, 'head'"
 
     def fingerprint(self) -> str:
         raise NotImplementedError
@@ -80,6 +84,9 @@ class AlembicBuilder(TemplateBuilder):
 
     def build(self, connection: Any, url: str, schema_type: str) -> None:
         upgrade(self.config, connection, schema_type, url)
+
+    def schema_type_hint(self) -> str:
+        return schema_type_hint(self.config)
 
     def expected_heads(self, schema_type: str) -> set[str] | None:
         return target_heads(self.config, schema_type)

@@ -1,0 +1,200 @@
+"""Templates built another way than by Alembic: a MetaData, SQL files, a setup callable; on
+the real servers, each fingerprinted by what it is built from."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, text
+from sqlalchemy.pool import NullPool
+
+from netra_isolation import (
+    ClickHouseTestIsolator,
+    ConfigurationError,
+    PostgreSQLTestIsolator,
+    Settings,
+)
+from netra_isolation.templates import (
+    MetadataBuilder,
+    SetupBuilder,
+    SqlFilesBuilder,
+    builder_from_settings,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+MakeIsolator = Callable[..., Any]
+
+
+@pytest.fixture
+def isolators() -> Iterator[MakeIsolator]:
+    """`isolators(kind, builder)`: an isolator with a prefix of its own; its databases and
+    templates are dropped afterwards."""
+    made: list[Any] = []
+
+    def make(kind: type, builder: Any, **settings: Any) -> Any:
+        base = Settings.load(root=ROOT).with_overrides(prefix=f"nibld{uuid.uuid4().hex[:6]}")
+        isolator = kind(base.with_overrides(**settings) if settings else base, builder=builder)
+        made.append(isolator)
+        return isolator
+
+    yield make
+    for isolator in made:
+        isolator.cleanup_all_sync()
+        for name in isolator.templates():
+            isolator.drop_template(name)
+        isolator.close()
+
+
+def pg_tables(isolator: PostgreSQLTestIsolator, test_id: str) -> set[str]:
+    with isolator.session_sync(test_id) as session:
+        rows = session.execute(
+            text(
+                "SELECT schemaname || '.' || tablename FROM pg_tables WHERE schemaname "
+                "NOT IN ('pg_catalog', 'information_schema')"
+            )
+        ).scalars()
+        return set(rows)
+
+
+def shop_metadata(extra_column: bool = False) -> MetaData:
+    metadata = MetaData()
+    columns = [Column("id", Integer, primary_key=True), Column("name", String(50))]
+    if extra_column:
+        columns.append(Column("price", Integer))
+    Table("products", metadata, *columns)
+    Table("ledger", metadata, Column("id", Integer, primary_key=True), schema="audit")
+    return metadata
+
+
+def test_metadata_builds_tables_and_their_schemas(isolators: MakeIsolator) -> None:
+    isolator = isolators(PostgreSQLTestIsolator, MetadataBuilder(shop_metadata()))
+    isolator.create_isolated_database_sync("t_meta")
+    assert pg_tables(isolator, "t_meta") == {"public.products", "audit.ledger"}
+
+
+def test_metadata_fingerprint_follows_the_models() -> None:
+    one, same = MetadataBuilder(shop_metadata()), MetadataBuilder(shop_metadata())
+    changed = MetadataBuilder(shop_metadata(extra_column=True))
+    versioned = MetadataBuilder(shop_metadata(), version="2")
+    assert one.fingerprint() == same.fingerprint()
+    assert len({one.fingerprint(), changed.fingerprint(), versioned.fingerprint()}) == 3
+
+
+def test_sql_files_run_in_order_and_their_content_is_the_fingerprint(
+    tmp_path: Path, isolators: MakeIsolator
+) -> None:
+    first, second = tmp_path / "01_schema.sql", tmp_path / "02_data.sql"
+    first.write_text("CREATE TABLE colors (name text PRIMARY KEY);\nCREATE SCHEMA ref;\n")
+    second.write_text("INSERT INTO colors VALUES ('red'), ('blue');\n")
+    builder = SqlFilesBuilder([first, second])
+    isolator = isolators(PostgreSQLTestIsolator, builder)
+    isolator.create_isolated_database_sync("t_sql")
+    with isolator.session_sync("t_sql") as session:
+        colors = session.execute(text("SELECT name FROM colors ORDER BY 1")).scalars().all()
+    assert colors == ["blue", "red"]
+    before = builder.fingerprint()
+    second.write_text("INSERT INTO colors VALUES ('green');\n")
+    assert builder.fingerprint() != before
+    assert SqlFilesBuilder([second, first]).fingerprint() != builder.fingerprint()
+
+
+def test_a_setup_callable_may_commit_on_its_own_engine_and_leave_it_open(
+    isolators: MakeIsolator,
+) -> None:
+    """As an application's own setup does: its engine's pooled connection stays open, and the
+    tool ends it before sealing (else the template could not be renamed or cloned)."""
+    engines: list[Any] = []
+
+    def setup(connection: Any, url: str) -> None:
+        connection.execute(text("CREATE TABLE tenants (name text)"))
+        engine = create_engine(url)  # pooled: its connection stays open after the block
+        engines.append(engine)
+        with engine.begin() as own:
+            own.execute(text("CREATE SCHEMA tenant_a"))
+            own.execute(text("CREATE TABLE tenant_a.notes (body text)"))
+
+    isolator = isolators(PostgreSQLTestIsolator, SetupBuilder(setup))
+    isolator.create_isolated_database_sync("t_setup")
+    assert pg_tables(isolator, "t_setup") == {"public.tenants", "tenant_a.notes"}
+    engines[0].dispose()
+
+
+def test_setup_fingerprint_is_its_module_source_and_version(tmp_path: Path) -> None:
+    module = tmp_path / f"app_setup_{uuid.uuid4().hex[:6]}.py"
+    module.write_text("def setup(connection):\n    pass\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        namespace = __import__(module.stem)
+        before = SetupBuilder(namespace.setup).fingerprint()
+        assert SetupBuilder(namespace.setup, version="v2").fingerprint() != before
+        module.write_text("def setup(connection):\n    pass  # changed\n")
+        assert SetupBuilder(namespace.setup).fingerprint() != before
+    finally:
+        sys.path.remove(str(tmp_path))
+
+
+def test_clickhouse_sql_files(tmp_path: Path, isolators: MakeIsolator) -> None:
+    schema = tmp_path / "clickhouse.sql"
+    schema.write_text(
+        textwrap.dedent(
+            """
+            CREATE TABLE hits (id UInt64, url String) ENGINE = MergeTree ORDER BY id;
+            CREATE TABLE hits_log (id UInt64) ENGINE = Log;
+            """
+        )
+    )
+    isolator = isolators(ClickHouseTestIsolator, SqlFilesBuilder([schema]))
+    isolator.create_isolated_database_sync("t_ch_sql")
+    client = isolator.client("t_ch_sql")
+    try:
+        client.insert("hits", [{"id": 1, "url": "/a"}])
+        assert client.execute("SELECT url FROM hits") == [("/a",)]
+        assert client.count("hits_log") == 0
+    finally:
+        client.close()
+
+
+def test_settings_name_the_builder(tmp_path: Path) -> None:
+    (tmp_path / "schema.sql").write_text("CREATE TABLE t (id int);\n")
+    settings = Settings.load(
+        {"postgres_sql": ["schema.sql"], "template_version": "7"}, environ={}, root=tmp_path
+    )
+    builder = builder_from_settings(settings, "postgres")
+    assert isinstance(builder, SqlFilesBuilder)
+    assert builder.paths == [tmp_path / "schema.sql"] and builder.version == "7"
+    both = settings.with_overrides(postgres_setup="os:getcwd")
+    with pytest.raises(ConfigurationError, match="postgres_sql and postgres_setup"):
+        builder_from_settings(both, "postgres")
+    assert builder_from_settings(Settings.load(environ={}, root=tmp_path), "postgres") is None
+
+
+def test_a_setting_that_does_not_import_says_so(tmp_path: Path) -> None:
+    settings = Settings.load({"postgres_setup": "no_such_module:setup"}, environ={}, root=tmp_path)
+    with pytest.raises(ConfigurationError, match="postgres_setup = 'no_such_module:setup'"):
+        builder_from_settings(settings, "postgres")
+
+
+def test_an_engine_of_its_own_is_not_left_open_on_the_clone(isolators: MakeIsolator) -> None:
+    """The copy a test gets has no connection but the test's."""
+
+    def setup(connection: Any, url: str) -> None:
+        connection.execute(text("CREATE TABLE t (id int)"))
+        create_engine(url, poolclass=NullPool).connect()  # leaked on purpose
+
+    isolator = isolators(PostgreSQLTestIsolator, SetupBuilder(setup))
+    db = isolator.create_isolated_database_sync("t_leak")
+    with isolator.session_sync("t_leak") as session:
+        others = session.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = :d "
+                "AND pid <> pg_backend_pid()"
+            ),
+            {"d": db.name},
+        ).scalar_one()
+    assert others == 0
