@@ -27,17 +27,26 @@ from netra_isolation.isolator import DatabaseRef, TemplateRef, TemplateSpec
 from netra_isolation.postgres_isolation import PostgreSQLTestIsolator
 from netra_isolation.seed_data_manager import Scenario, scenario
 from netra_isolation.settings import Settings
+from netra_isolation.templates import (
+    AlembicBuilder,
+    MetadataBuilder,
+    SetupBuilder,
+    SqlFilesBuilder,
+    TemplateBuilder,
+)
 from netra_isolation.test_database_manager import TestDatabaseManager
 
 compat.apply()
 
 __all__ = [
+    "AlembicBuilder",
     "AsyncClickHouseClient",
     "ClickHouseClient",
     "ClickHouseTestIsolator",
     "ConfigurationError",
     "DatabaseRef",
     "IsolatedTestConfig",
+    "MetadataBuilder",
     "MigrationError",
     "NetraIsolationError",
     "PostgreSQLTestIsolator",
@@ -45,6 +54,9 @@ __all__ = [
     "ServerError",
     "ServerUnreachableError",
     "Settings",
+    "SetupBuilder",
+    "SqlFilesBuilder",
+    "TemplateBuilder",
     "TemplateRef",
     "TemplateSpec",
     "TestDatabaseManager",

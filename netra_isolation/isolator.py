@@ -101,8 +101,10 @@ class TestIsolatorBase:
         owner: Owner | None = None,
         scenarios: ScenarioRegistry | None = None,
         builder: TemplateBuilder | None = None,
+        label: str = "",
     ) -> None:
         self.settings = settings or Settings.load()
+        self.label = label  # another database of the same tests: in its databases' names
         self.metrics = metrics or Metrics()
         self.owner = owner or Owner.new_run()
         self.scenarios = scenarios or registry
@@ -282,7 +284,14 @@ class TestIsolatorBase:
         spec = TemplateSpec(self.schema_for(schema_type, scenario), scenario, scale)
         template = self.ensure_template(spec)
         owner = self.owner.for_test(nodeid or test_id)
-        unique = (owner.run, owner.worker, str(owner.pid), owner.test, str(next(self._counter)))
+        unique = (
+            owner.run,
+            owner.worker,
+            str(owner.pid),
+            owner.test,
+            str(next(self._counter)),
+            self.label,
+        )
         name = database_name(self.settings.prefix, test_id, *unique, max_length=self.name_length)
         db = self.clone(template, name, owner)
         db = DatabaseRef(db.backend, db.name, test_id, db.owner, db.template)

@@ -48,9 +48,15 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
         owner: Owner | None = None,
         scenarios: ScenarioRegistry | None = None,
         builder: TemplateBuilder | None = None,
+        label: str = "",
     ) -> None:
         super().__init__(
-            settings, metrics=metrics, owner=owner, scenarios=scenarios, builder=builder
+            settings,
+            metrics=metrics,
+            owner=owner,
+            scenarios=scenarios,
+            builder=builder,
+            label=label,
         )
         self._server = server
         self._templates: dict[TemplateSpec, TemplateRef] = {}

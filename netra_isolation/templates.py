@@ -21,7 +21,7 @@ from alembic.config import Config
 from sqlalchemy import MetaData
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from netra_isolation.errors import ConfigurationError, MigrationError, UnknownSchemaTypeError
+from netra_isolation.errors import ConfigurationError, UnknownSchemaTypeError
 from netra_isolation.migrations import (
     HEAD,
     alembic_config,
@@ -253,13 +253,3 @@ def no_builder_error(settings: Any, backend: str) -> ConfigurationError:
         f"{backend}_sql or {backend}_setup in [tool.netra_isolation]"
     )
 
-
-__all__ = [
-    "AlembicBuilder",
-    "MetadataBuilder",
-    "MigrationError",
-    "SetupBuilder",
-    "SqlFilesBuilder",
-    "TemplateBuilder",
-    "builder_from_settings",
-]

@@ -4,7 +4,7 @@ databases, background drops and metrics."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -15,6 +15,7 @@ from netra_isolation.metrics import Metrics
 from netra_isolation.naming import Owner
 from netra_isolation.postgres_isolation import PostgreSQLTestIsolator
 from netra_isolation.settings import Settings
+from netra_isolation.templates import TemplateBuilder
 
 BACKENDS = ("postgres", "clickhouse")
 
@@ -28,8 +29,15 @@ class TestDatabaseManager:
         *,
         owner: Owner | None = None,
         metrics: Metrics | None = None,
+        builders: Mapping[str, TemplateBuilder] | None = None,
+        label: str = "",
     ) -> None:
         self.settings = settings or Settings.load()
+        # a manager of another database of the same tests (a fixture factory's): its own
+        # builders, and a label in its databases' names
+        self.builders = dict(builders or {})
+        self.label = label
+        self._derived: dict[str, TestDatabaseManager] = {}
         self.owner = owner or Owner.new_run()
         self.metrics = metrics or Metrics()
         self.kept: list[dict[str, Any]] = []
@@ -48,11 +56,32 @@ class TestDatabaseManager:
             return self._isolators[backend]
 
     def _make(self, backend: str) -> Any:
-        if backend == "postgres":
-            return PostgreSQLTestIsolator(self.settings, metrics=self.metrics, owner=self.owner)
-        if backend == "clickhouse":
-            return ClickHouseTestIsolator(self.settings, metrics=self.metrics, owner=self.owner)
-        raise ConfigurationError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+        kinds = {"postgres": PostgreSQLTestIsolator, "clickhouse": ClickHouseTestIsolator}
+        if backend not in kinds:
+            raise ConfigurationError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+        return kinds[backend](
+            self.settings,
+            metrics=self.metrics,
+            owner=self.owner,
+            builder=self.builders.get(backend),
+            label=self.label,
+        )
+
+    def derived(self, label: str, builders: Mapping[str, TemplateBuilder]) -> TestDatabaseManager:
+        """The manager of another database of the same tests (`postgres_fixture(...)`): same
+        settings, run and metrics; its own templates; finished with this one."""
+        with self._lock:
+            if label not in self._derived:
+                manager = TestDatabaseManager(
+                    self.settings,
+                    owner=self.owner,
+                    metrics=self.metrics,
+                    builders=builders,
+                    label=label,
+                )
+                manager.progress = lambda line: self.progress(line)
+                self._derived[label] = manager
+            return self._derived[label]
 
     @property
     def postgres(self) -> PostgreSQLTestIsolator:
@@ -66,7 +95,7 @@ class TestDatabaseManager:
             if key in self._worker_databases:
                 return self._worker_databases[key]
         isolator = self.isolator(backend)
-        test_id = "_".join(["worker", self.owner.worker, *spec.labels()])
+        test_id = "_".join(["worker", self.owner.worker, *spec.labels(), self.label])
         db: DatabaseRef = isolator.create_isolated_database_sync(
             test_id,
             spec.schema_type,
@@ -105,7 +134,10 @@ class TestDatabaseManager:
             future.result()
 
     def finish(self) -> int:
-        """Drop what this process created; return how many of its databases are left behind."""
+        """Drop what this process created; return how many of its databases are left behind
+        (the derived managers' too: they share the owner this one counts by)."""
+        for manager in self._derived.values():
+            manager.finish()
         self.wait_for_drops()
         for (backend, _spec), db in list(self._worker_databases.items()):
             isolator = self.isolator(backend)
@@ -128,7 +160,8 @@ class TestDatabaseManager:
         if self._dropper is not None:
             self._dropper.shutdown(wait=True)
             self._dropper = None
-        self.metrics.count("databases_left_behind", left)
+        if not self.label:  # counted once, by the manager the derived ones belong to
+            self.metrics.count("databases_left_behind", left)
         for isolator in self._isolators.values():
             isolator.close()
         return left
