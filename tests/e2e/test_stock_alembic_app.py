@@ -97,7 +97,7 @@ def test_stock_project_works_with_no_configuration_and_spares_the_decoy(
     decoy = scratch_database()  # type: ignore[operator]
     point_ini_at(app, decoy)
     result = run(app, *workers)
-    result.assert_outcomes(passed=10)
+    result.assert_outcomes(passed=12)
     assert tables(decoy) == []
 
 
