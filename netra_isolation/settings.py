@@ -71,6 +71,10 @@ class Settings:
     server_data: str = "auto"
     template_build_timeout: float = 600.0
     scenario_modules: tuple[str, ...] = ()
+    # the app's factory-boy SQLAlchemyModelFactory classes: `module` or `module:Class`
+    factories: tuple[str, ...] = ()
+    # the app's scoped_session / sessionmaker / async_sessionmaker: `module:attribute`
+    sessions: tuple[str, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def source(self, name: str) -> str:
