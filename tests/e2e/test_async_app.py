@@ -74,3 +74,21 @@ def test_a_misspelt_module_is_named(app: pytest.Pytester, setting: str) -> None:
     assert "'notes.factoriez'" in output
     assert f"setting '{setting}'" in output
     assert result.ret != 0
+
+
+def test_factories_named_by_class_bring_their_subclasses(app: pytest.Pytester) -> None:
+    """`module:Class`: the class and every subclass (CommittedAuthorFactory and
+    AuthorByEmailFactory subclass AuthorFactory, each with a _meta of its own)."""
+    pyproject = app.path / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            'factories = ["notes.factories"]',
+            'factories = ["notes.factories:AuthorFactory", "notes.factories:NoteFactory"]',
+        )
+    )
+    result = run(app, "-k", "commit_and_get_or_create or scoped_session")
+    result.assert_outcomes(passed=8)
+    pyproject.write_text(pyproject.read_text().replace(', "notes.factories:NoteFactory"', ""))
+    result = run(app, "-k", "commit_and_get_or_create")
+    result.assert_outcomes(failed=4)  # NoteFactory has no session then
+    result.stdout.fnmatch_lines(["*No session provided*"])

@@ -86,3 +86,17 @@ def test_ram_is_a_tmpfs_with_room() -> None:
     mounts = Path("/proc/mounts").read_text().split("\n")
     if any(line.split()[1:3] == [str(RAM_DIR), "tmpfs"] for line in mounts if line):
         assert ram_dir(RAM_DIR, min_free=0) == RAM_DIR
+
+
+def test_factories_and_sessions_are_lists_of_names(tmp_path: Path) -> None:
+    write_pyproject(
+        tmp_path,
+        '[tool.netra_isolation]\nfactories = ["app.factories", "app.more:Base"]\n'
+        'sessions = ["app.db:Session"]\n',
+    )
+    settings = Settings.load(environ={}, root=tmp_path)
+    assert settings.factories == ("app.factories", "app.more:Base")
+    assert settings.sessions == ("app.db:Session",)
+    env = {"NETRA_ISOLATION_SESSIONS": "app.db:Session, app.db:AsyncSession"}
+    settings = Settings.load(environ=env, root=tmp_path)
+    assert settings.sessions == ("app.db:Session", "app.db:AsyncSession")
