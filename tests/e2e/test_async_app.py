@@ -64,14 +64,27 @@ def test_the_app_uses_public_names_only() -> None:
             assert module == "netra_isolation", (path, module)
 
 
-@pytest.mark.parametrize("setting", ["factories", "scenario_modules"])
-def test_a_misspelt_module_is_named(app: pytest.Pytester, setting: str) -> None:
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("factories", "notes.factoriez"),
+        ("scenario_modules", "notes.factoriez"),
+        ("sessions", "notes.dbz:Session"),
+    ],
+)
+def test_a_misspelt_module_is_named(app: pytest.Pytester, setting: str, value: str) -> None:
     pyproject = app.path / "pyproject.toml"
-    text = pyproject.read_text().replace('factories = ["notes.factories"]\n', "")
-    pyproject.write_text(text + f'{setting} = ["notes.factoriez"]\n')
+    text = pyproject.read_text()
+    for line in (
+        'factories = ["notes.factories"]\n',
+        'sessions = ["notes.db:Session", "notes.db:SyncSession"]\n',
+    ):
+        if line.startswith(setting):
+            text = text.replace(line, "")
+    pyproject.write_text(text + f'{setting} = ["{value}"]\n')
     result = run(app, "-k", "counts_only and database and 0")
     output = result.stdout.str()
-    assert "'notes.factoriez'" in output
+    assert f"'{value.split(':')[0]}'" in output
     assert f"setting '{setting}'" in output
     assert result.ret != 0
 
