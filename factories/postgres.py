@@ -11,6 +11,7 @@ import factory
 from factory.alchemy import SQLAlchemyModelFactory
 from sqlalchemy.orm import Session
 
+from netra_isolation.binding import acreate, acreate_batch
 from netra_isolation.models import (
     ApiKey,
     Membership,
@@ -22,7 +23,6 @@ from netra_isolation.models import (
     User,
 )
 from netra_isolation.seed_data_manager import (
-    current_async_session,
     current_session,
     session_can_flush,
     session_can_query,
@@ -57,11 +57,11 @@ class ModelFactory(SQLAlchemyModelFactory):
     async def acreate(cls, **kwargs: Any) -> Any:
         """`create()` for async tests: runs inside `AsyncSession.run_sync`, so the row is
         flushed (it has its id) and get-or-create factories can query."""
-        return await current_async_session().run_sync(lambda _: cls.create(**kwargs))
+        return await acreate(cls, **kwargs)
 
     @classmethod
     async def acreate_batch(cls, size: int, **kwargs: Any) -> list[Any]:
-        return await current_async_session().run_sync(lambda _: cls.create_batch(size, **kwargs))
+        return await acreate_batch(cls, size, **kwargs)
 
     @classmethod
     def _get_or_create(

@@ -1,6 +1,7 @@
 """netra_isolation: every test its own real PostgreSQL and ClickHouse database."""
 
 from netra_isolation import compat
+from netra_isolation.binding import acreate, acreate_batch
 from netra_isolation.clickhouse_isolation import (
     AsyncClickHouseClient,
     ClickHouseClient,
@@ -62,6 +63,8 @@ __all__ = [
     "TestDatabaseManager",
     "UnknownChoiceError",
     "UnknownSchemaTypeError",
+    "acreate",
+    "acreate_batch",
     "scenario",
     "with_database_snapshots",
     "with_isolated_clickhouse",

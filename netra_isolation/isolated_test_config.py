@@ -21,6 +21,7 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from netra_isolation.binding import bind_factories, bind_sessions, forget_sessions, load_sessions
 from netra_isolation.clickhouse_isolation import AsyncClickHouseClient, ClickHouseClient
 from netra_isolation.database_snapshots import DatabaseSnapshots, StateDiff, diff_state_sync
 from netra_isolation.errors import ConfigurationError, ValidationFailedError
@@ -154,6 +155,37 @@ class IsolatedTestConfig:
                 yield session
             finally:
                 self._sessions.remove(session)
+
+    @contextmanager
+    def bind_test_session(self, session: AsyncSession | Session) -> Iterator[None]:
+        """For the block, factories write to `session`, and the application's configured
+        factories and sessions (settings `factories`, `sessions`) use the test's database."""
+        settings = self.manager.settings
+        bind_factories(settings.factories)
+        isolator = self.manager.postgres
+        try:
+            with (
+                bind_session(session),
+                bind_sessions(
+                    load_sessions(settings.sessions),
+                    session,
+                    transaction=self._shared("postgres"),
+                    url=lambda driver: isolator.database_url(self.test_id, driver),
+                    application_name=isolator.application_name(self.test_id),
+                ),
+            ):
+                yield
+        finally:
+            forget_sessions(settings.factories)
+
+    def database_url(self) -> str:
+        """The test's PostgreSQL URL (psycopg driver): at `transaction` level the worker's
+        database, where what an engine of its own commits is not rolled back."""
+        db = self.databases.get("postgres")
+        if db is None:
+            raise ConfigurationError(f"{self.nodeid} has no PostgreSQL database (yet)")
+        url = self.manager.postgres.server.url(db.name, "psycopg")
+        return str(url.render_as_string(hide_password=False))
 
     async def release_sessions(self) -> None:
         """Give back the connections the test's sessions hold (they reconnect on next use):
@@ -347,7 +379,7 @@ async def with_isolated_postgres(
     try:
         await config.setup_postgres(schema_type, scenario)
         async with config.postgres_session() as session:
-            with bind_session(session):
+            with config.bind_test_session(session):
                 yield session, config
     finally:
         if config.cleanup_on_exit:
@@ -432,7 +464,7 @@ def with_isolated_postgres_sync(
     config = IsolatedTestConfig(test_name, cleanup_on_exit, manager=manager, level=level)
     try:
         config.setup_postgres_sync(schema_type, scenario)
-        with config.postgres_session_sync() as session, bind_session(session):
+        with config.postgres_session_sync() as session, config.bind_test_session(session):
             yield session, config
     finally:
         if config.cleanup_on_exit:
@@ -533,7 +565,7 @@ async def isolated_postgres(
     try:
         await config.setup_postgres(wanted.schema, wanted.scenario)
         async with config.postgres_session() as session:
-            with bind_session(session):
+            with config.bind_test_session(session):
                 yield session, config
             await _validate_before_rollback(request, config)
     finally:
@@ -548,10 +580,28 @@ def isolated_postgres_sync(
     config, wanted = _test_config(request, netra_manager)
     try:
         config.setup_postgres_sync(wanted.schema, wanted.scenario)
-        with config.postgres_session_sync() as session, bind_session(session):
+        with config.postgres_session_sync() as session, config.bind_test_session(session):
             yield session, config
     finally:
         _finish(request, config)
+
+
+@pytest.fixture
+def netra_database_url(request: pytest.FixtureRequest) -> str:
+    """The running test's PostgreSQL URL (psycopg driver), for code that builds its own
+    engine; the test's isolated_postgres / isolated_postgres_sync if it asked for one, else
+    isolated_postgres_sync."""
+    for name in ("isolated_postgres", "isolated_postgres_sync", "isolated_full_stack"):
+        if name in request.fixturenames:
+            request.getfixturevalue(name)
+            break
+    else:
+        request.getfixturevalue("isolated_postgres_sync")
+    configs: list[IsolatedTestConfig] = request.node.stash.get(CONFIGS, [])
+    for config in configs:
+        if "postgres" in config.databases:
+            return config.database_url()
+    raise ConfigurationError(f"{request.node.nodeid} has no PostgreSQL database")
 
 
 @pytest_asyncio.fixture
@@ -603,7 +653,7 @@ async def _full_stack(
         config.setup("clickhouse", schemas["clickhouse_schema"], scenario, scale),
     )
     async with config.postgres_session() as session:
-        with bind_session(session):
+        with config.bind_test_session(session):
             yield {
                 "postgres_session": session,
                 "postgres_database": pg.name,

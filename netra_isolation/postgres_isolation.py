@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
+from netra_isolation.binding import bind_factories
 from netra_isolation.errors import ConfigurationError, SeedError
 from netra_isolation.isolator import DatabaseRef, TemplateRef, TemplateSpec, TestIsolatorBase
 from netra_isolation.metrics import Metrics
@@ -229,6 +230,7 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
     def _seed(self, spec: TemplateSpec, connection: Any) -> None:
         scenario_name = spec.scenario
         assert scenario_name is not None
+        bind_factories(self.settings.factories)  # the app's factories its scenarios use
         with Session(bind=connection) as session:
             try:
                 self.scenarios.seed_postgres(scenario_name, session, spec.scale)

@@ -24,6 +24,7 @@ from netra_isolation.isolated_test_config import (
     isolated_full_stack,
     isolated_postgres,
     isolated_postgres_sync,
+    netra_database_url,
     netra_manager,
     performance_test_config,
     set_default_manager,
@@ -39,6 +40,7 @@ __all__ = [
     "isolated_full_stack",
     "isolated_postgres",
     "isolated_postgres_sync",
+    "netra_database_url",
     "netra_manager",
     "performance_test_config",
 ]

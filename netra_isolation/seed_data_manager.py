@@ -228,8 +228,15 @@ class ScenarioRegistry:
             try:
                 importlib.import_module(module)
             except ModuleNotFoundError as exc:
-                if exc.name != module.split(".")[0] and exc.name != module:
-                    raise
+                if exc.name is not None and (
+                    module == exc.name or module.startswith(f"{exc.name}.")
+                ):
+                    raise ConfigurationError(
+                        f"module {module!r} of the setting 'scenario_modules' "
+                        "([tool.netra_isolation] / NETRA_ISOLATION_SCENARIO_MODULES) cannot be "
+                        f"imported: {exc}"
+                    ) from None
+                raise
             self._loaded.add(module)
 
     def names(self) -> list[str]:

@@ -84,6 +84,10 @@ class Settings:
     # seconds a step (server start, template build) runs before it says so; 0: at once
     progress_after: float = 0.5
     scenario_modules: tuple[str, ...] = ()
+    # the app's factory-boy SQLAlchemyModelFactory classes: `module` or `module:Class`
+    factories: tuple[str, ...] = ()
+    # the app's scoped_session / sessionmaker / async_sessionmaker: `module:attribute`
+    sessions: tuple[str, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def source(self, name: str) -> str:

@@ -252,4 +252,3 @@ def no_builder_error(settings: Any, backend: str) -> ConfigurationError:
         f"{backend}. Add one (or name it with {backend}_section), or set {backend}_metadata, "
         f"{backend}_sql or {backend}_setup in [tool.netra_isolation]"
     )
-

@@ -101,3 +101,17 @@ def test_progress_after_from_pyproject_and_environment(tmp_path: Path) -> None:
         2.5,
         "NETRA_ISOLATION_PROGRESS_AFTER",
     )
+
+
+def test_factories_and_sessions_are_lists_of_names(tmp_path: Path) -> None:
+    write_pyproject(
+        tmp_path,
+        '[tool.netra_isolation]\nfactories = ["app.factories", "app.more:Base"]\n'
+        'sessions = ["app.db:Session"]\n',
+    )
+    settings = Settings.load(environ={}, root=tmp_path)
+    assert settings.factories == ("app.factories", "app.more:Base")
+    assert settings.sessions == ("app.db:Session",)
+    env = {"NETRA_ISOLATION_SESSIONS": "app.db:Session, app.db:AsyncSession"}
+    settings = Settings.load(environ=env, root=tmp_path)
+    assert settings.sessions == ("app.db:Session", "app.db:AsyncSession")

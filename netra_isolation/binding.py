@@ -1,0 +1,240 @@
+"""The application's own factories and sessions, pointed at the running test's database.
+
+`factories`: factory-boy SQLAlchemyModelFactory classes (a module's, or a class and its
+subclasses) write to `current_session()`. `sessions`: the app's `scoped_session`,
+`sessionmaker` or `async_sessionmaker` are bound to the test's database for the test, and
+restored afterwards.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from types import ModuleType
+from typing import Any, TypeVar
+
+from factory.alchemy import SQLAlchemyModelFactory
+from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import Session, scoped_session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from netra_isolation.errors import ConfigurationError
+from netra_isolation.seed_data_manager import current_async_session, current_session
+
+T = TypeVar("T")
+AppSession = scoped_session[Any] | sessionmaker[Any] | async_sessionmaker[Any]
+
+
+def _import(name: str, setting: str) -> ModuleType:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and (name == exc.name or name.startswith(f"{exc.name}.")):
+            raise ConfigurationError(
+                f"module {name!r} of the setting {setting!r} ([tool.netra_isolation] / "
+                f"NETRA_ISOLATION_{setting.upper()}) cannot be imported: {exc}"
+            ) from None
+        raise
+
+
+def _resolve(spec: str, setting: str) -> tuple[ModuleType, Any]:
+    """`module` or `module:attr` -> (module, the attribute or None)."""
+    module_name, _, attr = spec.partition(":")
+    module = _import(module_name.strip(), setting)
+    if not attr:
+        return module, None
+    try:
+        return module, getattr(module, attr.strip())
+    except AttributeError:
+        raise ConfigurationError(
+            f"{spec!r} of the setting {setting!r}: module {module_name!r} has no {attr!r}"
+        ) from None
+
+
+def _factories(specs: Iterable[str]) -> Iterator[type[SQLAlchemyModelFactory]]:
+    for spec in specs:
+        module, found = _resolve(spec, "factories")
+        if found is None:
+            roots = [
+                value
+                for value in vars(module).values()
+                if isinstance(value, type)
+                and issubclass(value, SQLAlchemyModelFactory)
+                and value.__module__ == module.__name__
+            ]
+        elif isinstance(found, type) and issubclass(found, SQLAlchemyModelFactory):
+            roots = [found]
+        else:
+            raise ConfigurationError(
+                f"{spec!r} of the setting 'factories' is not a factory-boy "
+                f"SQLAlchemyModelFactory class: {found!r}"
+            )
+        pending = list(roots)
+        while pending:  # each factory class has its own _meta, copied when it was made
+            cls = pending.pop()
+            pending.extend(cls.__subclasses__())
+            yield cls
+
+
+def bind_factories(specs: Iterable[str]) -> None:
+    """Make the configured factories (and every subclass of them made so far) write to the
+    running test's (or template's) session: factory-boy reads the factory at each call."""
+    for cls in _factories(specs):
+        meta: Any = cls._meta  # factory-boy's SQLAlchemyOptions (untyped)
+        meta.sqlalchemy_session_factory = current_session
+        meta.sqlalchemy_session = None
+
+
+def forget_sessions(specs: Iterable[str]) -> None:
+    """factory-boy keeps the last session it used on `_meta`: let the test's go."""
+    for cls in _factories(specs):
+        meta: Any = cls._meta
+        meta.sqlalchemy_session = None
+
+
+async def acreate(factory: Any, **kwargs: Any) -> Any:
+    """`await acreate(Factory, **kwargs)`: any factory's `create()` in an async test, run
+    inside `AsyncSession.run_sync`, so it can flush, commit and look rows up."""
+    return await current_async_session().run_sync(lambda _: factory.create(**kwargs))
+
+
+async def acreate_batch(factory: Any, size: int, **kwargs: Any) -> list[Any]:
+    """`await acreate_batch(Factory, n, **kwargs)`: `create_batch` the same way."""
+    made: list[Any] = await current_async_session().run_sync(
+        lambda _: factory.create_batch(size, **kwargs)
+    )
+    return made
+
+
+# -- the application's sessions -----------------------------------------------------------
+def load_sessions(specs: Iterable[str]) -> list[tuple[str, AppSession]]:
+    found: list[tuple[str, AppSession]] = []
+    for spec in specs:
+        if ":" not in spec:
+            raise ConfigurationError(
+                f"{spec!r} of the setting 'sessions' is not `module:attribute` "
+                "(say, 'myapp.db:Session')"
+            )
+        _, target = _resolve(spec, "sessions")
+        if not isinstance(target, scoped_session | sessionmaker | async_sessionmaker):
+            raise ConfigurationError(
+                f"{spec!r} of the setting 'sessions' is {type(target).__name__}, not a "
+                "scoped_session, sessionmaker or async_sessionmaker"
+            )
+        found.append((spec, target))
+    return found
+
+
+def is_async(target: AppSession) -> bool:
+    return isinstance(target, async_sessionmaker)
+
+
+def _factory(target: AppSession) -> sessionmaker[Any] | async_sessionmaker[Any]:
+    return target.session_factory if isinstance(target, scoped_session) else target
+
+
+def _options(bind: object) -> dict[str, Any]:
+    if isinstance(bind, Engine | Connection):
+        return dict(bind.get_execution_options())
+    if isinstance(bind, AsyncEngine | AsyncConnection):
+        return dict(bind.sync_engine.get_execution_options())
+    return {}
+
+
+def _refuse(spec: str, why: str) -> Callable[[], Any]:
+    def connect() -> Any:
+        raise ConfigurationError(f"{spec} (setting 'sessions'): {why}")
+
+    return connect
+
+
+@contextmanager
+def bind_sessions(
+    targets: list[tuple[str, AppSession]],
+    test_session: Session | AsyncSession,
+    *,
+    transaction: bool,
+    url: Callable[[str], str],
+    application_name: str,
+) -> Iterator[None]:
+    """For the block, each of the app's session factories is bound to the test's database:
+    at `transaction` level to the test's own connection, joined with SAVEPOINTs (the app's
+    commits are rolled back with the test); else to an engine on the test's database, with
+    the driver the tool uses (psycopg / asyncpg). The app's bind's execution options (say,
+    `schema_translate_map`) are kept. `url(driver)`: the test's database URL."""
+    engines: list[Engine] = []
+    saved: list[tuple[AppSession, dict[str, Any]]] = []
+    test_async = isinstance(test_session, AsyncSession)
+    try:
+        for spec, target in targets:
+            factory = _factory(target)
+            options = _options(factory.kw.get("bind"))
+            kw: dict[str, Any] = {}
+            if transaction and is_async(target) == test_async:
+                connection = test_session.bind
+                sync = (
+                    connection.sync_connection
+                    if isinstance(connection, AsyncConnection)
+                    else connection
+                )
+                if not isinstance(sync, Connection):
+                    raise ConfigurationError(f"{spec}: the test's session has no connection")
+                if options:
+                    sync.execution_options(**options)  # in place: the test's connection
+                kw = {"bind": connection, "join_transaction_mode": "create_savepoint"}
+            elif transaction:
+                kind = "async" if is_async(target) else "sync"
+                why = (
+                    f"a {kind} session factory cannot join this test's transaction, which is on "
+                    f"a{'n' if not test_async else ''} {'async' if test_async else 'sync'} "
+                    "connection: use the fixture of its kind (isolated_postgres for async, "
+                    "isolated_postgres_sync for sync) or level='database'"
+                )
+                if is_async(target):
+                    async_engine = create_async_engine(
+                        url("asyncpg"), poolclass=NullPool, async_creator=_refuse(spec, why)
+                    )
+                    engines.append(async_engine.sync_engine)
+                    kw = {"bind": async_engine}
+                else:
+                    engine = create_engine(
+                        url("psycopg"), poolclass=NullPool, creator=_refuse(spec, why)
+                    )
+                    engines.append(engine)
+                    kw = {"bind": engine}
+            elif is_async(target):
+                async_engine = create_async_engine(
+                    url("asyncpg"),
+                    poolclass=NullPool,
+                    connect_args={"server_settings": {"application_name": application_name}},
+                )
+                engines.append(async_engine.sync_engine)
+                kw = {
+                    "bind": async_engine.execution_options(**options) if options else async_engine
+                }
+            else:
+                engine = create_engine(url("psycopg"), poolclass=NullPool)
+                engines.append(engine)
+                kw = {"bind": engine.execution_options(**options) if options else engine}
+            if isinstance(target, scoped_session):
+                target.remove()
+            saved.append((target, dict(factory.kw)))
+            factory.configure(**kw)
+        yield
+    finally:
+        for target, kw in reversed(saved):
+            if isinstance(target, scoped_session):
+                target.remove()
+            factory = _factory(target)
+            factory.kw.clear()
+            factory.kw.update(kw)
+        for engine in engines:
+            engine.dispose()  # NullPool: nothing pooled, no IO

@@ -1,0 +1,107 @@
+"""An async project (tests/e2e/apps/async_app): AsyncSession over asyncpg, an
+`async_sessionmaker` its services open sessions from, a legacy `scoped_session`, plain
+factory-boy factories and a scenario defined in its conftest. Its [tool.netra_isolation]
+names only its factories and sessions; its code touches no private attribute and imports
+only `netra_isolation` itself."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from netra_isolation import PostgreSQLTestIsolator, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = Path(__file__).parent / "apps" / "async_app"
+
+
+@pytest.fixture
+def app_templates() -> Iterator[PostgreSQLTestIsolator]:
+    """The app's templates: a prefix of their own, so they are built here and dropped after."""
+    settings = Settings.load(root=ROOT).with_overrides(prefix=f"ninote{uuid.uuid4().hex[:6]}")
+    isolator = PostgreSQLTestIsolator(settings)
+    yield isolator
+    try:
+        for name in isolator.templates():
+            isolator.drop_template(name)
+    finally:
+        isolator.close()
+
+
+@pytest.fixture
+def app(pytester: pytest.Pytester, app_templates: PostgreSQLTestIsolator) -> pytest.Pytester:
+    shutil.copytree(APP, pytester.path, dirs_exist_ok=True)
+    settings = app_templates.settings
+    pytester._monkeypatch.setenv("NETRA_ISOLATION_CACHE_DIR", str(settings.cache_dir))
+    pytester._monkeypatch.setenv("NETRA_ISOLATION_PREFIX", settings.prefix)
+    return pytester
+
+
+def run(app: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return app.runpytest_subprocess("-p", "no:cacheprovider", *args, timeout=240)
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_the_apps_own_factories_and_sessions_use_the_tests_database(
+    app: pytest.Pytester, app_templates: PostgreSQLTestIsolator, workers: list[str]
+) -> None:
+    result = run(app, *workers)
+    result.assert_outcomes(passed=22)
+    assert len(app_templates.templates()) == 3  # at head, and with each scenario
+
+
+def test_the_app_uses_public_names_only() -> None:
+    sources = {path: path.read_text() for path in APP.rglob("*.py")}
+    assert len(sources) >= 8
+    for path, text in sources.items():
+        assert not re.search(r"\b_meta\b|\.\s*_\w+\s*=", text), path
+        for module in re.findall(r"^\s*(?:from|import)\s+(netra_isolation\S*)", text, re.M):
+            assert module == "netra_isolation", (path, module)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("factories", "notes.factoriez"),
+        ("scenario_modules", "notes.factoriez"),
+        ("sessions", "notes.dbz:Session"),
+    ],
+)
+def test_a_misspelt_module_is_named(app: pytest.Pytester, setting: str, value: str) -> None:
+    pyproject = app.path / "pyproject.toml"
+    text = pyproject.read_text()
+    for line in (
+        'factories = ["notes.factories"]\n',
+        'sessions = ["notes.db:Session", "notes.db:SyncSession"]\n',
+    ):
+        if line.startswith(setting):
+            text = text.replace(line, "")
+    pyproject.write_text(text + f'{setting} = ["{value}"]\n')
+    result = run(app, "-k", "counts_only and database and 0")
+    output = result.stdout.str()
+    assert f"'{value.split(':')[0]}'" in output
+    assert f"setting '{setting}'" in output
+    assert result.ret != 0
+
+
+def test_factories_named_by_class_bring_their_subclasses(app: pytest.Pytester) -> None:
+    """`module:Class`: the class and every subclass (CommittedAuthorFactory and
+    AuthorByEmailFactory subclass AuthorFactory, each with a _meta of its own)."""
+    pyproject = app.path / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            'factories = ["notes.factories"]',
+            'factories = ["notes.factories:AuthorFactory", "notes.factories:NoteFactory"]',
+        )
+    )
+    result = run(app, "-k", "commit_and_get_or_create or scoped_session")
+    result.assert_outcomes(passed=8)
+    pyproject.write_text(pyproject.read_text().replace(', "notes.factories:NoteFactory"', ""))
+    result = run(app, "-k", "commit_and_get_or_create")
+    result.assert_outcomes(failed=4)  # NoteFactory has no session then
+    result.stdout.fnmatch_lines(["*No session provided*"])
