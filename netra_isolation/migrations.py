@@ -33,6 +33,7 @@ HEAD = "head"  # the schema type of every head: a linear history's one schema
 # Sections looked for, in order, when none is configured: a stock `alembic init` ini has
 # [alembic]; a project with both backends names one section per backend.
 DISCOVERED_SECTIONS = {"postgres": ("postgres", "alembic"), "clickhouse": ("clickhouse",)}
+BACKEND_NAMES = {"postgres": "PostgreSQL", "clickhouse": "ClickHouse"}
 
 
 def ini_sections(ini: Path) -> list[str]:
@@ -61,9 +62,12 @@ def alembic_config(ini: Path, section: str | None, backend: str = "postgres") ->
         )
     if section is None:
         looked = ", ".join(f"[{s}]" for s in DISCOVERED_SECTIONS.get(backend, ()))
+        name = BACKEND_NAMES.get(backend, backend)
         raise ConfigurationError(
-            f"{ini} has no section for {backend} (looked for {looked}); name yours with "
-            f'{setting} = "..." in [tool.netra_isolation]'
+            f"this project does not use {name}: {ini} has no Alembic section for it "
+            f"(looked for {looked}). To test against {name}, add a [{backend}] section with "
+            f"script_location = <its migrations> to {ini}, or name the section that has them "
+            f'with {setting} = "..." in [tool.netra_isolation]'
         )
     if section not in ini_sections(ini):
         raise ConfigurationError(
