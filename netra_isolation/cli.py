@@ -83,14 +83,14 @@ def _gc(
     if not backends:
         print(_no_backend(settings))
     for backend in backends:
-        if dry_run and getattr(settings, backend) is None:
-            # a dry run starts no server: one that is not running has nothing to collect
-            if _ephemeral(settings, backend).status() is None:
-                print(
-                    f"{backend}: throwaway server not running: nothing of it to collect "
-                    "(a dry run starts no server)"
-                )
-                continue
+        # a dry run starts no server: a throwaway one that is not running has nothing to collect
+        throwaway = getattr(settings, backend) is None
+        if dry_run and throwaway and _ephemeral(settings, backend).status() is None:
+            print(
+                f"{backend}: throwaway server not running: nothing of it to collect "
+                "(a dry run starts no server)"
+            )
+            continue
         kind = PostgreSQLTestIsolator if backend == "postgres" else ClickHouseTestIsolator
         isolators.append(kind(settings))
     orphans = [(isolator, db) for isolator in isolators for db in isolator.owned()]
