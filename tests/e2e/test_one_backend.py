@@ -27,6 +27,10 @@ EXTERNAL = [
 CLICKHOUSE_TEST = """
 def test_wants_clickhouse(isolated_clickhouse_sync):
     pass
+
+
+def test_wants_both(isolated_full_stack):
+    pass
 """
 
 
@@ -131,9 +135,10 @@ def test_asking_a_postgres_only_project_for_clickhouse_says_what_to_add(
 ) -> None:
     pytester.makepyfile(test_wants_clickhouse=CLICKHOUSE_TEST)
     result = run_pytest(pytester, "test_wants_clickhouse.py")
-    result.assert_outcomes(errors=1)
+    result.assert_outcomes(errors=2)
     out = result.stdout.str()
-    assert "ConfigurationError: this project does not use ClickHouse" in out
+    # each test's error, the full stack's too (its PostgreSQL half built fine)
+    assert out.count("ConfigurationError: this project does not use ClickHouse") == 2
     assert "add a [clickhouse] section with script_location" in out
     assert 'clickhouse_section = "..." in [tool.netra_isolation]' in out
 
