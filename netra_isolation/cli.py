@@ -16,21 +16,26 @@ from netra_isolation.servers.postgres import EphemeralPostgres
 from netra_isolation.settings import Settings
 
 
+def _ephemeral(settings: Settings, backend: str) -> Any:
+    kind = EphemeralPostgres if backend == "postgres" else EphemeralClickHouse
+    return kind(settings.cache_dir, settings.server_data)
+
+
+def _no_backend(settings: Settings) -> str:
+    return (
+        f"no backend to manage: {settings.alembic_ini} has no [postgres], [alembic] or "
+        "[clickhouse] section and no TEST_POSTGRES_* / TEST_CLICKHOUSE_* server is set"
+    )
+
+
 def _servers(settings: Settings, action: str, purge: bool) -> int:
+    """The servers of the backends the project uses (Settings.backends) and no other."""
     code = 0
-    servers: list[tuple[str, Any, Any]] = [
-        (
-            "postgres",
-            settings.postgres,
-            EphemeralPostgres(settings.cache_dir, settings.server_data),
-        ),
-        (
-            "clickhouse",
-            settings.clickhouse,
-            EphemeralClickHouse(settings.cache_dir, settings.server_data),
-        ),
-    ]
-    for name, external, server in servers:
+    backends = settings.backends()
+    if not backends:
+        print(_no_backend(settings))
+    for name in backends:
+        external, server = getattr(settings, name), _ephemeral(settings, name)
         if external is not None:
             print(
                 f"{name}: external {external.host} (from {settings.source(name)}); "
@@ -73,7 +78,21 @@ def _gc(
 
     host = socket.gethostname()
     dropped = 0
-    isolators: list[Any] = [PostgreSQLTestIsolator(settings), ClickHouseTestIsolator(settings)]
+    isolators: list[Any] = []
+    backends = settings.backends()
+    if not backends:
+        print(_no_backend(settings))
+    for backend in backends:
+        # a dry run starts no server: a throwaway one that is not running has nothing to collect
+        throwaway = getattr(settings, backend) is None
+        if dry_run and throwaway and _ephemeral(settings, backend).status() is None:
+            print(
+                f"{backend}: throwaway server not running: nothing of it to collect "
+                "(a dry run starts no server)"
+            )
+            continue
+        kind = PostgreSQLTestIsolator if backend == "postgres" else ClickHouseTestIsolator
+        isolators.append(kind(settings))
     orphans = [(isolator, db) for isolator in isolators for db in isolator.owned()]
     for isolator, db in orphans:
         if db.owner.host != host:

@@ -33,6 +33,7 @@ HEAD = "head"  # the schema type of every head: a linear history's one schema
 # Sections looked for, in order, when none is configured: a stock `alembic init` ini has
 # [alembic]; a project with both backends names one section per backend.
 DISCOVERED_SECTIONS = {"postgres": ("postgres", "alembic"), "clickhouse": ("clickhouse",)}
+BACKEND_NAMES = {"postgres": "PostgreSQL", "clickhouse": "ClickHouse"}
 
 
 def ini_sections(ini: Path) -> list[str]:
@@ -52,6 +53,19 @@ def ini_section(ini: Path, configured: str | None, backend: str) -> str | None:
     return next((s for s in DISCOVERED_SECTIONS.get(backend, ()) if s in sections), None)
 
 
+def unused_backend_error(ini: Path, backend: str) -> ConfigurationError:
+    """A test asked for a backend the project has nothing to build a template of."""
+    looked = ", ".join(f"[{s}]" for s in DISCOVERED_SECTIONS.get(backend, ()))
+    name = BACKEND_NAMES.get(backend, backend)
+    return ConfigurationError(
+        f"this project does not use {name}: {ini} has no Alembic section for it "
+        f"(looked for {looked}). To test against {name}, add a [{backend}] section with "
+        f"script_location = <its migrations> to {ini}, or name the section that has them "
+        f'with {backend}_section = "..." in [tool.netra_isolation], or build its template '
+        f"another way ({backend}_metadata, {backend}_sql or {backend}_setup)"
+    )
+
+
 def alembic_config(ini: Path, section: str | None, backend: str = "postgres") -> Config:
     setting = f"{backend}_section"
     if not ini.exists():
@@ -60,11 +74,7 @@ def alembic_config(ini: Path, section: str | None, backend: str = "postgres") ->
             "or run from the directory that holds alembic.ini"
         )
     if section is None:
-        looked = ", ".join(f"[{s}]" for s in DISCOVERED_SECTIONS.get(backend, ()))
-        raise ConfigurationError(
-            f"{ini} has no section for {backend} (looked for {looked}); name yours with "
-            f'{setting} = "..." in [tool.netra_isolation]'
-        )
+        raise unused_backend_error(ini, backend)
     if section not in ini_sections(ini):
         raise ConfigurationError(
             f"{ini} has no section [{section}] (from {setting}); its sections: "

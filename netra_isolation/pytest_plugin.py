@@ -144,14 +144,22 @@ def metrics_for(config: pytest.Config) -> Metrics:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Where each backend the project uses (Settings.backends) runs, and the level."""
     settings = config.stash[SETTINGS]
-    pg, ch = settings.postgres, settings.clickhouse
-    pg_where = f"{pg.host}:{pg.port} (from " if pg else "throwaway local server ("
-    ch_where = f"{ch.host}:{ch.http_port} (from " if ch else "throwaway local server ("
+    parts = []
+    for backend in settings.backends():
+        external = getattr(settings, backend)
+        if external is None:
+            where = "throwaway local server ("
+        else:
+            port = external.port if backend == "postgres" else external.http_port
+            where = f"{external.host}:{port} (from "
+        parts.append(f"{backend} = {where}{settings.source(backend)}); ")
+    if not parts:
+        parts.append(f"no Alembic section in {settings.alembic_ini}; ")
     return [
-        f"netra-isolation: postgres = {pg_where}{settings.source('postgres')}); "
-        f"clickhouse = {ch_where}{settings.source('clickhouse')}); "
-        f"level = {settings.level} (from {settings.source('level')})",
+        f"netra-isolation: {''.join(parts)}level = {settings.level} "
+        f"(from {settings.source('level')})"
     ]
 
 

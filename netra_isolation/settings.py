@@ -21,6 +21,7 @@ from netra_isolation.errors import ConfigurationError
 
 LEVELS = ("database", "transaction")
 SERVER_DATA = ("auto", "ram", "disk")  # where throwaway servers keep their data
+BACKENDS = ("postgres", "clickhouse")
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,30 @@ class Settings:
 
     def source(self, name: str) -> str:
         return self.sources.get(name, "default")
+
+    def section(self, backend: str) -> str | None:
+        """The ini section of `backend`'s Alembic tree: the configured one, else the one
+        discovered in the ini; None when the project has none."""
+        from netra_isolation.migrations import ini_section
+
+        return ini_section(self.alembic_ini, getattr(self, f"{backend}_section"), backend)
+
+    def uses(self, backend: str) -> bool:
+        """A project uses a backend when something builds its templates (an Alembic section,
+        or `<backend>_metadata` / `_sql` / `_setup`), or it names an external server for it
+        (TEST_POSTGRES_* / TEST_CLICKHOUSE_*)."""
+        builders = (f"{backend}_metadata", f"{backend}_sql", f"{backend}_setup")
+        return (
+            getattr(self, backend) is not None
+            or any(getattr(self, key) for key in builders)
+            or self.section(backend) is not None
+        )
+
+    def backends(self) -> tuple[str, ...]:
+        """The backends this project uses (see `uses`), in BACKENDS order: what the CLI, the
+        report header and the run's end go over. A PostgreSQL-only project never needs a
+        ClickHouse section, server or binaries, nor the other way round."""
+        return tuple(b for b in BACKENDS if self.uses(b))
 
     def with_overrides(self, **values: Any) -> Settings:
         sources = dict(self.sources)

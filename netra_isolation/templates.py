@@ -33,6 +33,7 @@ from netra_isolation.migrations import (
     schema_types,
     script_directory,
     target_heads,
+    unused_backend_error,
     upgrade,
 )
 
@@ -247,8 +248,4 @@ def builder_from_settings(settings: Any, backend: str) -> TemplateBuilder | None
 
 
 def no_builder_error(settings: Any, backend: str) -> ConfigurationError:
-    return ConfigurationError(
-        f"nothing builds a {backend} template: {settings.alembic_ini} has no section for "
-        f"{backend}. Add one (or name it with {backend}_section), or set {backend}_metadata, "
-        f"{backend}_sql or {backend}_setup in [tool.netra_isolation]"
-    )
+    return unused_backend_error(settings.alembic_ini, backend)

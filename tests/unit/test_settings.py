@@ -115,3 +115,25 @@ def test_factories_and_sessions_are_lists_of_names(tmp_path: Path) -> None:
     env = {"NETRA_ISOLATION_SESSIONS": "app.db:Session, app.db:AsyncSession"}
     settings = Settings.load(environ=env, root=tmp_path)
     assert settings.sessions == ("app.db:Session", "app.db:AsyncSession")
+
+
+@pytest.mark.parametrize(
+    ("ini", "tool", "env", "expected"),
+    [
+        ("[alembic]\nscript_location = m\n", "", {}, ("postgres",)),  # stock `alembic init`
+        ("[postgres]\nscript_location = m\n", "", {}, ("postgres",)),
+        ("[clickhouse]\nscript_location = m\n", "", {}, ("clickhouse",)),
+        ("[postgres]\n[clickhouse]\n", "", {}, ("postgres", "clickhouse")),
+        ("[shop]\n", 'postgres_section = "shop"\n', {}, ("postgres",)),
+        ("[alembic]\n", "", {"TEST_CLICKHOUSE_HOST": "ch"}, ("postgres", "clickhouse")),
+        (None, "", {}, ()),  # no ini at all
+    ],
+    ids=["alembic", "postgres", "clickhouse", "both", "configured", "external", "none"],
+)
+def test_backends_used_are_those_with_a_section_or_an_external_server(
+    tmp_path: Path, ini: str | None, tool: str, env: dict[str, str], expected: tuple[str, ...]
+) -> None:
+    if ini is not None:
+        (tmp_path / "alembic.ini").write_text(ini)
+    write_pyproject(tmp_path, f"[tool.netra_isolation]\n{tool}")
+    assert Settings.load(environ=env, root=tmp_path).backends() == expected
