@@ -39,15 +39,17 @@ class TemplateSpec:
 TEMPLATE_TAG = "template:"
 
 
-def _built_from(owner: Owner | None) -> tuple[TemplateSpec | None, str]:
+def _built_from(owner: Owner | None) -> tuple[TemplateSpec | None, str, str]:
+    """What a template's tag says it was built from: spec, fingerprint, and the label of the
+    fixture factory whose builder made it ("" for the project's own)."""
     if owner is None or not owner.test.startswith(TEMPLATE_TAG):
-        return None, ""
+        return None, "", ""
     try:
         data = json.loads(owner.test.removeprefix(TEMPLATE_TAG))
         spec = TemplateSpec(str(data["schema"]), data["scenario"], int(data["scale"]))
-        return spec, str(data["fingerprint"])
+        return spec, str(data["fingerprint"]), str(data.get("label", ""))
     except (ValueError, KeyError, TypeError):
-        return None, ""
+        return None, "", ""
 
 
 @dataclass(frozen=True)
@@ -223,7 +225,12 @@ class TestIsolatorBase:
 
     def template_owner(self, spec: TemplateSpec, fingerprint: str) -> Owner:
         """The tag a template carries: what it was built from, so gc can tell a stale one."""
-        built_from = {"schema": spec.schema_type, "scenario": spec.scenario, "scale": spec.scale}
+        built_from = {
+            "schema": spec.schema_type,
+            "scenario": spec.scenario,
+            "scale": spec.scale,
+            "label": self.label,
+        }
         return self.owner.for_test(
             TEMPLATE_TAG + json.dumps({**built_from, "fingerprint": fingerprint}, sort_keys=True)
         )
@@ -238,16 +245,19 @@ class TestIsolatorBase:
     def stale_templates(self) -> dict[str, str]:
         """Templates no test would clone again, and why: built from other migrations, scenario
         code or server than the current ones, or tagged by an older version. Kept: a template
-        of a scenario unknown here (registered only inside tests), and one with no tag yet,
-        which may be a build in progress (a crashed one is replaced when next needed)."""
+        of a scenario unknown here (registered only inside tests), one a fixture factory's
+        builder made (known only inside tests), and one with no tag yet, which may be a build
+        in progress (a crashed one is replaced when next needed)."""
         self.scenarios.load(self.settings.scenario_modules)
         stale = {}
         for name, owner in self.template_owners().items():
-            spec, fingerprint = _built_from(owner)
+            spec, fingerprint, label = _built_from(owner)
             if owner is None:
                 continue
             if spec is None:
                 stale[name] = "no record of what it was built from (an older tag)"
+            elif label != self.label:
+                continue  # cannot tell: another builder (a fixture factory's) made it
             elif spec.schema_type not in self.schema_types():
                 stale[name] = f"schema type {spec.schema_type!r} is gone from the migrations"
             elif spec.scenario is not None and spec.scenario not in self.scenarios.names():

@@ -86,13 +86,13 @@ def test_a_postgres_only_project_runs_alone(
     pytester: pytest.Pytester, postgres_only: Path, prefix: str
 ) -> None:
     result = run_pytest(pytester)
-    result.assert_outcomes(passed=8)
+    result.assert_outcomes(passed=12)
     result.stdout.fnmatch_lines(
         [
             "netra-isolation: postgres = throwaway local server (TEST_POSTGRES_HOST not set); "
             "level = database (from default)",
             "*- netra-isolation -*",
-            "templates built 1, reused 0; *left behind 0",
+            "templates built 2, reused 0; *left behind 0",  # its migrations; a MetaData
         ]
     )
     assert "clickhouse" not in ours(result)
@@ -102,14 +102,14 @@ def test_a_postgres_only_project_runs_alone(
         (["servers", "status"], "postgres: running on "),
         (["gc"], "0 orphaned database(s)"),
         (["gc", "--dry-run"], "0 orphaned database(s)"),
-        (["gc", "--templates"], "postgres: 0 template(s) dropped, 1 kept"),
-        (["gc", "--all-templates", "--dry-run"], "postgres: 1 template(s) to drop, 0 kept"),
+        (["gc", "--templates"], "postgres: 0 template(s) dropped, 2 kept"),
+        (["gc", "--all-templates", "--dry-run"], "postgres: 2 template(s) to drop, 0 kept"),
     ]:
         code, out = cli(postgres_only, *args)
         assert code == 0, out
         assert said in out
         assert "clickhouse" not in out.lower(), out
-    assert len(PostgreSQLTestIsolator(Settings.load(root=postgres_only)).templates()) == 1
+    assert len(PostgreSQLTestIsolator(Settings.load(root=postgres_only)).templates()) == 2
 
 
 def test_gc_dry_run_starts_no_server(
