@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from netra_isolation.isolated_test_config import IsolatedTestConfig
 
 PASSED, FAILED, WARNING, SKIPPED = "passed", "failed", "warning", "skipped"
-QUERY_THRESHOLD_SECONDS = 1.0
 _HIDDEN_CH_TABLES = {OWNER_TABLE, SEALED_TABLE}
 
 
@@ -283,17 +282,22 @@ def _scenario_counts(context: CheckContext, count: Callable[[str], int | None]) 
     return PASSED, actual
 
 
-def _timed_queries(queries: Iterable[tuple[str, Callable[[], Any]]]) -> Any:
+def _timed_queries(c: CheckContext, queries: Iterable[tuple[str, Callable[[], Any]]]) -> Any:
+    """Each query's time against the `validation_query_limit_ms` setting."""
+    limit_ms = c.config.manager.settings.validation_query_limit_ms
     times = {}
     for label, run in queries:
         started = time.perf_counter()
         run()
-        times[label] = round((time.perf_counter() - started) * 1000, 2)
-    slow = {k: v for k, v in times.items() if v > QUERY_THRESHOLD_SECONDS * 1000}
-    return (FAILED if slow else PASSED), {
-        "ms": times,
-        "threshold_ms": QUERY_THRESHOLD_SECONDS * 1000,
+        times[label] = (time.perf_counter() - started) * 1000
+    slow = sorted(label for label, ms in times.items() if ms > limit_ms)
+    details: dict[str, Any] = {
+        "ms": {label: round(ms, 2) for label, ms in times.items()},
+        "limit_ms": limit_ms,
     }
+    if slow:
+        details["slower_than_limit"] = slow
+    return (FAILED if slow else PASSED), details
 
 
 # -- PostgreSQL -----------------------------------------------------------------------------------
@@ -430,8 +434,11 @@ def _pg_count(c: CheckContext) -> Callable[[str], int | None]:
 def _pg_performance(c: CheckContext) -> Any:
     tables = [t for t in inspect(c.handle).get_table_names() if t != "alembic_version"]
     return _timed_queries(
-        (f"count {t}", partial(c.handle.execute, text(f'SELECT count(*) FROM "{t}"')))
-        for t in tables
+        c,
+        [
+            (f"count {t}", partial(c.handle.execute, text(f'SELECT count(*) FROM "{t}"')))
+            for t in tables
+        ],
     )
 
 
@@ -564,8 +571,11 @@ def _ch_performance(c: CheckContext) -> Any:
     tables = [t for t, _e, _d in c.isolator._tables(c.database.name) if t not in _HIDDEN_CH_TABLES]
     db = quote(c.database.name)
     return _timed_queries(
-        (f"count {t}", partial(c.handle.execute, f"SELECT count() FROM {db}.{quote(t)}"))
-        for t in tables
+        c,
+        [
+            (f"count {t}", partial(c.handle.execute, f"SELECT count() FROM {db}.{quote(t)}"))
+            for t in tables
+        ],
     )
 
 

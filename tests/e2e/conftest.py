@@ -21,6 +21,7 @@ asyncio_default_fixture_loop_scope = "function"
 [tool.netra_isolation]
 alembic_ini = "{ROOT / "alembic.ini"}"
 cache_dir = "{ROOT / ".netra_isolation"}"
+validation_query_limit_ms = 1e9  # validations that pass or fail whatever the machine's speed
 {tool_lines}
 """
 

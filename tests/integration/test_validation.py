@@ -8,17 +8,25 @@ import json
 import time
 import uuid
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 
-from netra_isolation import with_database_snapshots, with_isolated_postgres
+from netra_isolation import (
+    Settings,
+    TestDatabaseManager,
+    with_database_snapshots,
+    with_isolated_postgres,
+)
 from netra_isolation.database_state_validator import (
     CheckResult,
     DatabaseStateValidator,
     db_state_validator,
 )
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def failing(results: dict[str, Any]) -> set[str]:
@@ -28,6 +36,17 @@ def failing(results: dict[str, Any]) -> set[str]:
         for check in body["checks"]
         if check["status"] == "failed"
     }
+
+
+def check_named(results: dict[str, Any], section: str, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(c for c in results[section]["checks"] if c["name"] == name)
+    return found
+
+
+def manager_with(**settings: Any) -> TestDatabaseManager:
+    """A manager of its own on this project's settings and servers, with `settings` changed
+    (the suite's settings set the performance limit out of reach: pyproject.toml)."""
+    return TestDatabaseManager(Settings.load(root=ROOT).with_overrides(**settings))
 
 
 async def test_fresh_clone_passes_every_check() -> None:
@@ -239,3 +258,36 @@ async def test_full_stack_at_transaction_level_checks_what_the_test_sees(isolate
     diff = await config.diff_state()
     assert [r["id"] for r in diff.table("postgres", "users").removed] == [1]
     assert diff.table("clickhouse", "events").is_empty
+
+
+@pytest.mark.parametrize(("limit_ms", "fails"), [(0.0, True), (1e9, False)])
+async def test_performance_check_fails_any_query_over_the_limit(
+    limit_ms: float, fails: bool
+) -> None:
+    """`validation_query_limit_ms`: 0 makes every representative query too slow, a limit out
+    of reach none; every table's count is timed, on both backends."""
+    manager = manager_with(validation_query_limit_ms=limit_ms)
+    try:
+        async with with_database_snapshots("test_perf", scenario="minimal", manager=manager) as env:
+            results = await env["config"].validate_database_state()
+            session, client = env["postgres_session"], env["clickhouse_client"]
+            pg_tables = (
+                await session.execute(
+                    text(
+                        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                        "AND tablename <> 'alembic_version'"
+                    )
+                )
+            ).scalars()
+            ch_tables = [r[0] for r in await client.execute("SHOW TABLES")]
+    finally:
+        manager.finish()
+    performance = {f"{b}:performance.representative_queries" for b in ("postgres", "clickhouse")}
+    assert failing(results) == (performance if fails else set())
+    timed = {"postgres": sorted(pg_tables), "clickhouse": sorted(ch_tables)}
+    timed["clickhouse"].remove("_netra_owner")
+    for backend, tables in timed.items():
+        details = check_named(results, backend, "representative_queries")["details"]
+        assert details["limit_ms"] == limit_ms
+        assert sorted(details["ms"]) == [f"count {t}" for t in tables]
+        assert details.get("slower_than_limit", []) == (sorted(details["ms"]) if fails else [])

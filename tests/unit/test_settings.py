@@ -86,3 +86,19 @@ def test_ram_is_a_tmpfs_with_room() -> None:
     mounts = Path("/proc/mounts").read_text().split("\n")
     if any(line.split()[1:3] == [str(RAM_DIR), "tmpfs"] for line in mounts if line):
         assert ram_dir(RAM_DIR, min_free=0) == RAM_DIR
+
+
+def test_validation_query_limit_is_read_like_the_other_settings(tmp_path: Path) -> None:
+    assert Settings.load(environ={}, root=tmp_path).validation_query_limit_ms == 1000.0
+    write_pyproject(tmp_path, "[tool.netra_isolation]\nvalidation_query_limit_ms = 250\n")
+    assert Settings.load(environ={}, root=tmp_path).validation_query_limit_ms == 250
+    env = {"NETRA_ISOLATION_VALIDATION_QUERY_LIMIT_MS": "0.5"}
+    settings = Settings.load(environ=env, root=tmp_path)
+    assert settings.validation_query_limit_ms == 0.5
+    assert (
+        settings.source("validation_query_limit_ms") == "NETRA_ISOLATION_VALIDATION_QUERY_LIMIT_MS"
+    )
+    with pytest.raises(ConfigurationError, match=r"validation_query_limit_ms='fast' is not a"):
+        Settings.load(environ={"NETRA_ISOLATION_VALIDATION_QUERY_LIMIT_MS": "fast"}, root=tmp_path)
+    with pytest.raises(ConfigurationError, match=r"-1.0 \(from command line\) is not a number"):
+        Settings.load({"validation_query_limit_ms": -1.0}, environ={}, root=tmp_path)
