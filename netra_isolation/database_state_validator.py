@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from netra_isolation.isolated_test_config import IsolatedTestConfig
 
 PASSED, FAILED, WARNING, SKIPPED = "passed", "failed", "warning", "skipped"
+CONNECTIVITY = ("connection", "connectivity")
+NOT_RUN = "not run: connection.connectivity failed"
 _HIDDEN_CH_TABLES = {OWNER_TABLE, SEALED_TABLE}
 
 
@@ -96,6 +99,19 @@ class DatabaseStateValidator:
                 savepoint.rollback()
         return CheckResult(name, category, status, details, time.perf_counter() - started)
 
+    def _run_all(
+        self, context: CheckContext, registered: list[tuple[str, str, Check]]
+    ) -> list[CheckResult]:
+        """The checks in order; once connectivity has failed the rest are skipped: they could
+        only fail for the same reason."""
+        checks: list[CheckResult] = []
+        for category, name, check in registered:
+            if any((c.category, c.name) == CONNECTIVITY and c.status == FAILED for c in checks):
+                checks.append(CheckResult(name, category, SKIPPED, NOT_RUN))
+            else:
+                checks.append(self._run(context, category, name, check))
+        return checks
+
     def validate_sync(
         self, config: IsolatedTestConfig, connection: Connection | None = None
     ) -> dict[str, Any]:
@@ -121,9 +137,15 @@ class DatabaseStateValidator:
                 continue
             isolator = config._isolators[backend]
             own = connection if backend == "postgres" else None
-            with _handle(isolator, db, own) as handle:
-                context = CheckContext(config, backend, db, handle, isolator, own is not None)
-                checks = [self._run(context, c, n, f) for c, n, f in self._checks.get(backend, [])]
+            registered = self._checks.get(backend, [])
+            with ExitStack() as stack:
+                try:
+                    handle = stack.enter_context(_handle(isolator, db, own))
+                except Exception as exc:  # the test's database takes no connection
+                    checks = _unreachable(registered, f"{type(exc).__name__}: {exc}")
+                else:
+                    context = CheckContext(config, backend, db, handle, isolator, own is not None)
+                    checks = self._run_all(context, registered)
             results[backend] = _summary(checks, database=db.name)
         if "postgres" in backends and {"postgres", "clickhouse"} <= set(config.databases):
             results["cross_database"] = _summary([self._cross_database(config, connection)])
@@ -155,7 +177,12 @@ class DatabaseStateValidator:
             return PASSED, {"event_users": len(ids)}
 
         pg = config._isolators["postgres"]
-        with _handle(pg, config.databases["postgres"], connection) as handle:
+        with ExitStack() as stack:
+            try:
+                handle = stack.enter_context(_handle(pg, config.databases["postgres"], connection))
+            except Exception:  # the postgres section says why
+                why = "not run: postgres connection.connectivity failed"
+                return CheckResult("event_users_exist", "cross_database", SKIPPED, why)
             context = CheckContext(
                 config, "cross_database", None, handle, pg, connection is not None
             )
@@ -181,6 +208,17 @@ class DatabaseStateValidator:
                     f"  {check['seconds'] * 1000:.1f} ms{details}"
                 )
         return "\n".join(lines)
+
+
+def _unreachable(registered: list[tuple[str, str, Check]], error: str) -> list[CheckResult]:
+    """No connection to the test's database: connectivity fails with why, the rest are skipped."""
+    checks = [CheckResult(CONNECTIVITY[1], CONNECTIVITY[0], FAILED, error)]
+    checks += [
+        CheckResult(name, category, SKIPPED, NOT_RUN)
+        for category, name, _check in registered
+        if (category, name) != CONNECTIVITY
+    ]
+    return checks
 
 
 def _sections(results: Mapping[str, Any] | Iterable[Any]) -> dict[str, Any]:
@@ -516,7 +554,11 @@ def _ch_columns(c: CheckContext, database: str) -> set[tuple[str, str, str]]:
 
 
 def _ch_connectivity(c: CheckContext) -> Any:
-    return c.handle.execute("SELECT 1")[0][0] == 1
+    """The server answers, and the test's database is there on it."""
+    rows = c.handle.execute(
+        f"SELECT name FROM system.databases WHERE name = {literal(c.database.name)}"
+    )
+    return bool(rows), (None if rows else f"no database {c.database.name} on the server")
 
 
 def _ch_pool(c: CheckContext) -> Any:

@@ -291,3 +291,33 @@ async def test_performance_check_fails_any_query_over_the_limit(
         assert details["limit_ms"] == limit_ms
         assert sorted(details["ms"]) == [f"count {t}" for t in tables]
         assert details.get("slower_than_limit", []) == (sorted(details["ms"]) if fails else [])
+
+
+async def test_a_database_out_of_reach_fails_connectivity_and_skips_the_rest() -> None:
+    """PostgreSQL refuses connections to the test's database, ClickHouse's is gone: each
+    backend's connectivity fails saying why, its other checks are skipped, not failed, and the
+    cross-database check, which needs PostgreSQL, is skipped too."""
+    async with with_database_snapshots("test_out_of_reach", scenario="minimal") as env:
+        session, client, config = env["postgres_session"], env["clickhouse_client"], env["config"]
+        before = await config.validate_database_state()
+        assert failing(before) == set()
+        pg_name, ch_name = (config.databases[b].name for b in ("postgres", "clickhouse"))
+        await session.close()  # gives back its connection
+        with config._isolators["postgres"].server.connect() as admin:
+            admin.execute(f'ALTER DATABASE "{pg_name}" WITH ALLOW_CONNECTIONS false')
+        await client.execute(f"DROP DATABASE {ch_name}")
+        results = await config.validate_database_state()
+    assert failing(results) == {
+        "postgres:connection.connectivity",
+        "clickhouse:connection.connectivity",
+    }
+    for backend in ("postgres", "clickhouse"):
+        connectivity, *rest = results[backend]["checks"]
+        assert connectivity["name"] == "connectivity"
+        assert [c["name"] for c in rest] == [c["name"] for c in before[backend]["checks"][1:]]
+        assert {c["status"] for c in rest} == {"skipped"}
+    pg_error = check_named(results, "postgres", "connectivity")["details"]
+    assert f'database "{pg_name}" is not currently accepting connections' in pg_error
+    ch_error = check_named(results, "clickhouse", "connectivity")["details"]
+    assert ch_error == f"no database {ch_name} on the server"
+    assert check_named(results, "cross_database", "event_users_exist")["status"] == "skipped"
