@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 PASSED, FAILED, WARNING, SKIPPED = "passed", "failed", "warning", "skipped"
 CONNECTIVITY = ("connection", "connectivity")
 NOT_RUN = "not run: connection.connectivity failed"
+MIN_FREE_SLOTS = 5  # a server with fewer free connections (queries, on ClickHouse) fails "pool"
 _HIDDEN_CH_TABLES = {OWNER_TABLE, SEALED_TABLE}
 
 
@@ -344,15 +345,18 @@ def _pg_connectivity(c: CheckContext) -> Any:
 
 
 def _pg_pool(c: CheckContext) -> Any:
+    """Room on the server for more connections: PostgreSQL refuses a client connection beyond
+    max_connections (background processes have slots of their own and are not counted)."""
     row = c.handle.execute(
         text(
             "SELECT current_setting('max_connections')::int, count(*), "
-            "count(*) FILTER (WHERE datname = current_database()) FROM pg_stat_activity"
+            "count(*) FILTER (WHERE datname = current_database()) FROM pg_stat_activity "
+            "WHERE backend_type = 'client backend'"
         )
     ).one()
     limit, used, here = row
     details = {"max_connections": limit, "in_use": used, "to_this_database": here}
-    return (limit - used >= 5), details
+    return (limit - used >= MIN_FREE_SLOTS), details | {"free": limit - used}
 
 
 def _pg_heads(c: CheckContext) -> Any:
@@ -562,11 +566,32 @@ def _ch_connectivity(c: CheckContext) -> Any:
 
 
 def _ch_pool(c: CheckContext) -> Any:
-    rows = c.handle.execute(
-        "SELECT metric, value FROM system.metrics WHERE metric IN ('TCPConnection', "
-        "'HTTPConnection', 'Query')"
+    """Room on the server for more queries: ClickHouse refuses a query beyond
+    max_concurrent_queries_for_user (the user's profile) or max_concurrent_queries (the
+    server's, readable where the server has system.server_settings), as PostgreSQL refuses a
+    connection beyond max_connections. This check's own query is one of those running."""
+    user = c.isolator.server.user
+    ((running, of_user),) = c.handle.execute(
+        f"SELECT count(), countIf(user = {literal(user)}) FROM system.processes"
     )
-    return PASSED, {str(k): int(v) for k, v in rows}
+    details: dict[str, Any] = {"running_queries": int(running), "of_this_user": int(of_user)}
+    in_use: dict[str, tuple[int, int]] = {}  # limit name: (limit, queries it counts)
+    per_user = c.handle.execute(
+        "SELECT value FROM system.settings WHERE name = 'max_concurrent_queries_for_user'"
+    )
+    if per_user and int(per_user[0][0]):
+        in_use["max_concurrent_queries_for_user"] = (int(per_user[0][0]), int(of_user))
+    if c.isolator._exists("system", "server_settings"):
+        server = c.handle.execute(
+            "SELECT value FROM system.server_settings WHERE name = 'max_concurrent_queries'"
+        )
+        if server and int(server[0][0]):
+            in_use["max_concurrent_queries"] = (int(server[0][0]), int(running))
+    if not in_use:
+        return SKIPPED, details | {"limits": "none known on this server (0: unlimited)"}
+    free = min(limit - used for limit, used in in_use.values())
+    details |= {name: limit for name, (limit, _used) in in_use.items()} | {"free": free}
+    return free >= MIN_FREE_SLOTS, details
 
 
 def _ch_heads(c: CheckContext) -> Any:

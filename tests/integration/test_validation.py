@@ -18,13 +18,17 @@ from netra_isolation import (
     Settings,
     TestDatabaseManager,
     with_database_snapshots,
+    with_isolated_clickhouse,
     with_isolated_postgres,
 )
 from netra_isolation.database_state_validator import (
+    MIN_FREE_SLOTS,
     CheckResult,
     DatabaseStateValidator,
     db_state_validator,
 )
+from netra_isolation.servers.clickhouse import EphemeralClickHouse
+from netra_isolation.servers.postgres import EphemeralPostgres
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -321,3 +325,85 @@ async def test_a_database_out_of_reach_fails_connectivity_and_skips_the_rest() -
     ch_error = check_named(results, "clickhouse", "connectivity")["details"]
     assert ch_error == f"no database {ch_name} on the server"
     assert check_named(results, "cross_database", "event_users_exist")["status"] == "skipped"
+
+
+async def test_a_server_short_of_connections_fails_pool_health(tmp_path: Path) -> None:
+    """On a server of the test's own with max_connections = 20, other clients take all but
+    MIN_FREE_SLOTS - 1 of the connections the check finds free (its own is one of them)."""
+    server = EphemeralPostgres(tmp_path, "disk")
+    held: list[Any] = []
+    try:
+        with server.ensure_running().connect() as admin:
+            admin.execute("ALTER SYSTEM SET max_connections = 20")
+        server.stop()
+        info = server.ensure_running()
+        manager = manager_with(cache_dir=tmp_path, server_data="disk", prefetch=0)
+        try:
+            async with with_isolated_postgres(
+                "test_pg_pool", "user_management", manager=manager
+            ) as (_, config):
+                before = await config.validate_database_state()
+                held.append(info.connect())
+                free = (
+                    held[0]
+                    .execute(
+                        "SELECT current_setting('max_connections')::int - count(*) "
+                        "FROM pg_stat_activity WHERE backend_type = 'client backend'"
+                    )
+                    .fetchone()[0]
+                )
+                held += [info.connect() for _ in range(free - MIN_FREE_SLOTS)]
+                results = await config.validate_database_state()
+        finally:
+            for connection in held:
+                connection.close()
+            manager.finish()
+    finally:
+        server.stop(purge=True)
+    assert failing(before) == set()
+    assert check_named(before, "postgres", "pool_health")["details"]["free"] >= MIN_FREE_SLOTS
+    assert failing(results) == {"postgres:connection.pool_health"}
+    details = check_named(results, "postgres", "pool_health")["details"]
+    assert (details["max_connections"], details["free"]) == (20, MIN_FREE_SLOTS - 1)
+    assert details["in_use"] == 20 - details["free"] and details["to_this_database"] == 1
+
+
+async def test_a_server_short_of_query_slots_fails_the_pool_check(tmp_path: Path) -> None:
+    """ClickHouse's pool is its query slots: on a server of the test's own that runs 7
+    queries at once per user, two long queries of other clients leave the check (itself a
+    running query) fewer than MIN_FREE_SLOTS."""
+    from clickhouse_driver import Client
+
+    server = EphemeralClickHouse(tmp_path, "disk", max_queries=7)
+    info = server.ensure_running()
+    manager = manager_with(cache_dir=tmp_path, server_data="disk")
+    clients: list[Any] = []
+    running: list[Any] = []
+    try:
+        async with with_isolated_clickhouse("test_ch_pool", "events", manager=manager) as (
+            _,
+            _db,
+            config,
+        ):
+            before = await config.validate_database_state()
+            for _ in range(2):
+                clients.append(
+                    Client(info.host, info.native_port, user=info.user, password=info.password)
+                )
+                rows = clients[-1].execute_iter(
+                    "SELECT sleepEachRow(0.1) FROM numbers(100000)", settings={"max_block_size": 1}
+                )
+                next(rows)  # it runs on the server now, and goes on until cancelled
+                running.append(rows)
+            results = await config.validate_database_state()
+    finally:
+        for client in clients:
+            client.disconnect()
+        manager.finish()
+        server.stop(purge=True)
+    assert failing(before) == set()
+    assert check_named(before, "clickhouse", "server_connections")["details"]["free"] == 6
+    assert failing(results) == {"clickhouse:connection.server_connections"}
+    details = check_named(results, "clickhouse", "server_connections")["details"]
+    assert details["max_concurrent_queries_for_user"] == 7
+    assert (details["of_this_user"], details["free"]) == (3, 4)
