@@ -308,16 +308,27 @@ def _template(context: CheckContext) -> Any:
     return PASSED, template.name
 
 
-def _scenario_counts(context: CheckContext, count: Callable[[str], int | None]) -> Any:
+def _scenario_counts(
+    context: CheckContext,
+    count: Callable[[str], int | None],
+    seeded: Callable[[str], int | None],
+) -> Any:
+    """The template must hold the counts the scenario declares (times the scale): if it does
+    not, the scenario's seed does not make what it says. The test's database may differ from
+    them (tests add and delete rows): a warning. `count` counts in the test's database,
+    `seeded` in the template; None for a table that is not there."""
     spec = context.database.template.spec
     if spec.scenario is None:
         return SKIPPED, "no scenario"
-    expected = context.isolator.scenarios.get(spec.scenario).counts
-    actual = {t: count(t) for t in expected}
-    wanted = {t: n * spec.scale for t, n in expected.items() if actual[t] is not None}
-    actual = {t: n for t, n in actual.items() if n is not None}
-    if actual != wanted:
-        return WARNING, {"expected": wanted, "actual": actual}  # tests may add rows
+    declared = context.isolator.scenarios.get(spec.scenario).counts
+    wanted = {t: n * spec.scale for t, n in declared.items()}
+    in_template = {t: n for t in wanted if (n := seeded(t)) is not None}
+    wrong = {t: (wanted[t], n) for t, n in in_template.items() if n != wanted[t]}
+    if wrong:
+        return FAILED, {"template_declared_vs_seeded": wrong}
+    actual = {t: n for t in wanted if (n := count(t)) is not None}
+    if actual != {t: wanted[t] for t in actual}:
+        return WARNING, {"expected": {t: wanted[t] for t in actual}, "actual": actual}
     return PASSED, actual
 
 
@@ -365,16 +376,20 @@ def _pg_heads(c: CheckContext) -> Any:
     return expected <= current, {"expected": sorted(expected), "current": sorted(current)}
 
 
-def _pg_template_schema(c: CheckContext) -> dict[str, Any]:
-    """The template's columns and constraints, read once per template from a throwaway copy."""
-    key = f"pg-schema:{c.database.template.name}"
+def _pg_template(c: CheckContext) -> dict[str, Any]:
+    """The template's columns, constraints and row counts per table, read once per template
+    from a throwaway copy (a sealed template refuses connections)."""
+    key = f"pg-template:{c.database.template.name}"
     cache = c.isolator.inspection_cache
     if key not in cache:
         with (
             c.isolator.template_copy(c.database.template) as copy,
             c.isolator.connect_to(copy) as conn,
         ):
-            cache[key] = _pg_schema(conn)
+            facts = _pg_schema(conn)
+            counter = _pg_count(CheckContext(c.config, "postgres", None, conn, c.isolator))
+            facts["counts"] = {t: counter(t) for t in inspect(conn).get_table_names()}
+            cache[key] = facts
     return dict(cache[key])
 
 
@@ -398,7 +413,7 @@ def _pg_schema(conn: Any) -> dict[str, Any]:
 
 
 def _pg_matches_template(c: CheckContext) -> Any:
-    expected, actual = _pg_template_schema(c)["columns"], _pg_schema(c.handle)["columns"]
+    expected, actual = _pg_template(c)["columns"], _pg_schema(c.handle)["columns"]
     missing, extra = sorted(expected - actual), sorted(actual - expected)
     if missing or extra:
         return FAILED, {"missing_columns": missing, "unexpected_columns": extra}
@@ -422,7 +437,7 @@ def _pg_models_match(c: CheckContext) -> Any:
 
 
 def _pg_constraints(c: CheckContext) -> Any:
-    expected = _pg_template_schema(c)["constraints"]
+    expected = _pg_template(c)["constraints"]
     actual = _pg_schema(c.handle)["constraints"]
     missing = sorted(expected - actual)
     return not missing, ({"missing": missing} if missing else {"constraints": len(actual)})
@@ -489,19 +504,11 @@ def _pg_foreign_rows(c: CheckContext) -> Any:
     worker database must hold exactly what its template holds."""
     if not c.config._shared("postgres"):
         return PASSED, "a database of this test's own (see isolation.owner)"
-    key = f"pg-counts:{c.database.template.name}"
-    cache = c.isolator.inspection_cache
-    if key not in cache:
-        with (
-            c.isolator.template_copy(c.database.template) as copy,
-            c.isolator.connect_to(copy) as conn,
-        ):
-            counter = _pg_count(CheckContext(c.config, "postgres", None, conn, c.isolator))
-            cache[key] = {t: counter(t) for t in inspect(conn).get_table_names()}
+    template = _pg_template(c)["counts"]
     with c.isolator.connect_to(c.database.name) as fresh:  # outside the test's transaction
         counts = _pg_count(CheckContext(c.config, "postgres", c.database, fresh, c.isolator))
-        actual = {t: counts(t) for t in cache[key]}
-    foreign = {t: (cache[key][t], n) for t, n in actual.items() if n != cache[key][t]}
+        actual = {t: counts(t) for t in template}
+    foreign = {t: (template[t], n) for t, n in actual.items() if n != template[t]}
     return not foreign, ({"committed_rows_template_vs_now": foreign} if foreign else None)
 
 
@@ -539,7 +546,11 @@ _POSTGRES_CHECKS: list[tuple[str, str, Check]] = [
     ("schema", "models_match", _pg_models_match),
     ("schema", "constraints_present", _pg_constraints),
     ("data", "referential_integrity", _pg_referential_integrity),
-    ("data", "scenario_counts", lambda c: _scenario_counts(c, _pg_count(c))),
+    (
+        "data",
+        "scenario_counts",
+        lambda c: _scenario_counts(c, _pg_count(c), _pg_template(c)["counts"].get),
+    ),
     ("performance", "representative_queries", _pg_performance),
     ("isolation", "owner", _owner),
     ("isolation", "sealed_template", _template),
@@ -623,13 +634,11 @@ def _ch_models_match(c: CheckContext) -> Any:
     return not differences, ({"columns_differ": differences} if differences else None)
 
 
-def _ch_count(c: CheckContext) -> Callable[[str], int | None]:
+def _ch_count(c: CheckContext, database: str) -> Callable[[str], int | None]:
     def count(table: str) -> int | None:
-        if not c.isolator._exists(c.database.name, table):
+        if not c.isolator._exists(database, table):
             return None
-        return int(
-            c.handle.execute(f"SELECT count() FROM {quote(c.database.name)}.{quote(table)}")[0][0]
-        )
+        return int(c.handle.execute(f"SELECT count() FROM {quote(database)}.{quote(table)}")[0][0])
 
     return count
 
@@ -652,7 +661,13 @@ _CLICKHOUSE_CHECKS: list[tuple[str, str, Check]] = [
     ("schema", "at_migration_heads", _ch_heads),
     ("schema", "matches_template", _ch_matches_template),
     ("schema", "models_match", _ch_models_match),
-    ("data", "scenario_counts", lambda c: _scenario_counts(c, _ch_count(c))),
+    (
+        "data",
+        "scenario_counts",
+        lambda c: _scenario_counts(
+            c, _ch_count(c, c.database.name), _ch_count(c, c.database.template.name)
+        ),
+    ),
     ("performance", "representative_queries", _ch_performance),
     ("isolation", "owner", _owner),
     ("isolation", "sealed_template", _template),

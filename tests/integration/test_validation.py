@@ -14,9 +14,13 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from factories import UserFactory
 from netra_isolation import (
+    ClickHouseTestIsolator,
+    PostgreSQLTestIsolator,
     Settings,
     TestDatabaseManager,
+    scenario,
     with_database_snapshots,
     with_isolated_clickhouse,
     with_isolated_postgres,
@@ -31,6 +35,30 @@ from netra_isolation.servers.clickhouse import EphemeralClickHouse
 from netra_isolation.servers.postgres import EphemeralPostgres
 
 ROOT = Path(__file__).resolve().parents[2]
+# A scenario whose seed makes fewer rows than it declares (templates of this module's own).
+SHORT_SEED = "seeds_fewer_than_it_declares"
+DECLARED = {"users": 4, "events": 6}
+SEEDED = {"users": 3, "events": 5}
+
+
+def _event(user_id: int) -> dict[str, Any]:
+    return {
+        "event_id": uuid.uuid4(),
+        "user_id": user_id,
+        "event_type": "x",
+        "properties": "{}",
+        "timestamp": datetime(2025, 2, 2),
+    }
+
+
+@scenario(
+    SHORT_SEED,
+    seed=5,
+    counts=DECLARED,
+    clickhouse=lambda ids: {"events": [_event(ids[0]) for _ in range(SEEDED["events"])]},
+)
+def _short_seed(session: Any) -> list[Any]:
+    return list(UserFactory.create_batch(SEEDED["users"]))
 
 
 def failing(results: dict[str, Any]) -> set[str]:
@@ -407,3 +435,43 @@ async def test_a_server_short_of_query_slots_fails_the_pool_check(tmp_path: Path
     details = check_named(results, "clickhouse", "server_connections")["details"]
     assert details["max_concurrent_queries_for_user"] == 7
     assert (details["of_this_user"], details["free"]) == (3, 4)
+
+
+async def test_a_template_short_of_its_scenario_fails_scenario_counts(
+    throwaway_templates: Any,
+) -> None:
+    """The template holds fewer rows than the scenario declares: the seed is wrong, whatever
+    the test does, on both backends."""
+    async with with_database_snapshots(
+        "test_short_seed", "user_management", scenario=SHORT_SEED
+    ) as env:
+        config = env["config"]
+        settings = config.manager.settings
+        for kind, backend in (
+            (PostgreSQLTestIsolator, "postgres"),
+            (ClickHouseTestIsolator, "clickhouse"),
+        ):
+            throwaway_templates(kind, settings, config.databases[backend].template.name)
+        results = await config.validate_database_state()
+    assert failing(results) == {"postgres:data.scenario_counts", "clickhouse:data.scenario_counts"}
+    for backend, table in (("postgres", "users"), ("clickhouse", "events")):
+        assert check_named(results, backend, "scenario_counts")["details"] == {
+            "template_declared_vs_seeded": {table: (DECLARED[table], SEEDED[table])}
+        }
+
+
+async def test_rows_the_test_changed_only_warn_in_scenario_counts() -> None:
+    async with with_isolated_postgres("test_more_users", "thread_messages", "minimal") as (
+        session,
+        config,
+    ):
+        before = check_named(await config.validate_database_state(), "postgres", "scenario_counts")
+        UserFactory()
+        await session.commit()
+        results = await config.validate_database_state()
+    assert failing(results) == set()
+    check = check_named(results, "postgres", "scenario_counts")
+    assert (before["status"], check["status"]) == ("passed", "warning")
+    users = before["details"]["users"]
+    assert check["details"]["expected"] == before["details"]
+    assert check["details"]["actual"] == before["details"] | {"users": users + 1}
