@@ -4,6 +4,7 @@ a named check after each kind of damage, and diffs that list exactly what a test
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 import uuid
@@ -25,6 +26,7 @@ from netra_isolation import (
     with_isolated_clickhouse,
     with_isolated_postgres,
 )
+from netra_isolation.clickhouse_isolation import OWNER_TABLE, SEALED_TABLE, quote
 from netra_isolation.database_state_validator import (
     MIN_FREE_SLOTS,
     CheckResult,
@@ -39,6 +41,15 @@ ROOT = Path(__file__).resolve().parents[2]
 SHORT_SEED = "seeds_fewer_than_it_declares"
 DECLARED = {"users": 4, "events": 6}
 SEEDED = {"users": 3, "events": 5}
+
+
+# A scenario only the sealed-template test uses: it unseals that scenario's templates.
+UNSEALED = "unsealed_by_a_test"
+
+
+@scenario(UNSEALED, seed=6, counts={"users": 2})
+def _unsealed(session: Any) -> list[Any]:
+    return list(UserFactory.create_batch(2))
 
 
 def _event(user_id: int) -> dict[str, Any]:
@@ -475,3 +486,192 @@ async def test_rows_the_test_changed_only_warn_in_scenario_counts() -> None:
     users = before["details"]["users"]
     assert check["details"]["expected"] == before["details"]
     assert check["details"]["actual"] == before["details"] | {"users": users + 1}
+
+
+@pytest.mark.parametrize(
+    ("damage", "fails", "details"),
+    [
+        (
+            "DELETE FROM alembic_version",
+            "at_migration_heads",
+            lambda seen: {"expected": seen["heads"], "current": []},
+        ),
+        (
+            "CREATE VIEW stray AS SELECT 1 AS x",  # information_schema lists a view's columns
+            "matches_template",
+            lambda seen: {
+                "missing_columns": [],
+                "unexpected_columns": [("stray", "x", "integer")],
+            },
+        ),
+        (
+            "ALTER TABLE memberships DROP CONSTRAINT {check}",  # Alembic does not compare these
+            "constraints_present",
+            lambda seen: {"missing": [("memberships", seen["check"])]},
+        ),
+        (
+            "ALTER TABLE users ALTER COLUMN full_name DROP NOT NULL",  # the columns: unchanged
+            "models_match",
+            None,
+        ),
+    ],
+    ids=["version row deleted", "view left behind", "check dropped", "not null dropped"],
+)
+async def test_each_kind_of_postgres_schema_damage_fails_its_check(
+    damage: str, fails: str, details: Any
+) -> None:
+    async with with_isolated_postgres("test_pg_damage", "user_management") as (session, config):
+        before = await config.validate_database_state()
+        version = text("SELECT version_num FROM alembic_version")
+        check = text(
+            "SELECT conname FROM pg_constraint "
+            "WHERE conrelid = 'memberships'::regclass AND contype = 'c'"
+        )
+        seen = {
+            "heads": sorted((await session.execute(version)).scalars()),
+            "check": await session.scalar(check),
+        }
+        await session.execute(text(damage.format(**seen)))
+        await session.commit()
+        results = await config.validate_database_state()
+    assert failing(before) == set() and seen["heads"] and seen["check"]
+    assert failing(results) == {f"postgres:schema.{fails}"}
+    found = check_named(results, "postgres", fails)["details"]
+    if details is not None:
+        assert found == details(seen)
+    else:
+        [difference] = found["differences"]
+        assert "modify_nullable" in difference and "'users', 'full_name'" in difference
+
+
+async def test_each_kind_of_clickhouse_schema_damage_fails_its_check() -> None:
+    async with with_isolated_clickhouse("test_ch_damage", "events") as (client, db, config):
+        before = await config.validate_database_state()
+        heads = sorted(
+            r[0] for r in await client.execute("SELECT version_num FROM alembic_version")
+        )
+        await client.execute("ALTER TABLE alembic_version DELETE WHERE 1")
+        await wait_for_mutations(client)
+        no_version = await config.validate_database_state()
+        await client.execute("CREATE TABLE stray (x UInt8) ENGINE = TinyLog")  # no model has it
+        stray = await config.validate_database_state()
+        await client.execute("DROP TABLE stray")
+        await client.execute("ALTER TABLE events ADD COLUMN extra String")
+        extra_column = await config.validate_database_state()
+    assert failing(before) == set() and heads
+    assert failing(no_version) == {"clickhouse:schema.at_migration_heads"}
+    assert check_named(no_version, "clickhouse", "at_migration_heads")["details"] == {
+        "expected": heads,
+        "current": [],
+    }
+    assert failing(stray) == {
+        "clickhouse:schema.at_migration_heads",
+        "clickhouse:schema.matches_template",
+    }
+    assert check_named(stray, "clickhouse", "matches_template")["details"] == {
+        "missing_columns": [],
+        "unexpected_columns": [("stray", "x", "UInt8")],
+    }
+    assert failing(extra_column) == {
+        "clickhouse:schema.at_migration_heads",
+        "clickhouse:schema.matches_template",
+        "clickhouse:schema.models_match",
+    }
+    assert check_named(extra_column, "clickhouse", "matches_template")["details"] == {
+        "missing_columns": [],
+        "unexpected_columns": [("events", "extra", "String")],
+    }
+    assert check_named(extra_column, "clickhouse", "models_match")["details"] == {
+        "columns_differ": {"events": ["extra"]}
+    }
+
+
+async def test_a_database_tagged_as_another_tests_fails_the_owner_check() -> None:
+    async with with_database_snapshots("test_owner", scenario="minimal") as env:
+        session, client, config = env["postgres_session"], env["clickhouse_client"], env["config"]
+        before = await config.validate_database_state()
+        owners = {b: config.databases[b].owner for b in ("postgres", "clickhouse")}
+        tags = {b: dataclasses.replace(o, test="test_b").tag() for b, o in owners.items()}
+        pg_tag = tags["postgres"].replace("'", "''")
+        name = config.databases["postgres"].name
+        await session.execute(text(f"COMMENT ON DATABASE \"{name}\" IS '{pg_tag}'"))
+        await session.commit()
+        await client.execute(f"DROP TABLE {OWNER_TABLE}")
+        await client.execute(f"CREATE TABLE {OWNER_TABLE} (value String) ENGINE = TinyLog")
+        await client.insert(OWNER_TABLE, [{"value": tags["clickhouse"]}])
+        results = await config.validate_database_state()
+    assert failing(before) == set()
+    assert failing(results) == {"postgres:isolation.owner", "clickhouse:isolation.owner"}
+    for backend, owner in owners.items():
+        assert check_named(results, backend, "owner")["details"] == {
+            "owner": "test_b",
+            "run": owner.run,
+            "expected": owner.test,
+        }
+
+
+async def test_a_template_no_longer_sealed_fails_the_sealed_template_check(
+    throwaway_templates: Any,
+) -> None:
+    """The templates of a scenario only this test uses: PostgreSQL's takes connections again,
+    ClickHouse's has lost its seal."""
+    async with with_database_snapshots(
+        "test_unsealed", "user_management", scenario=UNSEALED
+    ) as env:
+        config = env["config"]
+        settings = config.manager.settings
+        templates = {b: config.databases[b].template.name for b in ("postgres", "clickhouse")}
+        throwaway_templates(PostgreSQLTestIsolator, settings, templates["postgres"])
+        throwaway_templates(ClickHouseTestIsolator, settings, templates["clickhouse"])
+        before = await config.validate_database_state()
+        with config._isolators["postgres"].server.connect() as admin:
+            admin.execute(f'ALTER DATABASE "{templates["postgres"]}" WITH ALLOW_CONNECTIONS true')
+        config._isolators["clickhouse"].executor.execute(
+            f"DROP TABLE {quote(templates['clickhouse'])}.{quote(SEALED_TABLE)}"
+        )
+        results = await config.validate_database_state()
+    assert failing(before) == set()
+    assert failing(results) == {
+        "postgres:isolation.sealed_template",
+        "clickhouse:isolation.sealed_template",
+    }
+    for backend, template in templates.items():
+        assert check_named(results, backend, "sealed_template")["details"] == (
+            f"template {template} is missing or not sealed"
+        )
+
+
+async def test_rows_committed_by_another_connection_fail_no_foreign_rows() -> None:
+    """At `transaction` level the worker's database is shared: a row another connection
+    committed there is one the next test would see."""
+    async with with_isolated_postgres(
+        "test_foreign_rows", "thread_messages", "minimal", level="transaction"
+    ) as (session, config):
+        before = await config.validate_database_state()
+        isolator, name = config._isolators["postgres"], config.databases["postgres"].name
+        count = text("SELECT count(*) FROM thread_participants")
+        with isolator.connect_to(name) as other:  # autocommit, as another test's
+            committed = other.execute(count).scalar()
+            added = other.execute(
+                text(
+                    "INSERT INTO thread_participants (thread_id, user_id) "
+                    "SELECT t.id, u.id FROM threads t CROSS JOIN users u WHERE NOT EXISTS "
+                    "(SELECT 1 FROM thread_participants p "
+                    " WHERE p.thread_id = t.id AND p.user_id = u.id) "
+                    "ORDER BY 1, 2 LIMIT 1 RETURNING thread_id, user_id"
+                )
+            ).one()
+        try:
+            results = await config.validate_database_state()
+        finally:
+            with isolator.connect_to(name) as other:
+                other.execute(
+                    text("DELETE FROM thread_participants WHERE thread_id = :t AND user_id = :u"),
+                    {"t": added[0], "u": added[1]},
+                )
+                assert other.execute(count).scalar() == committed
+    assert failing(before) == set()
+    assert failing(results) == {"postgres:isolation.no_foreign_rows"}
+    assert check_named(results, "postgres", "no_foreign_rows")["details"] == {
+        "committed_rows_template_vs_now": {"thread_participants": (committed, committed + 1)}
+    }
