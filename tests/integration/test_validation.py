@@ -37,19 +37,6 @@ from netra_isolation.servers.clickhouse import EphemeralClickHouse
 from netra_isolation.servers.postgres import EphemeralPostgres
 
 ROOT = Path(__file__).resolve().parents[2]
-# A scenario whose seed makes fewer rows than it declares (templates of this module's own).
-SHORT_SEED = "seeds_fewer_than_it_declares"
-DECLARED = {"users": 4, "events": 6}
-SEEDED = {"users": 3, "events": 5}
-
-
-# A scenario only the sealed-template test uses: it unseals that scenario's templates.
-UNSEALED = "unsealed_by_a_test"
-
-
-@scenario(UNSEALED, seed=6, counts={"users": 2})
-def _unsealed(session: Any) -> list[Any]:
-    return list(UserFactory.create_batch(2))
 
 
 def _event(user_id: int) -> dict[str, Any]:
@@ -62,6 +49,13 @@ def _event(user_id: int) -> dict[str, Any]:
     }
 
 
+# Scenarios of this module's own, each used by one test, whose templates it drops afterwards.
+# One whose seed makes fewer rows than it declares:
+SHORT_SEED = "seeds_fewer_than_it_declares"
+DECLARED = {"users": 4, "events": 6}
+SEEDED = {"users": 3, "events": 5}
+
+
 @scenario(
     SHORT_SEED,
     seed=5,
@@ -70,6 +64,15 @@ def _event(user_id: int) -> dict[str, Any]:
 )
 def _short_seed(session: Any) -> list[Any]:
     return list(UserFactory.create_batch(SEEDED["users"]))
+
+
+# One whose templates the sealed-template test unseals:
+UNSEALED = "unsealed_by_a_test"
+
+
+@scenario(UNSEALED, seed=6, counts={"users": 2})
+def _unsealed(session: Any) -> list[Any]:
+    return list(UserFactory.create_batch(2))
 
 
 def failing(results: dict[str, Any]) -> set[str]:
