@@ -479,7 +479,9 @@ async def test_rows_the_test_changed_only_warn_in_scenario_counts() -> None:
         config,
     ):
         before = check_named(await config.validate_database_state(), "postgres", "scenario_counts")
-        UserFactory()
+        await session.execute(
+            text("INSERT INTO users (email, full_name) VALUES ('extra@example.com', 'Extra')")
+        )
         await session.commit()
         results = await config.validate_database_state()
     assert failing(results) == set()
