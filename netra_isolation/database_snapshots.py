@@ -113,15 +113,26 @@ class DatabaseSnapshots:
                 raise SnapshotError(f"the {backend} database {db.name} has no template")
             self.config._isolators[backend].restore(db.template.name, db)
 
+    def check(self, backends: list[str] | None = None, snapshot_id: str | None = None) -> None:
+        """Refuse what cannot be done (no such snapshot, a database not the test's own) before
+        the test's sessions give back their connections, which loses their uncommitted work."""
+        if snapshot_id is not None:
+            backends = [self.get(snapshot_id).backend]
+        for backend in backends if backends is not None else list(self.config.databases):
+            self._database(backend)
+
     async def create(self, backend: str, label: str) -> str:
+        self.check([backend])
         await self.config.release_sessions()
         return await asyncio.to_thread(self.create_sync, backend, label)
 
     async def restore(self, snapshot_id: str) -> None:
+        self.check(snapshot_id=snapshot_id)
         await self.config.release_sessions()
         await asyncio.to_thread(self.restore_sync, snapshot_id)
 
     async def reset_to_clean_state(self, backends: list[str] | None = None) -> None:
+        self.check(backends)
         await self.config.release_sessions()
         await asyncio.to_thread(self.reset_to_clean_state_sync, backends)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,9 @@ if TYPE_CHECKING:
     from netra_isolation.isolated_test_config import IsolatedTestConfig
 
 PASSED, FAILED, WARNING, SKIPPED = "passed", "failed", "warning", "skipped"
-QUERY_THRESHOLD_SECONDS = 1.0
+CONNECTIVITY = ("connection", "connectivity")
+NOT_RUN = "not run: connection.connectivity failed"
+MIN_FREE_SLOTS = 5  # a server with fewer free connections (queries, on ClickHouse) fails "pool"
 _HIDDEN_CH_TABLES = {OWNER_TABLE, SEALED_TABLE}
 
 
@@ -95,6 +98,19 @@ class DatabaseStateValidator:
                 savepoint.rollback()
         return CheckResult(name, category, status, details, time.perf_counter() - started)
 
+    def _run_all(
+        self, context: CheckContext, registered: list[tuple[str, str, Check]]
+    ) -> list[CheckResult]:
+        """The checks in order; once connectivity has failed the rest are skipped: they could
+        only fail for the same reason."""
+        checks: list[CheckResult] = []
+        for category, name, check in registered:
+            if any((c.category, c.name) == CONNECTIVITY and c.status == FAILED for c in checks):
+                checks.append(CheckResult(name, category, SKIPPED, NOT_RUN))
+            else:
+                checks.append(self._run(context, category, name, check))
+        return checks
+
     def validate_sync(
         self, config: IsolatedTestConfig, connection: Connection | None = None
     ) -> dict[str, Any]:
@@ -120,9 +136,15 @@ class DatabaseStateValidator:
                 continue
             isolator = config._isolators[backend]
             own = connection if backend == "postgres" else None
-            with _handle(isolator, db, own) as handle:
-                context = CheckContext(config, backend, db, handle, isolator, own is not None)
-                checks = [self._run(context, c, n, f) for c, n, f in self._checks.get(backend, [])]
+            registered = self._checks.get(backend, [])
+            with ExitStack() as stack:
+                try:
+                    handle = stack.enter_context(_handle(isolator, db, own))
+                except Exception as exc:  # the test's database takes no connection
+                    checks = _unreachable(registered, f"{type(exc).__name__}: {exc}")
+                else:
+                    context = CheckContext(config, backend, db, handle, isolator, own is not None)
+                    checks = self._run_all(context, registered)
             results[backend] = _summary(checks, database=db.name)
         if "postgres" in backends and {"postgres", "clickhouse"} <= set(config.databases):
             results["cross_database"] = _summary([self._cross_database(config, connection)])
@@ -154,7 +176,12 @@ class DatabaseStateValidator:
             return PASSED, {"event_users": len(ids)}
 
         pg = config._isolators["postgres"]
-        with _handle(pg, config.databases["postgres"], connection) as handle:
+        with ExitStack() as stack:
+            try:
+                handle = stack.enter_context(_handle(pg, config.databases["postgres"], connection))
+            except Exception:  # the postgres section says why
+                why = "not run: postgres connection.connectivity failed"
+                return CheckResult("event_users_exist", "cross_database", SKIPPED, why)
             context = CheckContext(
                 config, "cross_database", None, handle, pg, connection is not None
             )
@@ -180,6 +207,17 @@ class DatabaseStateValidator:
                     f"  {check['seconds'] * 1000:.1f} ms{details}"
                 )
         return "\n".join(lines)
+
+
+def _unreachable(registered: list[tuple[str, str, Check]], error: str) -> list[CheckResult]:
+    """No connection to the test's database: connectivity fails with why, the rest are skipped."""
+    checks = [CheckResult(CONNECTIVITY[1], CONNECTIVITY[0], FAILED, error)]
+    checks += [
+        CheckResult(name, category, SKIPPED, NOT_RUN)
+        for category, name, _check in registered
+        if (category, name) != CONNECTIVITY
+    ]
+    return checks
 
 
 def _sections(results: Mapping[str, Any] | Iterable[Any]) -> dict[str, Any]:
@@ -266,30 +304,46 @@ def _template(context: CheckContext) -> Any:
     return PASSED, template.name
 
 
-def _scenario_counts(context: CheckContext, count: Callable[[str], int | None]) -> Any:
+def _scenario_counts(
+    context: CheckContext,
+    count: Callable[[str], int | None],
+    seeded: Callable[[str], int | None],
+) -> Any:
+    """The template must hold the counts the scenario declares (times the scale): if it does
+    not, the scenario's seed does not make what it says. The test's database may differ from
+    them (tests add and delete rows): a warning. `count` counts in the test's database,
+    `seeded` in the template; None for a table that is not there."""
     spec = context.database.template.spec
     if spec.scenario is None:
         return SKIPPED, "no scenario"
-    expected = context.isolator.scenarios.get(spec.scenario).counts
-    actual = {t: count(t) for t in expected}
-    wanted = {t: n * spec.scale for t, n in expected.items() if actual[t] is not None}
-    actual = {t: n for t, n in actual.items() if n is not None}
-    if actual != wanted:
-        return WARNING, {"expected": wanted, "actual": actual}  # tests may add rows
+    declared = context.isolator.scenarios.get(spec.scenario).counts
+    wanted = {t: n * spec.scale for t, n in declared.items()}
+    in_template = {t: n for t in wanted if (n := seeded(t)) is not None}
+    wrong = {t: (wanted[t], n) for t, n in in_template.items() if n != wanted[t]}
+    if wrong:
+        return FAILED, {"template_declared_vs_seeded": wrong}
+    actual = {t: n for t in wanted if (n := count(t)) is not None}
+    if actual != {t: wanted[t] for t in actual}:
+        return WARNING, {"expected": {t: wanted[t] for t in actual}, "actual": actual}
     return PASSED, actual
 
 
-def _timed_queries(queries: Iterable[tuple[str, Callable[[], Any]]]) -> Any:
+def _timed_queries(c: CheckContext, queries: Iterable[tuple[str, Callable[[], Any]]]) -> Any:
+    """Each query's time against the `validation_query_limit_ms` setting."""
+    limit_ms = c.config.manager.settings.validation_query_limit_ms
     times = {}
     for label, run in queries:
         started = time.perf_counter()
         run()
-        times[label] = round((time.perf_counter() - started) * 1000, 2)
-    slow = {k: v for k, v in times.items() if v > QUERY_THRESHOLD_SECONDS * 1000}
-    return (FAILED if slow else PASSED), {
-        "ms": times,
-        "threshold_ms": QUERY_THRESHOLD_SECONDS * 1000,
+        times[label] = (time.perf_counter() - started) * 1000
+    slow = sorted(label for label, ms in times.items() if ms > limit_ms)
+    details: dict[str, Any] = {
+        "ms": {label: round(ms, 2) for label, ms in times.items()},
+        "limit_ms": limit_ms,
     }
+    if slow:
+        details["slower_than_limit"] = slow
+    return (FAILED if slow else PASSED), details
 
 
 # -- PostgreSQL -----------------------------------------------------------------------------------
@@ -298,15 +352,18 @@ def _pg_connectivity(c: CheckContext) -> Any:
 
 
 def _pg_pool(c: CheckContext) -> Any:
+    """Room on the server for more connections: PostgreSQL refuses a client connection beyond
+    max_connections (background processes have slots of their own and are not counted)."""
     row = c.handle.execute(
         text(
             "SELECT current_setting('max_connections')::int, count(*), "
-            "count(*) FILTER (WHERE datname = current_database()) FROM pg_stat_activity"
+            "count(*) FILTER (WHERE datname = current_database()) FROM pg_stat_activity "
+            "WHERE backend_type = 'client backend'"
         )
     ).one()
     limit, used, here = row
     details = {"max_connections": limit, "in_use": used, "to_this_database": here}
-    return (limit - used >= 5), details
+    return (limit - used >= MIN_FREE_SLOTS), details | {"free": limit - used}
 
 
 def _pg_heads(c: CheckContext) -> Any:
@@ -315,16 +372,20 @@ def _pg_heads(c: CheckContext) -> Any:
     return expected <= current, {"expected": sorted(expected), "current": sorted(current)}
 
 
-def _pg_template_schema(c: CheckContext) -> dict[str, Any]:
-    """The template's columns and constraints, read once per template from a throwaway copy."""
-    key = f"pg-schema:{c.database.template.name}"
+def _pg_template(c: CheckContext) -> dict[str, Any]:
+    """The template's columns, constraints and row counts per table, read once per template
+    from a throwaway copy (a sealed template refuses connections)."""
+    key = f"pg-template:{c.database.template.name}"
     cache = c.isolator.inspection_cache
     if key not in cache:
         with (
             c.isolator.template_copy(c.database.template) as copy,
             c.isolator.connect_to(copy) as conn,
         ):
-            cache[key] = _pg_schema(conn)
+            facts = _pg_schema(conn)
+            counter = _pg_count(CheckContext(c.config, "postgres", None, conn, c.isolator))
+            facts["counts"] = {t: counter(t) for t in inspect(conn).get_table_names()}
+            cache[key] = facts
     return dict(cache[key])
 
 
@@ -348,7 +409,7 @@ def _pg_schema(conn: Any) -> dict[str, Any]:
 
 
 def _pg_matches_template(c: CheckContext) -> Any:
-    expected, actual = _pg_template_schema(c)["columns"], _pg_schema(c.handle)["columns"]
+    expected, actual = _pg_template(c)["columns"], _pg_schema(c.handle)["columns"]
     missing, extra = sorted(expected - actual), sorted(actual - expected)
     if missing or extra:
         return FAILED, {"missing_columns": missing, "unexpected_columns": extra}
@@ -372,7 +433,7 @@ def _pg_models_match(c: CheckContext) -> Any:
 
 
 def _pg_constraints(c: CheckContext) -> Any:
-    expected = _pg_template_schema(c)["constraints"]
+    expected = _pg_template(c)["constraints"]
     actual = _pg_schema(c.handle)["constraints"]
     missing = sorted(expected - actual)
     return not missing, ({"missing": missing} if missing else {"constraints": len(actual)})
@@ -426,8 +487,11 @@ def _pg_count(c: CheckContext) -> Callable[[str], int | None]:
 def _pg_performance(c: CheckContext) -> Any:
     tables = [t for t in inspect(c.handle).get_table_names() if t != "alembic_version"]
     return _timed_queries(
-        (f"count {t}", partial(c.handle.execute, text(f'SELECT count(*) FROM "{t}"')))
-        for t in tables
+        c,
+        [
+            (f"count {t}", partial(c.handle.execute, text(f'SELECT count(*) FROM "{t}"')))
+            for t in tables
+        ],
     )
 
 
@@ -436,19 +500,11 @@ def _pg_foreign_rows(c: CheckContext) -> Any:
     worker database must hold exactly what its template holds."""
     if not c.config._shared("postgres"):
         return PASSED, "a database of this test's own (see isolation.owner)"
-    key = f"pg-counts:{c.database.template.name}"
-    cache = c.isolator.inspection_cache
-    if key not in cache:
-        with (
-            c.isolator.template_copy(c.database.template) as copy,
-            c.isolator.connect_to(copy) as conn,
-        ):
-            counter = _pg_count(CheckContext(c.config, "postgres", None, conn, c.isolator))
-            cache[key] = {t: counter(t) for t in inspect(conn).get_table_names()}
+    template = _pg_template(c)["counts"]
     with c.isolator.connect_to(c.database.name) as fresh:  # outside the test's transaction
         counts = _pg_count(CheckContext(c.config, "postgres", c.database, fresh, c.isolator))
-        actual = {t: counts(t) for t in cache[key]}
-    foreign = {t: (cache[key][t], n) for t, n in actual.items() if n != cache[key][t]}
+        actual = {t: counts(t) for t in template}
+    foreign = {t: (template[t], n) for t, n in actual.items() if n != template[t]}
     return not foreign, ({"committed_rows_template_vs_now": foreign} if foreign else None)
 
 
@@ -486,7 +542,11 @@ _POSTGRES_CHECKS: list[tuple[str, str, Check]] = [
     ("schema", "models_match", _pg_models_match),
     ("schema", "constraints_present", _pg_constraints),
     ("data", "referential_integrity", _pg_referential_integrity),
-    ("data", "scenario_counts", lambda c: _scenario_counts(c, _pg_count(c))),
+    (
+        "data",
+        "scenario_counts",
+        lambda c: _scenario_counts(c, _pg_count(c), _pg_template(c)["counts"].get),
+    ),
     ("performance", "representative_queries", _pg_performance),
     ("isolation", "owner", _owner),
     ("isolation", "sealed_template", _template),
@@ -505,15 +565,40 @@ def _ch_columns(c: CheckContext, database: str) -> set[tuple[str, str, str]]:
 
 
 def _ch_connectivity(c: CheckContext) -> Any:
-    return c.handle.execute("SELECT 1")[0][0] == 1
+    """The server answers, and the test's database is there on it."""
+    rows = c.handle.execute(
+        f"SELECT name FROM system.databases WHERE name = {literal(c.database.name)}"
+    )
+    return bool(rows), (None if rows else f"no database {c.database.name} on the server")
 
 
 def _ch_pool(c: CheckContext) -> Any:
-    rows = c.handle.execute(
-        "SELECT metric, value FROM system.metrics WHERE metric IN ('TCPConnection', "
-        "'HTTPConnection', 'Query')"
+    """Room on the server for more queries: ClickHouse refuses a query beyond
+    max_concurrent_queries_for_user (the user's profile) or max_concurrent_queries (the
+    server's, readable where the server has system.server_settings), as PostgreSQL refuses a
+    connection beyond max_connections. This check's own query is one of those running."""
+    user = c.isolator.server.user
+    ((running, of_user),) = c.handle.execute(
+        f"SELECT count(), countIf(user = {literal(user)}) FROM system.processes"
     )
-    return PASSED, {str(k): int(v) for k, v in rows}
+    details: dict[str, Any] = {"running_queries": int(running), "of_this_user": int(of_user)}
+    in_use: dict[str, tuple[int, int]] = {}  # limit name: (limit, queries it counts)
+    per_user = c.handle.execute(
+        "SELECT value FROM system.settings WHERE name = 'max_concurrent_queries_for_user'"
+    )
+    if per_user and int(per_user[0][0]):
+        in_use["max_concurrent_queries_for_user"] = (int(per_user[0][0]), int(of_user))
+    if c.isolator._exists("system", "server_settings"):
+        server = c.handle.execute(
+            "SELECT value FROM system.server_settings WHERE name = 'max_concurrent_queries'"
+        )
+        if server and int(server[0][0]):
+            in_use["max_concurrent_queries"] = (int(server[0][0]), int(running))
+    if not in_use:
+        return SKIPPED, details | {"limits": "none known on this server (0: unlimited)"}
+    free = min(limit - used for limit, used in in_use.values())
+    details |= {name: limit for name, (limit, _used) in in_use.items()} | {"free": free}
+    return free >= MIN_FREE_SLOTS, details
 
 
 def _ch_heads(c: CheckContext) -> Any:
@@ -545,13 +630,11 @@ def _ch_models_match(c: CheckContext) -> Any:
     return not differences, ({"columns_differ": differences} if differences else None)
 
 
-def _ch_count(c: CheckContext) -> Callable[[str], int | None]:
+def _ch_count(c: CheckContext, database: str) -> Callable[[str], int | None]:
     def count(table: str) -> int | None:
-        if not c.isolator._exists(c.database.name, table):
+        if not c.isolator._exists(database, table):
             return None
-        return int(
-            c.handle.execute(f"SELECT count() FROM {quote(c.database.name)}.{quote(table)}")[0][0]
-        )
+        return int(c.handle.execute(f"SELECT count() FROM {quote(database)}.{quote(table)}")[0][0])
 
     return count
 
@@ -560,8 +643,11 @@ def _ch_performance(c: CheckContext) -> Any:
     tables = [t for t, _e, _d in c.isolator._tables(c.database.name) if t not in _HIDDEN_CH_TABLES]
     db = quote(c.database.name)
     return _timed_queries(
-        (f"count {t}", partial(c.handle.execute, f"SELECT count() FROM {db}.{quote(t)}"))
-        for t in tables
+        c,
+        [
+            (f"count {t}", partial(c.handle.execute, f"SELECT count() FROM {db}.{quote(t)}"))
+            for t in tables
+        ],
     )
 
 
@@ -571,7 +657,13 @@ _CLICKHOUSE_CHECKS: list[tuple[str, str, Check]] = [
     ("schema", "at_migration_heads", _ch_heads),
     ("schema", "matches_template", _ch_matches_template),
     ("schema", "models_match", _ch_models_match),
-    ("data", "scenario_counts", lambda c: _scenario_counts(c, _ch_count(c))),
+    (
+        "data",
+        "scenario_counts",
+        lambda c: _scenario_counts(
+            c, _ch_count(c, c.database.name), _ch_count(c, c.database.template.name)
+        ),
+    ),
     ("performance", "representative_queries", _ch_performance),
     ("isolation", "owner", _owner),
     ("isolation", "sealed_template", _template),

@@ -262,14 +262,17 @@ class IsolatedTestConfig:
         await self.snapshots.reset_to_clean_state(backends)
 
     def create_snapshot_sync(self, backend: str, label: str) -> str:
+        self.snapshots.check([backend])
         self._release_sync_sessions()
         return self.snapshots.create_sync(backend, label)
 
     def restore_snapshot_sync(self, snapshot_id: str) -> None:
+        self.snapshots.check(snapshot_id=snapshot_id)
         self._release_sync_sessions()
         self.snapshots.restore_sync(snapshot_id)
 
     def reset_to_clean_state_sync(self, backends: list[str] | None = None) -> None:
+        self.snapshots.check(backends)
         self._release_sync_sessions()
         self.snapshots.reset_to_clean_state_sync(backends)
 

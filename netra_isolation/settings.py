@@ -77,6 +77,8 @@ class Settings:
     performance_scale: int = 5
     prefetch: int = 1  # PostgreSQL copies made ahead of time per template, off the test's clock
     validate: bool = False
+    # validation's performance check fails a representative query slower than this
+    validation_query_limit_ms: float = 1000.0
     connect_timeout: float = 5.0
     server_start_timeout: float = 60.0
     # where throwaway servers keep their data: auto (RAM when a tmpfs has room) | ram | disk
@@ -181,6 +183,11 @@ class Settings:
                 f"isolation level {settings.level!r} (from {settings.source('level')}) is not "
                 f"one of {', '.join(LEVELS)}"
             )
+        if not settings.validation_query_limit_ms >= 0:
+            raise ConfigurationError(
+                f"validation_query_limit_ms {settings.validation_query_limit_ms!r} (from "
+                f"{settings.source('validation_query_limit_ms')}) is not a number of 0 or more"
+            )
         if settings.server_data not in SERVER_DATA:
             raise ConfigurationError(
                 f"server_data {settings.server_data!r} (from {settings.source('server_data')}) "
@@ -196,7 +203,10 @@ def _coerce(cls: type[Settings], name: str, value: Any) -> Any:
     if kind == "bool":
         return value.strip().lower() in {"1", "true", "yes", "on"}
     if kind == "float":
-        return float(value)
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigurationError(f"{name}={value!r} is not a number") from None
     if kind == "int":
         try:
             return int(value)

@@ -29,8 +29,11 @@ RAM_DIR = Path("/dev/shm")
 RAM_MIN_FREE = 1 << 30  # bytes a tmpfs must have free to hold a server's data
 
 
-def ram_dir(path: Path = RAM_DIR, min_free: int = RAM_MIN_FREE) -> Path | None:
-    """`path` if it is a writable tmpfs with `min_free` bytes free, else None.
+def ram_dir(
+    path: Path = RAM_DIR, min_free: int = RAM_MIN_FREE, mounts: Path = Path("/proc/mounts")
+) -> Path | None:
+    """`path` if it is a writable tmpfs (by the mount table `mounts`) with `min_free` bytes
+    free, else None.
 
     Test servers create and drop a database per test; on a disk filesystem that file churn
     slows file creation more and more (ext4 passes over recently freed inodes: a clone that
@@ -38,11 +41,11 @@ def ram_dir(path: Path = RAM_DIR, min_free: int = RAM_MIN_FREE) -> Path | None:
     stays flat, and nothing of it needs to survive a reboot.
     """
     try:
-        mounts = Path("/proc/mounts").read_text().splitlines()
+        table = mounts.read_text().splitlines()
         stat = os.statvfs(path)
     except OSError:
         return None
-    tmpfs = any(line.split()[1:3] == [str(path), "tmpfs"] for line in mounts)
+    tmpfs = any(line.split()[1:3] == [str(path), "tmpfs"] for line in table)
     if not tmpfs or not os.access(path, os.W_OK) or stat.f_bavail * stat.f_frsize < min_free:
         return None
     return path

@@ -25,6 +25,10 @@ from netra_isolation.errors import BinariesNotFoundError, ServerStartError, Serv
 from netra_isolation.servers import EphemeralServer, free_port, pid_alive, remove_data, tail
 
 USER = "netra"
+# Queries the server runs at once, for all users and for the tool's (the same: it is the only
+# user). The per-user limit is in the profile, where SQL can read it (system.settings), so the
+# validator's pool check knows it on servers that have no system.server_settings.
+MAX_QUERIES = 200
 
 CONFIG = """<?xml version="1.0"?>
 <yandex>
@@ -40,7 +44,7 @@ CONFIG = """<?xml version="1.0"?>
   <users_config>{home}/users.xml</users_config>
   <mark_cache_size>67108864</mark_cache_size>
   <uncompressed_cache_size>67108864</uncompressed_cache_size>
-  <max_concurrent_queries>200</max_concurrent_queries>
+  <max_concurrent_queries>{max_queries}</max_concurrent_queries>
   <max_server_memory_usage_to_ram_ratio>0.25</max_server_memory_usage_to_ram_ratio>
   <default_profile>default</default_profile>
   <default_database>default</default_database>
@@ -51,7 +55,9 @@ CONFIG = """<?xml version="1.0"?>
 USERS = """<?xml version="1.0"?>
 <yandex>
   <profiles><default><max_memory_usage>2000000000</max_memory_usage>
-    <max_threads>2</max_threads></default></profiles>
+    <max_threads>2</max_threads>
+    <max_concurrent_queries_for_user>{max_queries}</max_concurrent_queries_for_user>
+  </default></profiles>
   <users>
     <{user}>
       <password_sha256_hex>{password_sha256}</password_sha256_hex>
@@ -152,6 +158,10 @@ class EphemeralClickHouse(EphemeralServer[_State, ClickHouseServerInfo]):
     name = "clickhouse"
     state_type = _State
 
+    def __init__(self, cache_dir: Path, data: str = "auto", max_queries: int = MAX_QUERIES) -> None:
+        super().__init__(cache_dir, data)
+        self.max_queries = max_queries  # for a server this starts; a running one keeps its own
+
     def _info(self, state: _State) -> ClickHouseServerInfo:
         return ClickHouseServerInfo(
             "127.0.0.1", state.http_port, state.native_port, USER, state.password
@@ -185,9 +195,13 @@ class EphemeralClickHouse(EphemeralServer[_State, ClickHouseServerInfo]):
         users = self.home / "users.xml"
         fd = os.open(users, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
-            handle.write(USERS.format(user=USER, password_sha256=digest))
+            handle.write(
+                USERS.format(user=USER, password_sha256=digest, max_queries=self.max_queries)
+            )
         config = self.home / "config.xml"
-        config.write_text(CONFIG.format(home=self.home, **asdict(state)))
+        config.write_text(
+            CONFIG.format(home=self.home, max_queries=self.max_queries, **asdict(state))
+        )
         errlog = self.home / "server.err.log"
         errlog.unlink(missing_ok=True)
         with open(self.home / "stdout.log", "wb") as out:

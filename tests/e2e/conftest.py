@@ -22,6 +22,8 @@ def pyproject(tool_lines: str = "") -> str:
         "full_stack_schema": '"thread_messages"',
         "full_stack_clickhouse_schema": '"events"',
         "scenario_modules": '["factories.scenarios"]',
+        # validations that pass or fail whatever the machine's speed
+        "validation_query_limit_ms": "1e9",
     }
     given = {line.split("=")[0].strip() for line in tool_lines.splitlines() if "=" in line}
     kept = "\n".join(f"{k} = {v}" for k, v in defaults.items() if k not in given)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import stat
 from pathlib import Path
 
@@ -32,8 +33,9 @@ def test_start_reuse_stop(server: EphemeralPostgres) -> None:
         addresses = conn.execute("SHOW listen_addresses").fetchone()
         assert addresses == ("127.0.0.1",)
     state = json.loads(server.state_path.read_text())
-    if os.geteuid() == 0:  # initdb refuses root: the server runs unprivileged
-        assert os.stat(f"/proc/{state['pid']}").st_uid != 0
+    # initdb refuses root: started by root, the server runs as an unprivileged user; else as us
+    runs_as = pwd.getpwnam(state["run_as"]).pw_uid if state["run_as"] else os.geteuid()
+    assert os.stat(f"/proc/{state['pid']}").st_uid == runs_as != 0
     assert stat.S_IMODE(server.state_path.stat().st_mode) == 0o600
     assert server.status() == info
     assert server.stop() is True

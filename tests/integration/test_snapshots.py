@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import text
 
 from netra_isolation import (
-    IsolatedTestConfig,
     with_database_snapshots,
     with_isolated_clickhouse,
     with_isolated_postgres,
+    with_isolated_postgres_sync,
 )
 from netra_isolation.errors import SnapshotError
 
@@ -132,7 +132,31 @@ async def test_unknown_snapshot_lists_the_tests_snapshots() -> None:
 
 
 async def test_snapshots_need_a_database_of_the_tests_own() -> None:
-    async with with_isolated_postgres("test_tx_snapshot", level="transaction") as (_, config):
+    """Refused at `transaction` level, before anything happens: no snapshot, and the test's
+    uncommitted work is still in its session (giving back its connection would lose it)."""
+    added = text("SELECT count(*) FROM test_users WHERE email = 'tx@x.io'")
+    async with with_isolated_postgres("test_tx_snapshot", level="transaction") as (session, config):
+        await session.execute(
+            text("INSERT INTO test_users (email, full_name) VALUES ('tx@x.io', 'T')")
+        )
         with pytest.raises(SnapshotError, match="level='database'"):
             await config.create_snapshot("postgres", "x")
-    assert isinstance(config, IsolatedTestConfig)
+        with pytest.raises(SnapshotError, match="level='database'"):
+            await config.reset_to_clean_state()
+        with pytest.raises(SnapshotError, match=r"no snapshot 'postgres:x'.*none yet"):
+            await config.restore_snapshot("postgres:x")
+        assert config.snapshots.ids() == []
+        assert await session.scalar(added) == 1
+    with with_isolated_postgres_sync("test_tx_snapshot_sync", level="transaction") as (
+        sync_session,
+        sync_config,
+    ):
+        sync_session.execute(
+            text("INSERT INTO test_users (email, full_name) VALUES ('tx@x.io', 'T')")
+        )
+        with pytest.raises(SnapshotError, match="level='database'"):
+            sync_config.create_snapshot_sync("postgres", "x")
+        with pytest.raises(SnapshotError, match="level='database'"):
+            sync_config.reset_to_clean_state_sync()
+        assert sync_config.snapshots.ids() == []
+        assert sync_session.scalar(added) == 1

@@ -1,9 +1,12 @@
-"""The README's examples are the files in tests/examples, word for word, and they run there."""
+"""The README's examples are the files in tests/examples, word for word; its two commands are
+the Makefile's targets, doing what it says, and CI runs one of them."""
 
+import os
 import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
 EXAMPLE = re.compile(r"<!-- example: (?P<path>\S+) -->\n```python\n(?P<code>.*?)```", re.S)
 
 
@@ -17,7 +20,75 @@ def test_every_readme_example_is_a_test_file_as_written() -> None:
         assert (ROOT / path).read_text() == code, f"README example differs from {path}"
 
 
+def readme_commands() -> dict[str, str]:
+    """The commands of the README's "two commands" block, each with what it says it does."""
+    section = README.read_text().split("## The two commands", 1)[1]
+    block = section.split("```bash\n", 1)[1].split("```", 1)[0]
+    pairs = (line.split("#", 1) for line in block.splitlines() if line.strip())
+    return {command.strip(): comment.strip() for command, comment in pairs}
+
+
+def ci_commands() -> list[str]:
+    """What .ci/run runs, without its shebang, comments, shell options and `cd`."""
+    lines = (line.strip() for line in (ROOT / ".ci/run").read_text().splitlines())
+    return [line for line in lines if line and not line.startswith(("#", "set ", "cd "))]
+
+
+def make_targets() -> dict[str, tuple[list[str], list[str]]]:
+    """The Makefile's targets: prerequisites and recipe lines, its variables expanded."""
+    variables: dict[str, str] = {}
+    targets: dict[str, tuple[list[str], list[str]]] = {}
+    current = None
+
+    def expand(text: str) -> str:
+        while match := re.search(r"\$\((\w+)\)", text):
+            text = text.replace(match[0], variables[match[1]])
+        return text
+
+    for line in (ROOT / "Makefile").read_text().splitlines():
+        if line.startswith("\t") and current is not None:
+            targets[current][1].append(expand(line.strip()))
+        elif assignment := re.match(r"^(\w+)\s*\??=\s*(.*)$", line):
+            variables[assignment[1]] = expand(assignment[2].strip())
+        elif rule := re.match(r"^([\w.-]+):(.*)$", line):
+            current = rule[1]
+            targets[current] = (rule[2].split(), [])
+        else:
+            current = None
+    return targets
+
+
 def test_the_readme_test_command_is_what_ci_runs() -> None:
-    readme = (ROOT / "README.md").read_text()
-    assert "make test" in readme
-    assert "make test" in (ROOT / ".ci/run").read_text()
+    """CI runs one command, the README's `make test`, whose target does what the README says:
+    lint, types, and pytest over the whole of tests/ on 2 workers, after the bootstrap."""
+    commands, targets = readme_commands(), make_targets()
+    [ci] = ci_commands()
+    assert ci in commands and ci.startswith("make ")
+    assert "whole test suite" in commands[ci] and "under 2 workers" in commands[ci]
+    prerequisites, recipe = targets[ci.removeprefix("make ")]
+    assert "bootstrap" in prerequisites
+    assert any(line.split()[-2:] == ["check", "."] and "ruff" in line for line in recipe)
+    assert any(line.endswith("/mypy") for line in recipe)
+    [pytest_line] = [line.split() for line in recipe if "pytest" in line]
+    assert pytest_line[-3:] == ["-n", "2", "tests"]  # every test directory, 2 workers
+    assert {
+        p.name for p in (ROOT / "tests").iterdir() if p.is_dir() and p.name != "__pycache__"
+    } >= {
+        "unit",
+        "integration",
+        "e2e",
+        "examples",
+    }
+
+
+def test_the_readme_demo_runs_the_readme_examples_and_both_commands_bootstrap() -> None:
+    commands, targets = readme_commands(), make_targets()
+    assert set(commands) == {"make demo", "make test"}
+    demo = " ".join(targets["demo"][1])
+    examples = {Path(m["path"]).parent for m in EXAMPLE.finditer(README.read_text())}
+    assert examples == {Path("tests/examples")}
+    assert "tests/examples" in commands["make demo"] and " tests/examples " in f"{demo} "
+    assert "bootstrap" in targets["demo"][0]
+    assert any(line.endswith("scripts/bootstrap.sh") for line in targets["bootstrap"][1])
+    assert os.access(ROOT / "scripts/bootstrap.sh", os.X_OK)
+    assert "scripts/bootstrap.sh" in README.read_text().split("## The two commands", 1)[1]

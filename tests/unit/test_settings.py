@@ -78,14 +78,36 @@ def test_server_data_place_is_checked(tmp_path: Path) -> None:
         Settings.load(environ={"NETRA_ISOLATION_SERVER_DATA": "memory"}, root=tmp_path)
 
 
-def test_ram_is_a_tmpfs_with_room() -> None:
+def test_ram_is_a_tmpfs_with_room(tmp_path: Path) -> None:
     from netra_isolation.servers import RAM_DIR, ram_dir
 
     assert ram_dir(Path("/proc")) is None  # not a tmpfs
     assert ram_dir(RAM_DIR, min_free=1 << 62) is None  # no room
-    mounts = Path("/proc/mounts").read_text().split("\n")
-    if any(line.split()[1:3] == [str(RAM_DIR), "tmpfs"] for line in mounts if line):
-        assert ram_dir(RAM_DIR, min_free=0) == RAM_DIR
+    # whether this machine has a tmpfs or not: a mount table that says tmp_path is one
+    table = tmp_path / "mounts"
+    table.write_text(f"proc /proc proc rw 0 0\ntmpfs {tmp_path} tmpfs rw,nosuid 0 0\n")
+    assert ram_dir(tmp_path, min_free=0, mounts=table) == tmp_path
+    assert ram_dir(tmp_path, min_free=1 << 62, mounts=table) is None  # no room
+    assert ram_dir(tmp_path / "missing", min_free=0, mounts=table) is None
+    table.write_text(f"/dev/sda1 {tmp_path} ext4 rw 0 0\n")
+    assert ram_dir(tmp_path, min_free=0, mounts=table) is None  # not a tmpfs
+    assert ram_dir(tmp_path, min_free=0, mounts=tmp_path / "unreadable") is None
+
+
+def test_validation_query_limit_is_read_like_the_other_settings(tmp_path: Path) -> None:
+    assert Settings.load(environ={}, root=tmp_path).validation_query_limit_ms == 1000.0
+    write_pyproject(tmp_path, "[tool.netra_isolation]\nvalidation_query_limit_ms = 250\n")
+    assert Settings.load(environ={}, root=tmp_path).validation_query_limit_ms == 250
+    env = {"NETRA_ISOLATION_VALIDATION_QUERY_LIMIT_MS": "0.5"}
+    settings = Settings.load(environ=env, root=tmp_path)
+    assert settings.validation_query_limit_ms == 0.5
+    assert (
+        settings.source("validation_query_limit_ms") == "NETRA_ISOLATION_VALIDATION_QUERY_LIMIT_MS"
+    )
+    with pytest.raises(ConfigurationError, match=r"validation_query_limit_ms='fast' is not a"):
+        Settings.load(environ={"NETRA_ISOLATION_VALIDATION_QUERY_LIMIT_MS": "fast"}, root=tmp_path)
+    with pytest.raises(ConfigurationError, match=r"-1.0 \(from command line\) is not a number"):
+        Settings.load({"validation_query_limit_ms": -1.0}, environ={}, root=tmp_path)
 
 
 def test_progress_after_from_pyproject_and_environment(tmp_path: Path) -> None:
