@@ -234,21 +234,23 @@ class ClickHouseTestIsolator(TestIsolatorBase):
             self._drop_name(name)
             raise
 
-    def _migrate(self, database: str, schema_type: str) -> None:
+    def sqlalchemy_url(self, database: str | None = None) -> str:
         server = self.server
-        url = URL.create(
+        return URL.create(
             "clickhouse+http",
             username=server.user,
             password=server.password,
             host=server.host,
             port=server.http_port,
-            database=database,
-        )
+            database=database or "default",
+        ).render_as_string(hide_password=False)
+
+    def _migrate(self, database: str, schema_type: str) -> None:
+        url = self.sqlalchemy_url(database)
         engine = create_engine(url, poolclass=NullPool)
         try:
             with engine.connect() as connection:
-                url_text = url.render_as_string(hide_password=False)
-                self.builder.build(connection, url_text, schema_type)
+                self.builder.build(connection, url, schema_type)
         finally:
             engine.dispose()
 

@@ -263,7 +263,8 @@ def _ch_tables(
     """Rows per table, keyed by the model's primary key when the application declares one
     (ClickHouse keys are not unique: `_diff_rows` falls back to whole rows if it is not)."""
     from netra_isolation.clickhouse_isolation import OWNER_TABLE, SEALED_TABLE, VIEWS, quote
-    from netra_isolation.models.clickhouse import ClickHouseBase
+
+    models = isolator.models()
 
     tables: dict[str, tuple[list[str], list[dict[str, Any]], bool]] = {}
     for name, engine, _ddl in isolator._tables(database):
@@ -271,7 +272,7 @@ def _ch_tables(
             continue
         target = f"{quote(database)}.{quote(name)}"
         columns = [str(r[0]) for r in isolator.executor.execute(f"DESCRIBE TABLE {target}")]
-        model = ClickHouseBase.metadata.tables.get(name)
+        model = models.tables.get(name) if models is not None else None
         key = [c.name for c in model.primary_key.columns] if model is not None else []
         key = key if key and set(key) <= set(columns) else []
         order = " ORDER BY " + ", ".join(quote(c) for c in key) if key else ""

@@ -20,6 +20,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
 
 from netra_isolation.clickhouse_isolation import OWNER_TABLE, SEALED_TABLE, literal, quote
+from netra_isolation.errors import ConfigurationError, UnknownChoiceError
 
 if TYPE_CHECKING:
     from netra_isolation.isolated_test_config import IsolatedTestConfig
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 PASSED, FAILED, WARNING, SKIPPED = "passed", "failed", "warning", "skipped"
 CONNECTIVITY = ("connection", "connectivity")
 NOT_RUN = "not run: connection.connectivity failed"
+DISABLED = "not run: disabled (validation_skip / disable())"
 MIN_FREE_SLOTS = 5  # a server with fewer free connections (queries, on ClickHouse) fails "pool"
 _HIDDEN_CH_TABLES = {OWNER_TABLE, SEALED_TABLE}
 
@@ -77,6 +79,18 @@ class DatabaseStateValidator:
             "postgres": list(_POSTGRES_CHECKS),
             "clickhouse": list(_CLICKHOUSE_CHECKS),
         }
+        self.disabled: set[str] = set()
+
+    def check_names(self) -> list[str]:
+        """Every check as `category.name` (what `disable` and `validation_skip` take)."""
+        return sorted({f"{c}.{n}" for checks in self._checks.values() for c, n, _ in checks})
+
+    def disable(self, *names: str) -> None:
+        """Skip checks by `category.name` (e.g. "schema.models_match"), on every backend."""
+        unknown = set(names) - set(self.check_names()) - {"cross_database.relations"}
+        if unknown:
+            raise UnknownChoiceError("validation check", sorted(unknown)[0], self.check_names())
+        self.disabled.update(names)
 
     def register_check(
         self, name: str, check: Check, *, backend: str = "postgres", category: str = "custom"
@@ -104,8 +118,11 @@ class DatabaseStateValidator:
         """The checks in order; once connectivity has failed the rest are skipped: they could
         only fail for the same reason."""
         checks: list[CheckResult] = []
+        disabled = self.disabled | set(context.config.manager.settings.validation_skip)
         for category, name, check in registered:
-            if any((c.category, c.name) == CONNECTIVITY and c.status == FAILED for c in checks):
+            if f"{category}.{name}" in disabled:
+                checks.append(CheckResult(name, category, SKIPPED, DISABLED))
+            elif any((c.category, c.name) == CONNECTIVITY and c.status == FAILED for c in checks):
                 checks.append(CheckResult(name, category, SKIPPED, NOT_RUN))
             else:
                 checks.append(self._run(context, category, name, check))
@@ -158,34 +175,59 @@ class DatabaseStateValidator:
     def _cross_database(
         self, config: IsolatedTestConfig, connection: Connection | None = None
     ) -> CheckResult:
-        def event_users_exist(context: CheckContext) -> Any:
+        """The project's declared relations (`cross_database` setting): every value of a
+        ClickHouse column is in its PostgreSQL column."""
+        relations = [parse_relation(r) for r in config.manager.settings.cross_database]
+
+        def relations_hold(context: CheckContext) -> Any:
             ch = config._isolators["clickhouse"]
             ch_db = config.databases["clickhouse"].name
-            if not ch._exists(ch_db, "events"):
-                return SKIPPED, "no events table in ClickHouse"
-            ids = {
-                int(r[0]) for r in ch._run(f"SELECT DISTINCT user_id FROM {quote(ch_db)}.events")
-            }
             conn = context.handle
-            if not inspect(conn).has_table("users"):
-                return SKIPPED, "no users table in PostgreSQL"
-            known = set(conn.execute(text("SELECT id FROM users")).scalars())
-            missing = sorted(ids - known)
-            if missing:
-                return FAILED, {"events_with_unknown_user_ids": missing[:20], "count": len(missing)}
-            return PASSED, {"event_users": len(ids)}
+            checked: dict[str, Any] = {}
+            broken: dict[str, Any] = {}
+            for (ch_table, ch_column), (pg_table, pg_column) in relations:
+                label = f"{ch_table}.{ch_column} -> {pg_table}.{pg_column}"
+                if not ch._exists(ch_db, ch_table) or not inspect(conn).has_table(pg_table):
+                    checked[label] = "tables not in these databases"
+                    continue
+                values = {
+                    r[0]
+                    for r in ch._run(
+                        f"SELECT DISTINCT {quote(ch_column)} FROM {quote(ch_db)}.{quote(ch_table)}"
+                    )
+                }
+                quote_pg = conn.dialect.identifier_preparer.quote
+                known = set(
+                    conn.execute(
+                        text(f"SELECT {quote_pg(pg_column)} FROM {quote_pg(pg_table)}")
+                    ).scalars()
+                )
+                missing = sorted(values - known, key=repr)
+                if missing:
+                    broken[label] = {"missing": missing[:20], "count": len(missing)}
+                else:
+                    checked[label] = len(values)
+            return (FAILED, broken) if broken else (PASSED, checked)
 
+        name = "relations"
+        if "cross_database.relations" in self.disabled | set(
+            config.manager.settings.validation_skip
+        ):
+            return CheckResult(name, "cross_database", SKIPPED, DISABLED)
+        if not relations:
+            why = "none declared (cross_database in [tool.netra_isolation])"
+            return CheckResult(name, "cross_database", SKIPPED, why)
         pg = config._isolators["postgres"]
         with ExitStack() as stack:
             try:
                 handle = stack.enter_context(_handle(pg, config.databases["postgres"], connection))
             except Exception:  # the postgres section says why
                 why = "not run: postgres connection.connectivity failed"
-                return CheckResult("event_users_exist", "cross_database", SKIPPED, why)
+                return CheckResult(name, "cross_database", SKIPPED, why)
             context = CheckContext(
                 config, "cross_database", None, handle, pg, connection is not None
             )
-            return self._run(context, "cross_database", "event_users_exist", event_users_exist)
+            return self._run(context, "cross_database", name, relations_hold)
 
     def generate_validation_report(
         self, results: Mapping[str, Any] | Iterable[Any], format: str = "text"
@@ -278,6 +320,20 @@ class _handle:
 
 
 # -- shared -------------------------------------------------------------------------------------
+def parse_relation(text: str) -> tuple[tuple[str, str], tuple[str, str]]:
+    """`"events.user_id -> users.id"` -> (("events", "user_id"), ("users", "id"))."""
+    try:
+        left, right = (side.strip() for side in text.split("->"))
+        ch_table, ch_column = left.rsplit(".", 1)
+        pg_table, pg_column = right.rsplit(".", 1)
+    except ValueError:
+        raise ConfigurationError(
+            f"cross_database relation {text!r} is not "
+            "'clickhouse_table.column -> postgres_table.column'"
+        ) from None
+    return (ch_table, ch_column), (pg_table, pg_column)
+
+
 def _expected_heads(context: CheckContext) -> set[str]:
     spec = context.database.template.spec
     return context.isolator.builder.expected_heads(spec.schema_type) or set()
@@ -416,9 +472,16 @@ def _pg_matches_template(c: CheckContext) -> Any:
     return PASSED, {"columns": len(actual)}
 
 
-def _pg_models_match(c: CheckContext) -> Any:
-    from netra_isolation.models.postgres import PostgresBase
+NO_MODELS = (
+    'no models to compare with: name them with {backend}_models = "package.module:Base" '
+    "in [tool.netra_isolation] (or give env.py a target_metadata)"
+)
 
+
+def _pg_models_match(c: CheckContext) -> Any:
+    models = c.isolator.models()
+    if models is None:
+        return SKIPPED, NO_MODELS.format(backend="postgres")
     present = set(inspect(c.handle).get_table_names())
 
     def include(obj: Any, name: str | None, type_: str, reflected: bool, other: Any) -> bool:
@@ -428,7 +491,7 @@ def _pg_models_match(c: CheckContext) -> Any:
     context = MigrationContext.configure(
         c.handle, opts={"include_object": include, "compare_type": True}
     )
-    diffs = compare_metadata(context, PostgresBase.metadata)
+    diffs = compare_metadata(context, models)
     return not diffs, ({"differences": [str(d)[:200] for d in diffs]} if diffs else None)
 
 
@@ -618,13 +681,14 @@ def _ch_matches_template(c: CheckContext) -> Any:
 
 
 def _ch_models_match(c: CheckContext) -> Any:
-    from netra_isolation.models.clickhouse import ClickHouseBase
-
+    models = c.isolator.models()
+    if models is None:
+        return SKIPPED, NO_MODELS.format(backend="clickhouse")
     actual: dict[str, set[str]] = {}
     for table, column, _type in _ch_columns(c, c.database.name):
         actual.setdefault(table, set()).add(column)
     differences = {}
-    for name, model in ClickHouseBase.metadata.tables.items():
+    for name, model in models.tables.items():
         if name in actual and actual[name] != {col.name for col in model.columns}:
             differences[name] = sorted(actual[name] ^ {col.name for col in model.columns})
     return not differences, ({"columns_differ": differences} if differences else None)

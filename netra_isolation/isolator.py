@@ -14,13 +14,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from sqlalchemy import MetaData
+
 from netra_isolation.errors import ConfigurationError, ServerError
 from netra_isolation.metrics import Metrics
 from netra_isolation.migrations import HEAD
 from netra_isolation.naming import Owner, database_name
 from netra_isolation.seed_data_manager import ScenarioRegistry, registry
 from netra_isolation.settings import Settings
-from netra_isolation.templates import TemplateBuilder, builder_from_settings, no_builder_error
+from netra_isolation.templates import (
+    TemplateBuilder,
+    builder_from_settings,
+    metadata_of,
+    no_builder_error,
+)
 
 
 @dataclass(frozen=True)
@@ -199,6 +206,22 @@ class TestIsolatorBase:
             if self._builder is None:
                 raise no_builder_error(self.settings, self.backend)
         return self._builder
+
+    def sqlalchemy_url(self, database: str | None = None) -> str:
+        """A SQLAlchemy URL of a database on this backend's server (password included)."""
+        raise NotImplementedError
+
+    def models(self) -> MetaData | None:
+        """The application's models: the `<backend>_models` setting, else what the builder
+        knows (env.py's `target_metadata`, a metadata builder's); None when nothing says."""
+        if not hasattr(self, "_models"):
+            configured = getattr(self.settings, f"{self.backend}_models")
+            self._models: MetaData | None = (
+                metadata_of(configured, f"{self.backend}_models")
+                if configured
+                else self.builder.models(self.sqlalchemy_url())
+            )
+        return self._models
 
     def schema_for(self, schema_type: str | None, scenario: str | None) -> str:
         """The schema type named, else the one the scenario is seeded into, else the

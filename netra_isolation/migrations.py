@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import configparser
 import hashlib
+import io
 import logging
 import os
 import threading
@@ -22,6 +23,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from sqlalchemy import MetaData
 
 from netra_isolation.errors import ConfigurationError, MigrationError
 
@@ -145,6 +147,39 @@ def upgrade(cfg: Config, connection: Any, schema_type: str, url: str) -> None:
 ENV_FIX = """    connection = config.attributes.get("connection")
     if connection is not None:
         return do_run_migrations(connection)  # your function that configures and runs"""
+
+
+def target_metadata(cfg: Config, url: str) -> MetaData | None:
+    """What env.py passes as `target_metadata`: env.py run offline (no connection) with
+    `url` as the section's sqlalchemy.url, no revision run."""
+    from alembic.runtime.environment import EnvironmentContext
+
+    script = script_directory(cfg)
+    section = cfg.config_ini_section
+    with _ALEMBIC, _logging_kept():
+        ini_url = cfg.get_section_option(section, "sqlalchemy.url")
+        cfg.set_section_option(section, "sqlalchemy.url", url.replace("%", "%%"))
+        try:
+            with EnvironmentContext(
+                cfg, script, fn=lambda rev, context: [], as_sql=True, output_buffer=io.StringIO()
+            ) as environment:
+                script.run_env()
+                found = environment.context_opts.get("target_metadata")
+        except Exception as exc:
+            raise MigrationError(
+                f"could not read target_metadata from {Path(script.dir) / 'env.py'} "
+                f"({type(exc).__name__}: {exc}); name your models with the setting "
+                '<backend>_models = "package.module:Base"'
+            ) from exc
+        finally:
+            cfg.set_section_option(section, "sqlalchemy.url", (ini_url or "").replace("%", "%%"))
+    if isinstance(found, (list, tuple)):  # env.py may pass several
+        merged = MetaData()
+        for metadata in found:
+            for table in metadata.tables.values():
+                table.to_metadata(merged)
+        return merged
+    return found if isinstance(found, MetaData) else None
 
 
 def check_at_heads(cfg: Config, schema_type: str, found: set[str], database: str) -> None:

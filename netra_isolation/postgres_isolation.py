@@ -175,7 +175,7 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
             try:
                 with engine.begin() as connection:
                     with self.metrics.timed("migrate"):
-                        url = self.server.url(building).render_as_string(hide_password=False)
+                        url = self.sqlalchemy_url(building)
                         self.builder.build(connection, url, spec.schema_type)
                         self._check_migrated(connection, spec.schema_type, name)
                     if spec.scenario is not None:
@@ -207,6 +207,9 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
             self._drop_name(building)
             self._drop_name(name)
             raise
+
+    def sqlalchemy_url(self, database: str | None = None) -> str:
+        return self.server.url(database).render_as_string(hide_password=False)
 
     def _check_migrated(self, connection: Any, schema_type: str, database: str) -> None:
         """The version table on the template itself is where Alembic was asked to go; else

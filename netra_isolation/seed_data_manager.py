@@ -22,6 +22,7 @@ from sqlalchemy.util.concurrency import in_greenlet
 
 from netra_isolation.errors import ConfigurationError, UnknownChoiceError
 from netra_isolation.migrations import files_digest
+from netra_isolation.settings import Settings
 
 PostgresSeeder = Callable[[Session], Any]
 # Given the PostgreSQL user ids the scenario made, the rows to insert per ClickHouse table.
@@ -286,7 +287,7 @@ async def seed_performance_data(
     events, whose user ids are those users', go to ClickHouse in one batch per table.
     Returns what was made, by table. (For data baked into a template once instead, use the
     `performance_test_config` fixture.)"""
-    registry.load(("factories.scenarios",))
+    registry.load(Settings.load().scenario_modules)
 
     def seed(session: Session) -> list[int]:
         return registry.seed_postgres(scenario, session, scale_factor)

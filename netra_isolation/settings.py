@@ -68,6 +68,15 @@ class Settings:
     clickhouse_sql: tuple[str, ...] = ()
     clickhouse_setup: str | None = None
     template_version: str = ""
+    # the application's models (`module:attr` of a MetaData or declarative base), for
+    # validation and state diffs; None: env.py's target_metadata, or the metadata builder's
+    postgres_models: str | None = None
+    clickhouse_models: str | None = None
+    # relations across the two databases that validation checks, as
+    # "clickhouse_table.column -> postgres_table.column"
+    cross_database: tuple[str, ...] = ()
+    # validation checks not to run, by name ("schema.models_match", "isolation.owner", ...)
+    validation_skip: tuple[str, ...] = ()
     # what isolated_full_stack, performance_test_config and with_database_snapshots migrate
     # when neither the test nor its scenario names a schema type (None: the two above)
     full_stack_schema: str | None = None

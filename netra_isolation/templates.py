@@ -33,6 +33,7 @@ from netra_isolation.migrations import (
     schema_types,
     script_directory,
     target_heads,
+    target_metadata,
     unused_backend_error,
     upgrade,
 )
@@ -67,6 +68,10 @@ class TemplateBuilder:
     def check_heads(self, schema_type: str, found: set[str], database: str) -> None:
         """Raise unless `found` (the template's version table) is at `expected_heads`."""
 
+    def models(self, url: str) -> MetaData | None:
+        """The application's models, when the builder knows them (validation compares)."""
+        return None
+
     def describe(self) -> str:
         raise NotImplementedError
 
@@ -94,6 +99,12 @@ class AlembicBuilder(TemplateBuilder):
 
     def check_heads(self, schema_type: str, found: set[str], database: str) -> None:
         check_at_heads(self.config, schema_type, found, database)
+
+    def models(self, url: str) -> MetaData | None:
+        """env.py's `target_metadata`: env.py run in offline mode, migrating nothing."""
+        if not hasattr(self, "_models"):
+            self._models = target_metadata(self.config, url)
+        return self._models
 
     def describe(self) -> str:
         return str(script_directory(self.config).versions)
@@ -145,6 +156,9 @@ class MetadataBuilder(TemplateBuilder):
             for schema in sorted({t.schema for t in self.metadata.tables.values() if t.schema}):
                 connection.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
         self.metadata.create_all(connection)
+
+    def models(self, url: str) -> MetaData | None:
+        return self.metadata
 
     def describe(self) -> str:
         return f"MetaData of {len(self.metadata.tables)} tables"
@@ -212,6 +226,17 @@ class SetupBuilder(TemplateBuilder):
         return getattr(self.function, "__qualname__", repr(self.function))
 
 
+def metadata_of(target: str, setting: str) -> MetaData:
+    """`module:attr` of a MetaData or a declarative base -> the MetaData."""
+    found = _resolve(target, setting)
+    found = getattr(found, "metadata", found)  # a declarative base will do
+    if not isinstance(found, MetaData):
+        raise ConfigurationError(
+            f"{setting} = {target!r} is a {type(found).__name__}, not a MetaData"
+        )
+    return found
+
+
 def builder_from_settings(settings: Any, backend: str) -> TemplateBuilder | None:
     """The builder `[tool.netra_isolation]` names for `backend` (`<backend>_metadata`,
     `<backend>_sql`, `<backend>_setup`), else its Alembic tree; None when it has neither."""
@@ -226,13 +251,7 @@ def builder_from_settings(settings: Any, backend: str) -> TemplateBuilder | None
             f"{' and '.join(chosen)} are both set: a {backend} template is built one way"
         )
     if metadata := chosen.get(f"{backend}_metadata"):
-        target = _resolve(metadata, f"{backend}_metadata")
-        target = getattr(target, "metadata", target)  # a declarative base will do
-        if not isinstance(target, MetaData):
-            raise ConfigurationError(
-                f"{backend}_metadata = {metadata!r} is a {type(target).__name__}, not a MetaData"
-            )
-        return MetadataBuilder(target, version)
+        return MetadataBuilder(metadata_of(metadata, f"{backend}_metadata"), version)
     if paths := chosen.get(f"{backend}_sql"):
         root = settings.project_root
         return SqlFilesBuilder([p if Path(p).is_absolute() else root / p for p in paths], version)

@@ -22,6 +22,7 @@ def pyproject(tool_lines: str = "") -> str:
         "full_stack_schema": '"thread_messages"',
         "full_stack_clickhouse_schema": '"events"',
         "scenario_modules": '["factories.scenarios"]',
+        "cross_database": '["events.user_id -> users.id"]',
         # validations that pass or fail whatever the machine's speed
         "validation_query_limit_ms": "1e9",
     }

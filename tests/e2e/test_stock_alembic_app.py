@@ -123,3 +123,24 @@ def test_an_env_py_that_migrates_elsewhere_is_refused_and_nothing_is_sealed(
     assert tables(decoy) == []
     assert "customers" in tables(elsewhere)  # env.py did that, not the tool
     assert app_templates.templates() == []  # nothing half-built was kept or sealed
+
+
+def test_validation_compares_with_the_apps_own_models(
+    app: pytest.Pytester, scratch_database: object
+) -> None:
+    """`--netra-validate` checks the app's database against the app's models (env.py's
+    target_metadata), not this repository's; a check can be turned off by name."""
+    point_ini_at(app, scratch_database())  # type: ignore[operator]
+    run(app, "--netra-validate", "-k", "register").assert_outcomes(passed=10)
+    models = app.path / "shop" / "models.py"
+    models.write_text(  # models that say otherwise than the migrations did
+        models.read_text().replace("String(200), unique=True", "String(100), unique=True")
+    )
+    failed = run(app, "--netra-validate", "-k", "register and database and 0")
+    failed.assert_outcomes(failed=1)
+    failed.stdout.fnmatch_lines(["*[[] failed[]] schema.models_match*VARCHAR(length=200)*"])
+    (app.path / "pyproject.toml").write_text(
+        (app.path / "pyproject.toml").read_text()
+        + '\n[tool.netra_isolation]\nvalidation_skip = ["schema.models_match"]\n'
+    )
+    run(app, "--netra-validate", "-k", "register and database and 0").assert_outcomes(passed=1)

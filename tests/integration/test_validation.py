@@ -28,6 +28,7 @@ from netra_isolation import (
 )
 from netra_isolation.clickhouse_isolation import OWNER_TABLE, SEALED_TABLE, quote
 from netra_isolation.database_state_validator import (
+    DISABLED,
     MIN_FREE_SLOTS,
     CheckResult,
     DatabaseStateValidator,
@@ -153,9 +154,9 @@ async def test_event_with_unknown_user_fails_cross_database() -> None:
             ],
         )
         results = await env["config"].validate_database_state()
-        assert failing(results) == {"cross_database:cross_database.event_users_exist"}
+        assert failing(results) == {"cross_database:cross_database.relations"}
         details = results["cross_database"]["checks"][0]["details"]
-        assert details["events_with_unknown_user_ids"] == [4242]
+        assert details == {"events.user_id -> users.id": {"missing": [4242], "count": 1}}
 
 
 async def test_custom_checks_and_report_of_a_list() -> None:
@@ -298,7 +299,7 @@ async def test_full_stack_at_transaction_level_checks_what_the_test_sees(isolate
     await session.execute(text("DELETE FROM users WHERE id = 1"))
     results = await config.validate_database_state()
     assert list(results) == ["postgres", "clickhouse", "cross_database"]
-    assert "cross_database:cross_database.event_users_exist" in failing(results)
+    assert "cross_database:cross_database.relations" in failing(results)
     assert results["clickhouse"]["status"] == "passed"
     diff = await config.diff_state()
     assert [r["id"] for r in diff.table("postgres", "users").removed] == [1]
@@ -365,7 +366,7 @@ async def test_a_database_out_of_reach_fails_connectivity_and_skips_the_rest() -
     assert f'database "{pg_name}" is not currently accepting connections' in pg_error
     ch_error = check_named(results, "clickhouse", "connectivity")["details"]
     assert ch_error == f"no database {ch_name} on the server"
-    assert check_named(results, "cross_database", "event_users_exist")["status"] == "skipped"
+    assert check_named(results, "cross_database", "relations")["status"] == "skipped"
 
 
 async def test_a_server_short_of_connections_fails_pool_health(tmp_path: Path) -> None:
@@ -683,3 +684,46 @@ async def test_rows_committed_by_another_connection_fail_no_foreign_rows() -> No
     assert check_named(results, "postgres", "no_foreign_rows")["details"] == {
         "committed_rows_template_vs_now": {"thread_participants": (committed, committed + 1)}
     }
+
+
+def test_checks_are_disabled_by_name_and_a_wrong_name_lists_the_right_ones() -> None:
+    from netra_isolation import UnknownChoiceError, with_isolated_postgres_sync
+    from netra_isolation.database_state_validator import DatabaseStateValidator
+
+    validator = DatabaseStateValidator()
+    with pytest.raises(UnknownChoiceError, match=r"'schema\.models_match'"):
+        validator.disable("schema.model_match")
+    validator.disable("schema.models_match", "isolation.owner")
+    with with_isolated_postgres_sync("t_disabled", "basic") as (session, config):
+        results = validator.validate_sync(config)
+    for name in ("models_match", "owner"):
+        check = check_named(results, "postgres", name)
+        assert (check["status"], check["details"]) == ("skipped", DISABLED)
+    assert check_named(results, "postgres", "constraints_present")["status"] == "passed"
+
+
+def test_without_models_the_model_check_is_skipped_and_says_what_to_set(
+    tmp_path: Path,
+) -> None:
+    from netra_isolation import IsolatedTestConfig, SqlFilesBuilder, TemplateSpec
+
+    schema = tmp_path / "schema.sql"
+    schema.write_text(f"CREATE TABLE t_{uuid.uuid4().hex[:6]} (id int PRIMARY KEY);\n")
+    manager = TestDatabaseManager(
+        Settings.load(root=ROOT), builders={"postgres": SqlFilesBuilder([schema])}
+    )
+    config = IsolatedTestConfig("t_no_models", manager=manager)
+    template = manager.postgres.ensure_template(TemplateSpec()).name  # of this test's own
+    try:
+        config.setup_sync("postgres")
+        results = config.validate_database_state_sync()
+        check = check_named(results, "postgres", "models_match")
+        assert check["status"] == "skipped"
+        assert 'postgres_models = "package.module:Base"' in check["details"]
+        assert check_named(results, "postgres", "at_migration_heads")["status"] == "passed"
+    finally:
+        config.cleanup_databases_sync()
+        manager.finish()
+        isolator = PostgreSQLTestIsolator(Settings.load(root=ROOT))
+        isolator.drop_template(template)
+        isolator.close()
