@@ -15,6 +15,7 @@ demo: bootstrap
 test: bootstrap
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	@./scripts/test.sh
 
 bench: bootstrap

@@ -11,8 +11,7 @@ import factory
 from factory.alchemy import SQLAlchemyModelFactory
 from sqlalchemy.orm import Session
 
-from netra_isolation.binding import acreate, acreate_batch
-from netra_isolation.models import (
+from factories.models import (
     ApiKey,
     Membership,
     Message,
@@ -22,6 +21,7 @@ from netra_isolation.models import (
     ThreadParticipant,
     User,
 )
+from netra_isolation.binding import acreate, acreate_batch
 from netra_isolation.seed_data_manager import (
     current_session,
     session_can_flush,

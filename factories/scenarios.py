@@ -14,6 +14,7 @@ from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
 from factories.clickhouse import EventFactory
+from factories.models import User
 from factories.postgres import (
     MembershipFactory,
     MessageFactory,
@@ -23,7 +24,6 @@ from factories.postgres import (
     UserFactory,
 )
 from netra_isolation.errors import SeedError
-from netra_isolation.models import User
 from netra_isolation.seed_data_manager import registry, scenario
 
 registry.depends_on_code(Path(__file__).parent)

@@ -10,9 +10,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
+from factories.models.clickhouse import ClickHouseBase
 from netra_isolation.compat.clickhouse_alembic import load_alembic_dialect, patch_alembic_version
 from netra_isolation.migrations import cli_url, run_env
-from netra_isolation.models.clickhouse import ClickHouseBase
 
 dialect = load_alembic_dialect()
 target_metadata = ClickHouseBase.metadata

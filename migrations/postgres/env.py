@@ -10,8 +10,8 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 
+from factories.models.postgres import PostgresBase
 from netra_isolation.migrations import cli_url, run_env
-from netra_isolation.models.postgres import PostgresBase
 
 target_metadata = PostgresBase.metadata
 

@@ -30,6 +30,7 @@ def pyproject(tool_lines: str = "") -> str:
     kept = "\n".join(f"{k} = {v}" for k, v in defaults.items() if k not in given)
     return f"""
 [tool.pytest.ini_options]
+pythonpath = ["{ROOT}"]  # the demo application this suite's projects use
 asyncio_mode = "auto"
 asyncio_default_fixture_loop_scope = "function"
 

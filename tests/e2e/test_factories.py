@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.pool import NullPool
 
 from factories import MembershipFactory, OrganizationFactory, UserFactory
-from netra_isolation.models import Organization, User
+from factories.models import Organization, User
 
 
 def other_connection_count(config):

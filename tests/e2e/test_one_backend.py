@@ -148,7 +148,8 @@ def test_a_clickhouse_only_project_runs_alone(
 ) -> None:
     (pytester.path / "alembic.ini").write_text(
         f"[clickhouse]\nscript_location = {ROOT / 'migrations' / 'clickhouse'}\n"
-        "path_separator = os\nsqlalchemy.url =\n"
+        # the migrations' env.py imports this repository's demo models
+        f"prepend_sys_path = {ROOT}\npath_separator = os\nsqlalchemy.url =\n"
     )
     pytester.makepyprojecttoml('[tool.netra_isolation]\nclickhouse_schema = "basic"\n')
     pytester.makepyfile(

@@ -1,7 +1,7 @@
 import pytest
 from sqlalchemy import select
 
-from netra_isolation.models import Organization, User
+from factories.models import Organization, User
 
 
 @pytest.mark.isolation(level="transaction", schema="user_management")

@@ -2,8 +2,8 @@ import pytest
 from sqlalchemy import func, select
 
 from factories import UserFactory
+from factories.models import User
 from netra_isolation import scenario
-from netra_isolation.models import User
 
 
 @pytest.mark.isolation(level="transaction", schema="user_management")

@@ -11,8 +11,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.pool import NullPool
 
+from factories.models import PostgresBase
 from netra_isolation import PostgreSQLTestIsolator, Settings
-from netra_isolation.models import PostgresBase
 
 ROOT = Path(__file__).resolve().parents[2]
 

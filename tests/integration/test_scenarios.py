@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from factories import UserFactory
+from factories.models import PostgresBase, User
 from factories.scenarios import SCENARIOS
 from netra_isolation import PostgreSQLTestIsolator, Settings, TemplateSpec, UnknownChoiceError
-from netra_isolation.models import PostgresBase, User
 from netra_isolation.seed_data_manager import ScenarioRegistry, registry
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,6 +1,7 @@
-"""The application's models, reused by tests, factories and migrations."""
+"""The demo application's models (this repository's own schemas), reused by its tests,
+factories and migrations; not part of the library."""
 
-from netra_isolation.models.postgres import (
+from factories.models.postgres import (
     ApiKey,
     Membership,
     Message,
