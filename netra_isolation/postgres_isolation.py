@@ -506,8 +506,11 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
                 try:
                     yield session
                 finally:
-                    await session.close()
+                    # the outer transaction first: the app's sessions joined this connection
+                    # with SAVEPOINTs of their own, and one rolled back to an older savepoint
+                    # has already ended this session's
                     await outer.rollback()
+                    await session.close()
         finally:
             await engine.dispose()
 
@@ -530,8 +533,8 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
                 try:
                     yield session
                 finally:
+                    outer.rollback()  # first: see session()
                     session.close()
-                    outer.rollback()
         finally:
             engine.dispose()
 

@@ -87,3 +87,55 @@ def test_factories_follow_the_test_session(project: pytest.Pytester, run) -> Non
     project.makepyfile(test_factories_inside=FACTORY_TESTS)
     result = run("-n", "2")
     result.assert_outcomes(passed=9)
+
+
+APP_SESSIONS = """
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.orm import scoped_session, sessionmaker
+
+Session = scoped_session(sessionmaker())
+AsyncSession = async_sessionmaker()
+"""
+
+APP_SESSION_TESTS = """
+import pytest
+from sqlalchemy import text
+
+import appdb
+
+COUNT = text("SELECT count(*) FROM test_users")
+INSERT = text("INSERT INTO test_users (email, full_name) VALUES ('a@example.com', 'A')")
+
+
+@pytest.mark.isolation(level="transaction")
+@pytest.mark.parametrize("n", range(2))
+def test_sync(isolated_postgres_sync, n):
+    session, _ = isolated_postgres_sync
+    assert appdb.Session.execute(COUNT).scalar() == 0  # the app's SAVEPOINT, left open
+    session.execute(INSERT)  # the test's, newer: ended when the app's is rolled back
+    assert session.execute(COUNT).scalar() == 1
+
+
+@pytest.mark.isolation(level="transaction")
+@pytest.mark.parametrize("n", range(2))
+async def test_async(isolated_postgres, n):
+    session, _ = isolated_postgres
+    async with appdb.AsyncSession() as app:
+        assert (await app.execute(COUNT)).scalar() == 0
+        await session.execute(INSERT)
+        assert (await session.execute(COUNT)).scalar() == 1
+        assert (await app.execute(COUNT)).scalar() == 1
+"""
+
+
+def test_app_sessions_older_savepoints_do_not_break_the_tests_teardown(  # type: ignore[no-untyped-def]
+    project: pytest.Pytester, tool_options, run
+) -> None:
+    """At `transaction` level the app's sessions and the test's share one connection, each
+    with SAVEPOINTs of its own; the app's are rolled back first, which ends any newer one of
+    the test's. The test's connection is then rolled back as a whole, not savepoint by
+    savepoint (that failed: `savepoint "sa_savepoint_2" does not exist`)."""
+    tool_options('sessions = ["appdb:Session", "appdb:AsyncSession"]')
+    project.makepyfile(appdb=APP_SESSIONS, test_app_sessions=APP_SESSION_TESTS)
+    result = run()
+    result.assert_outcomes(passed=4)  # rows rolled back: each run sees 0 before its insert
