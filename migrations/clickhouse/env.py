@@ -11,10 +11,14 @@ from alembic import context
 from sqlalchemy import Connection
 
 from factories.models.clickhouse import ClickHouseBase
-from netra_isolation.compat.clickhouse_alembic import load_alembic_dialect, patch_alembic_version
-from netra_isolation.migrations import cli_url, run_env
+from netra_isolation.alembic_env import (
+    cli_url,
+    clickhouse_alembic_dialect,
+    patch_clickhouse_version_table,
+    run_env,
+)
 
-dialect = load_alembic_dialect()
+dialect = clickhouse_alembic_dialect()
 target_metadata = ClickHouseBase.metadata
 
 
@@ -30,7 +34,7 @@ def _run(connection: Connection) -> None:
         transaction_per_migration=False,
     )
     with context.begin_transaction():
-        patch_alembic_version(context)
+        patch_clickhouse_version_table(context)
         context.run_migrations()
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 
 from factories.models.postgres import PostgresBase
-from netra_isolation.migrations import cli_url, run_env
+from netra_isolation.alembic_env import cli_url, run_env
 
 target_metadata = PostgresBase.metadata
 

@@ -6,9 +6,9 @@ from alembic import context
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
-from metrics_app.alembic_support import alembic_dialect
+from netra_isolation.alembic_env import clickhouse_alembic_dialect, patch_clickhouse_version_table
 
-dialect = alembic_dialect()
+dialect = clickhouse_alembic_dialect()
 config = context.config
 
 
@@ -20,7 +20,7 @@ def run(connection):
         transaction_per_migration=False,
     )
     with context.begin_transaction():
-        dialect.patch_alembic_version(context)
+        patch_clickhouse_version_table(context)
         context.run_migrations()
 
 
