@@ -198,3 +198,34 @@ def test_an_engine_of_its_own_is_not_left_open_on_the_clone(isolators: MakeIsola
             {"d": db.name},
         ).scalar_one()
     assert others == 0
+
+
+def test_clickhouse_setup_callable(isolators: MakeIsolator) -> None:
+    def setup(connection: Any) -> None:
+        connection.exec_driver_sql("CREATE TABLE visits (id UInt64) ENGINE = MergeTree ORDER BY id")
+        connection.exec_driver_sql("INSERT INTO visits VALUES (1), (2)")
+
+    isolator = isolators(ClickHouseTestIsolator, SetupBuilder(setup))
+    isolator.create_isolated_database_sync("t_ch_setup")
+    client = isolator.client("t_ch_setup")
+    try:
+        assert client.count("visits") == 2
+    finally:
+        client.close()
+
+
+def test_the_test_id_api_and_context_managers_default_to_the_configured_schema(
+    isolators: MakeIsolator,
+) -> None:
+    from netra_isolation import TestDatabaseManager, with_isolated_postgres_sync
+
+    isolator = isolators(PostgreSQLTestIsolator, None, schema="user_management")
+    isolator.create_isolated_database_sync("t_configured")
+    assert "public.organizations" in pg_tables(isolator, "t_configured")
+    assert "public.test_users" not in pg_tables(isolator, "t_configured")
+    manager = TestDatabaseManager(isolator.settings)
+    try:
+        with with_isolated_postgres_sync("t_cm", manager=manager) as (session, config):
+            assert config.databases["postgres"].template.spec.schema_type == "user_management"
+    finally:
+        manager.finish()
