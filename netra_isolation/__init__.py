@@ -1,6 +1,5 @@
 """netra_isolation: every test its own real PostgreSQL and ClickHouse database."""
 
-from netra_isolation import compat
 from netra_isolation.binding import acreate, acreate_batch
 from netra_isolation.clickhouse_isolation import (
     AsyncClickHouseClient,
@@ -36,8 +35,6 @@ from netra_isolation.templates import (
     TemplateBuilder,
 )
 from netra_isolation.test_database_manager import TestDatabaseManager
-
-compat.apply()
 
 __all__ = [
     "AlembicBuilder",

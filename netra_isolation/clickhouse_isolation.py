@@ -22,6 +22,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
+from netra_isolation import compat
 from netra_isolation.errors import SeedError
 from netra_isolation.isolator import DatabaseRef, TemplateRef, TemplateSpec, TestIsolatorBase
 from netra_isolation.metrics import Metrics
@@ -121,6 +122,7 @@ class ClickHouseTestIsolator(TestIsolatorBase):
         builder: TemplateBuilder | None = None,
         label: str = "",
     ) -> None:
+        compat.apply()  # ClickHouse's upstream gaps, fixed once ClickHouse is used
         super().__init__(
             settings,
             metrics=metrics,

@@ -3,6 +3,7 @@ without the fix and works with it (each run in a fresh interpreter, so nothing l
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -195,3 +196,36 @@ def test_version_table_keeps_every_head_on_modern_clickhouse_only_with_the_fix(
     assert count_after_merge("d.fixed") == 2
     assert "ENGINE = MergeTree" in str(session.query("SHOW CREATE TABLE d.fixed", "TSVRaw"))
     session.close()
+
+
+def test_clickhouse_without_its_extra_says_what_to_install(tmp_path: Path) -> None:
+    """A PostgreSQL-only install (no `[clickhouse]` extra): the library imports and works for
+    PostgreSQL; asking for ClickHouse is one clear error naming the extra."""
+    blocker = tmp_path / "sitecustomize.py"
+    blocker.write_text(
+        "import sys\n"
+        "GONE = {'clickhouse_sqlalchemy', 'clickhouse_driver', 'asynch'}\n"
+        "class NotInstalled:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in GONE:\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, NotInstalled())\n"
+    )
+    script = (
+        "import netra_isolation as n\n"
+        "s = n.Settings.load()\n"
+        "n.PostgreSQLTestIsolator(s).close()\n"
+        "try:\n"
+        "    n.ClickHouseTestIsolator(s)\n"
+        "except n.ConfigurationError as e:\n"
+        "    print(e)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        "this project's tests use ClickHouse, but clickhouse_sqlalchemy, clickhouse_driver, "
+        "asynch is not installed: pip install 'netra-isolation[clickhouse]'"
+    )

@@ -27,3 +27,16 @@ def test_the_wheel_holds_the_library_only(tmp_path: Path) -> None:
     }
     assert "netra_isolation/py.typed" in names
     assert not [n for n in names if "/models/" in n or "factories" in n or "migrations/" in n]
+
+
+def test_importing_the_library_loads_no_clickhouse_driver() -> None:
+    """A PostgreSQL-only suite pays nothing for ClickHouse (the plugin's import included)."""
+    script = (
+        "import sys, netra_isolation, netra_isolation.pytest_plugin\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'clickhouse_sqlalchemy', 'clickhouse_driver', 'asynch', 'chdb'}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"
