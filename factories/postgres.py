@@ -22,6 +22,7 @@ from factories.models import (
     User,
 )
 from netra_isolation.binding import acreate, acreate_batch
+from netra_isolation.errors import NoSessionError
 from netra_isolation.seed_data_manager import (
     current_session,
     session_can_flush,
@@ -68,7 +69,7 @@ class ModelFactory(SQLAlchemyModelFactory):
         cls, model_class: type[Any], session: Session, args: Any, kwargs: Any
     ) -> Any:
         if not session_can_query():
-            raise RuntimeError(
+            raise NoSessionError(
                 f"{cls.__name__} looks rows up (get-or-create), which needs the database: "
                 f"in an async test use `await {cls.__name__}.acreate(...)`"
             )

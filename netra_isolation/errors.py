@@ -84,3 +84,15 @@ class SnapshotError(NetraIsolationError):
 
 class ValidationFailedError(NetraIsolationError, AssertionError):
     """State validation found a failing check (raised when validation gates a test)."""
+
+
+class NoSessionError(NetraIsolationError, RuntimeError):
+    """A factory was used where no test session (or not the right kind) is bound."""
+
+
+class ClickHouseQueryError(NetraIsolationError, RuntimeError):
+    """ClickHouse refused a statement; the message has the server's words and the SQL."""
+
+    def __init__(self, message: str, sql: str) -> None:
+        self.sql = sql
+        super().__init__(f"{message}\n  in: {sql[:500]}")

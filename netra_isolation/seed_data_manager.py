@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.util.concurrency import in_greenlet
 
-from netra_isolation.errors import ConfigurationError, UnknownChoiceError
+from netra_isolation.errors import ConfigurationError, NoSessionError, UnknownChoiceError
 from netra_isolation.migrations import files_digest
 from netra_isolation.settings import Settings
 
@@ -84,7 +84,7 @@ def current_session() -> Session:
     """The session factories write to; fails clearly outside a test that has one."""
     bound = _stack()
     if not bound:
-        raise RuntimeError(
+        raise NoSessionError(
             "no database session for factories: use them inside a test that requests "
             "isolated_postgres / isolated_postgres_sync, or inside bind_session(session)"
         )
@@ -96,7 +96,7 @@ def current_async_session() -> AsyncSession:
     current_session()
     async_session = _stack()[-1].async_session
     if async_session is None:
-        raise RuntimeError(
+        raise NoSessionError(
             "this test's session is synchronous: call the factory directly "
             "(Factory(...)), not `await Factory.acreate(...)`"
         )

@@ -21,7 +21,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netra_isolation.errors import BinariesNotFoundError, ServerStartError, ServerUnreachableError
+from netra_isolation.errors import (
+    BinariesNotFoundError,
+    ClickHouseQueryError,
+    ServerStartError,
+    ServerUnreachableError,
+)
 from netra_isolation.servers import EphemeralServer, free_port, pid_alive, remove_data, tail
 
 USER = "netra"
@@ -114,12 +119,6 @@ class ClickHouseServerInfo:
                 return bool(response.status == 200)
         except (urllib.error.URLError, OSError):
             return False
-
-
-class ClickHouseQueryError(RuntimeError):
-    def __init__(self, message: str, sql: str) -> None:
-        self.sql = sql
-        super().__init__(f"{message}\n  in: {sql[:500]}")
 
 
 def find_clickhouse(search: list[str] | None = None) -> list[str]:

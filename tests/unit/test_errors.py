@@ -49,3 +49,18 @@ def test_missing_clickhouse_says_how_to_install(tmp_path: Path) -> None:
         find_clickhouse([str(tmp_path)])
     assert "apt-get install clickhouse-server" in str(info.value)
     assert "TEST_CLICKHOUSE_HOST" in str(info.value)
+
+
+def test_every_error_the_package_defines_is_one_of_ours_and_exported() -> None:
+    import inspect
+
+    import netra_isolation
+    from netra_isolation import errors
+
+    defined = {
+        name
+        for name, value in vars(errors).items()
+        if inspect.isclass(value) and issubclass(value, Exception)
+    }
+    assert all(issubclass(getattr(errors, n), errors.NetraIsolationError) for n in defined)
+    assert defined <= set(netra_isolation.__all__)
