@@ -3,10 +3,15 @@ the same throwaway server."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from netra_isolation import ClickHouseTestIsolator, PostgreSQLTestIsolator, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,3 +74,43 @@ def run(project: pytest.Pytester) -> Callable[..., pytest.RunResult]:
 
 # the sample applications' own suites run in subprocesses, under their own configuration
 collect_ignore = ["apps"]
+APPS = Path(__file__).parent / "apps"
+
+
+@pytest.fixture
+def app_templates(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The templates of the sample app a test module names (`APP = "stock_app"`, and
+    `BACKEND = "clickhouse"` for a ClickHouse one): a prefix of their own, so they are built
+    by the test and dropped after it."""
+    backend = getattr(request.module, "BACKEND", "postgres")
+    kind = ClickHouseTestIsolator if backend == "clickhouse" else PostgreSQLTestIsolator
+    prefix = f"ni{request.module.APP.replace('_', '')[:6]}{uuid.uuid4().hex[:6]}"
+    isolator = kind(Settings.load(root=ROOT).with_overrides(prefix=prefix))
+    yield isolator
+    try:
+        for name in isolator.templates():
+            isolator.drop_template(name)
+    finally:
+        isolator.close()
+
+
+@pytest.fixture
+def app(
+    pytester: pytest.Pytester, app_templates: Any, request: pytest.FixtureRequest
+) -> pytest.Pytester:
+    """The sample app copied into a fresh directory, on the suite's servers."""
+    shutil.copytree(APPS / request.module.APP, pytester.path, dirs_exist_ok=True)
+    settings = app_templates.settings
+    pytester._monkeypatch.setenv("NETRA_ISOLATION_CACHE_DIR", str(settings.cache_dir))
+    pytester._monkeypatch.setenv("NETRA_ISOLATION_PREFIX", settings.prefix)
+    return pytester
+
+
+@pytest.fixture
+def run_app(app: pytest.Pytester) -> Callable[..., pytest.RunResult]:
+    """`run_app(*args)`: the app's own suite in a pytest subprocess, as its users run it."""
+
+    def run(*args: str) -> pytest.RunResult:
+        return app.runpytest_subprocess("-p", "no:cacheprovider", *args, timeout=240)
+
+    return run

@@ -6,50 +6,22 @@ only `netra_isolation` itself."""
 
 from __future__ import annotations
 
-import shutil
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from netra_isolation import PostgreSQLTestIsolator, Settings
+from netra_isolation import PostgreSQLTestIsolator
 
 ROOT = Path(__file__).resolve().parents[2]
-APP = Path(__file__).parent / "apps" / "async_app"
-
-
-@pytest.fixture
-def app_templates() -> Iterator[PostgreSQLTestIsolator]:
-    """The app's templates: a prefix of their own, so they are built here and dropped after."""
-    settings = Settings.load(root=ROOT).with_overrides(prefix=f"ninote{uuid.uuid4().hex[:6]}")
-    isolator = PostgreSQLTestIsolator(settings)
-    yield isolator
-    try:
-        for name in isolator.templates():
-            isolator.drop_template(name)
-    finally:
-        isolator.close()
-
-
-@pytest.fixture
-def app(pytester: pytest.Pytester, app_templates: PostgreSQLTestIsolator) -> pytest.Pytester:
-    shutil.copytree(APP, pytester.path, dirs_exist_ok=True)
-    settings = app_templates.settings
-    pytester._monkeypatch.setenv("NETRA_ISOLATION_CACHE_DIR", str(settings.cache_dir))
-    pytester._monkeypatch.setenv("NETRA_ISOLATION_PREFIX", settings.prefix)
-    return pytester
-
-
-def run(app: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return app.runpytest_subprocess("-p", "no:cacheprovider", *args, timeout=240)
+APP = "async_app"
 
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_the_apps_own_factories_and_sessions_use_the_tests_database(
-    app: pytest.Pytester, app_templates: PostgreSQLTestIsolator, workers: list[str]
+    run_app: Any, app: pytest.Pytester, app_templates: PostgreSQLTestIsolator, workers: list[str]
 ) -> None:
-    result = run(app, *workers)
+    result = run_app(*workers)
     result.assert_outcomes(passed=22)
     assert len(app_templates.templates()) == 3  # at head, and with each scenario
 
@@ -62,7 +34,9 @@ def test_the_apps_own_factories_and_sessions_use_the_tests_database(
         ("sessions", "notes.dbz:Session"),
     ],
 )
-def test_a_misspelt_module_is_named(app: pytest.Pytester, setting: str, value: str) -> None:
+def test_a_misspelt_module_is_named(
+    run_app: Any, app: pytest.Pytester, setting: str, value: str
+) -> None:
     pyproject = app.path / "pyproject.toml"
     text = pyproject.read_text()
     for line in (
@@ -72,14 +46,16 @@ def test_a_misspelt_module_is_named(app: pytest.Pytester, setting: str, value: s
         if line.startswith(setting):
             text = text.replace(line, "")
     pyproject.write_text(text + f'{setting} = ["{value}"]\n')
-    result = run(app, "-k", "counts_only and database and 0")
+    result = run_app("-k", "counts_only and database and 0")
     output = result.stdout.str()
     assert f"'{value.split(':')[0]}'" in output
     assert f"setting '{setting}'" in output
     assert result.ret != 0
 
 
-def test_factories_named_by_class_bring_their_subclasses(app: pytest.Pytester) -> None:
+def test_factories_named_by_class_bring_their_subclasses(
+    run_app: Any, app: pytest.Pytester
+) -> None:
     """`module:Class`: the class and every subclass (CommittedAuthorFactory and
     AuthorByEmailFactory subclass AuthorFactory, each with a _meta of its own)."""
     pyproject = app.path / "pyproject.toml"
@@ -89,9 +65,9 @@ def test_factories_named_by_class_bring_their_subclasses(app: pytest.Pytester) -
             'factories = ["notes.factories:AuthorFactory", "notes.factories:NoteFactory"]',
         )
     )
-    result = run(app, "-k", "commit_and_get_or_create or scoped_session")
+    result = run_app("-k", "commit_and_get_or_create or scoped_session")
     result.assert_outcomes(passed=8)
     pyproject.write_text(pyproject.read_text().replace(', "notes.factories:NoteFactory"', ""))
-    result = run(app, "-k", "commit_and_get_or_create")
+    result = run_app("-k", "commit_and_get_or_create")
     result.assert_outcomes(failed=4)  # NoteFactory has no session then
     result.stdout.fnmatch_lines(["*No session provided*"])

@@ -5,10 +5,10 @@ tool must never touch, whether it builds the template or refuses to."""
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -16,7 +16,7 @@ import pytest
 from netra_isolation import PostgreSQLTestIsolator, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-APP = Path(__file__).parent / "apps" / "stock_app"
+APP = "stock_app"
 
 
 @pytest.fixture
@@ -54,29 +54,6 @@ def tables(url: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-@pytest.fixture
-def app_templates() -> Iterator[PostgreSQLTestIsolator]:
-    """The app's templates: a prefix of their own, so they are built here and dropped after."""
-    settings = Settings.load(root=ROOT).with_overrides(prefix=f"nishop{uuid.uuid4().hex[:6]}")
-    isolator = PostgreSQLTestIsolator(settings)
-    yield isolator
-    try:
-        for name in isolator.templates():
-            isolator.drop_template(name)
-    finally:
-        isolator.close()
-
-
-@pytest.fixture
-def app(pytester: pytest.Pytester, app_templates: PostgreSQLTestIsolator) -> pytest.Pytester:
-    """The stock app copied into a fresh directory, on the suite's servers."""
-    shutil.copytree(APP, pytester.path, dirs_exist_ok=True)
-    settings = app_templates.settings
-    pytester._monkeypatch.setenv("NETRA_ISOLATION_CACHE_DIR", str(settings.cache_dir))
-    pytester._monkeypatch.setenv("NETRA_ISOLATION_PREFIX", settings.prefix)
-    return pytester
-
-
 def point_ini_at(app: pytest.Pytester, url: str) -> None:
     ini = app.path / "alembic.ini"
     text = ini.read_text().replace(
@@ -86,23 +63,22 @@ def point_ini_at(app: pytest.Pytester, url: str) -> None:
     ini.write_text(text)
 
 
-def run(app: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return app.runpytest_subprocess("-p", "no:cacheprovider", *args, timeout=180)
-
-
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_stock_project_works_with_no_configuration_and_spares_the_decoy(
-    app: pytest.Pytester, scratch_database: object, workers: list[str]
+    run_app: Any, app: pytest.Pytester, scratch_database: object, workers: list[str]
 ) -> None:
     decoy = scratch_database()  # type: ignore[operator]
     point_ini_at(app, decoy)
-    result = run(app, *workers)
+    result = run_app(*workers)
     result.assert_outcomes(passed=12)
     assert tables(decoy) == []
 
 
 def test_an_env_py_that_migrates_elsewhere_is_refused_and_nothing_is_sealed(
-    app: pytest.Pytester, scratch_database: object, app_templates: PostgreSQLTestIsolator
+    run_app: Any,
+    app: pytest.Pytester,
+    scratch_database: object,
+    app_templates: PostgreSQLTestIsolator,
 ) -> None:
     decoy, elsewhere = scratch_database(), scratch_database()  # type: ignore[operator]
     point_ini_at(app, decoy)
@@ -115,7 +91,7 @@ def test_an_env_py_that_migrates_elsewhere_is_refused_and_nothing_is_sealed(
             f"    connectable = engine_from_config(\n        {{'sqlalchemy.url': {elsewhere!r}}},",
         )
     )
-    result = run(app, "-x", "-k", "register and database")
+    result = run_app("-x", "-k", "register and database")
     result.assert_outcomes(errors=1)
     output = result.stdout.str()
     assert "migrated a database other than the one netra-isolation handed it" in output
@@ -126,21 +102,21 @@ def test_an_env_py_that_migrates_elsewhere_is_refused_and_nothing_is_sealed(
 
 
 def test_validation_compares_with_the_apps_own_models(
-    app: pytest.Pytester, scratch_database: object
+    run_app: Any, app: pytest.Pytester, scratch_database: object
 ) -> None:
     """`--netra-validate` checks the app's database against the app's models (env.py's
     target_metadata), not this repository's; a check can be turned off by name."""
     point_ini_at(app, scratch_database())  # type: ignore[operator]
-    run(app, "--netra-validate", "-k", "register").assert_outcomes(passed=10)
+    run_app("--netra-validate", "-k", "register").assert_outcomes(passed=10)
     models = app.path / "shop" / "models.py"
     models.write_text(  # models that say otherwise than the migrations did
         models.read_text().replace("String(200), unique=True", "String(100), unique=True")
     )
-    failed = run(app, "--netra-validate", "-k", "register and database and 0")
+    failed = run_app("--netra-validate", "-k", "register and database and 0")
     failed.assert_outcomes(failed=1)
     failed.stdout.fnmatch_lines(["*[[] failed[]] schema.models_match*VARCHAR(length=200)*"])
     (app.path / "pyproject.toml").write_text(
         (app.path / "pyproject.toml").read_text()
         + '\n[tool.netra_isolation]\nvalidation_skip = ["schema.models_match"]\n'
     )
-    run(app, "--netra-validate", "-k", "register and database and 0").assert_outcomes(passed=1)
+    run_app("--netra-validate", "-k", "register and database and 0").assert_outcomes(passed=1)
