@@ -29,6 +29,7 @@ from netra_isolation.isolated_test_config import (
     performance_test_config,
     set_default_manager,
 )
+from netra_isolation.errors import NetraIsolationError
 from netra_isolation.metrics import Metrics
 from netra_isolation.naming import Owner
 from netra_isolation.settings import LEVELS, Settings
@@ -49,6 +50,7 @@ MANAGER = pytest.StashKey[TestDatabaseManager]()
 SETTINGS = pytest.StashKey[Settings]()
 REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 METRICS = pytest.StashKey[Metrics]()
+SAID = pytest.StashKey[dict[str, str]]()  # an error's message -> the test that showed it
 
 OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "level": ("--netra-level", {"choices": LEVELS, "help": "default isolation level"}),
@@ -169,7 +171,22 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     item.stash.setdefault(REPORTS, {})[report.when] = report
+    error = call.excinfo.value if call.excinfo is not None else None
+    if report.failed and isinstance(error, NetraIsolationError):
+        report.longrepr = _said_once(item.config, item.nodeid, error)
     return report
+
+
+def _said_once(config: pytest.Config, nodeid: str, error: NetraIsolationError) -> str:
+    """The tool's own error as its message, without a traceback through the tool or the
+    driver (as `pytest.fail(pytrace=False)` shows it); the same error again (a server that is
+    down fails every test) in one line naming the test that showed it in full."""
+    said = config.stash.setdefault(SAID, {})
+    message = f"{type(error).__name__}: {error}"
+    first = said.setdefault(message, nodeid)
+    if first == nodeid:
+        return message
+    return f"{type(error).__name__}: {str(error).splitlines()[0][:160]} (in full at {first})"
 
 
 @pytest.hookimpl(wrapper=True)

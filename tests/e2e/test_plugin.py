@@ -285,3 +285,33 @@ def test_300_character_parametrized_id_gets_a_valid_unique_database(
         """
     )
     run().assert_outcomes(passed=2)
+
+
+def test_a_server_that_is_down_is_said_once_without_tracebacks(
+    project: pytest.Pytester, run
+) -> None:
+    """The tool's errors are its message, not a traceback through the tool and the driver;
+    the same session-wide failure is shown in full once, then named in one line."""
+    import socket
+
+    project.makepyfile(
+        test_down="""
+        import pytest
+
+        @pytest.mark.parametrize("n", range(3))
+        def test_needs_db(isolated_postgres_sync, n):
+            pass
+        """
+    )
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    project._monkeypatch.setenv("TEST_POSTGRES_HOST", "127.0.0.1")
+    project._monkeypatch.setenv("TEST_POSTGRES_PORT", str(port))
+    result = run()
+    result.assert_outcomes(errors=3)
+    out = result.stdout.str()
+    assert "Traceback" not in out and "site-packages" not in out and "netra_isolation/" not in out
+    assert out.count(f"PostgreSQL at 127.0.0.1:{port} did not answer") == 3
+    assert out.count("Start it, or point TEST_POSTGRES_HOST") == 1
+    assert out.count("(in full at test_down.py::test_needs_db[0])") == 2
