@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from netra_isolation.errors import NetraIsolationError
 from netra_isolation.isolated_test_config import (
     CONFIGS,
     isolated_clickhouse,
@@ -29,7 +30,6 @@ from netra_isolation.isolated_test_config import (
     performance_test_config,
     set_default_manager,
 )
-from netra_isolation.errors import NetraIsolationError
 from netra_isolation.metrics import Metrics
 from netra_isolation.naming import Owner
 from netra_isolation.settings import LEVELS, Settings
