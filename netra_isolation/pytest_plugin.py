@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from netra_isolation import compat
 from netra_isolation.errors import NetraIsolationError
 from netra_isolation.isolated_test_config import (
     CONFIGS,
@@ -97,7 +98,13 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     # None when registered late (through isolated_test_config), after options were parsed
     overrides = {name: config.getoption(f"netra_{name}", None) for name in OPTIONS}
-    config.stash[SETTINGS] = Settings.load(overrides, root=config.rootpath)
+    settings = config.stash[SETTINGS] = Settings.load(overrides, root=config.rootpath)
+    if settings.uses("clickhouse"):
+        # A project that uses ClickHouse loads its drivers now, before any test: imported
+        # later inside a test that snapshots sys.modules (pytester's in-process runs), the
+        # drivers' modules would be dropped while SQLAlchemy keeps their dialect, and
+        # `requests` then fails with "You can only merge into CookieJar".
+        compat.apply()
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistController(config), "netra_isolation_xdist")
 

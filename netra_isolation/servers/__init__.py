@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pwd
 import shutil
 import socket
 import tempfile
@@ -76,6 +77,34 @@ def tail(path: Path, lines: int = 20) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
+
+
+def unprivileged_user(backend: str, names: tuple[str, ...]) -> str:
+    """As root, the first of `names` that exists (a server never runs as root); else ""."""
+    if os.geteuid() != 0:
+        return ""
+    for name in names:
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            continue
+        return name
+    raise ServerStartError(backend, f"running as root and none of {', '.join(names)} exists")
+
+
+def own_by(user: str, *paths: Path) -> None:
+    """Hand `paths` (and everything below them) to `user`."""
+    entry = pwd.getpwnam(user)
+    for top in paths:
+        for path in [top, *top.rglob("*")]:
+            os.chown(path, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+
+
+def private_dir(home: Path, name: str) -> Path:
+    """Where a server started by root keeps what its unprivileged user writes, outside the
+    project (whose directories that user may not be able to traverse)."""
+    key = hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"netra-isolation-{key}" / name
 
 
 def remove_data(path: Path) -> None:

@@ -27,7 +27,16 @@ from netra_isolation.errors import (
     ServerStartError,
     ServerUnreachableError,
 )
-from netra_isolation.servers import EphemeralServer, free_port, pid_alive, remove_data, tail
+from netra_isolation.servers import (
+    EphemeralServer,
+    free_port,
+    own_by,
+    pid_alive,
+    private_dir,
+    remove_data,
+    tail,
+    unprivileged_user,
+)
 
 USER = "netra"
 # Queries the server runs at once, for all users and for the tool's (the same: it is the only
@@ -149,6 +158,7 @@ class _State:
     native_port: int = 0
     pid: int = 0
     data_dir: str = ""  # kept across restarts; in RAM or under the cache directory
+    run_as: str = ""  # the unprivileged user a server started by root runs as
 
 
 class EphemeralClickHouse(EphemeralServer[_State, ClickHouseServerInfo]):
@@ -182,34 +192,42 @@ class EphemeralClickHouse(EphemeralServer[_State, ClickHouseServerInfo]):
 
     def _start(self, state: _State | None, timeout: float) -> ClickHouseServerInfo:
         command = find_clickhouse()
+        run_as = unprivileged_user("clickhouse", ("clickhouse", "nobody"))
         state = state or _State(secrets.token_urlsafe(24))
         state.http_port, state.native_port = free_port(), free_port()
         while state.native_port == state.http_port:
             state.native_port = free_port()
         digest = hashlib.sha256(state.password.encode()).hexdigest()
-        if not state.data_dir:  # a new server (or one from before this setting: its data stays)
-            ram = None if (self.home / "data").exists() else self.ram_data_dir()
-            state.data_dir = str(ram / "data" if ram is not None else self.home / "data")
+        if not state.data_dir or state.run_as != run_as:  # a new server, or another user's
+            ram = None if (self.home / "data").exists() and not run_as else self.ram_data_dir()
+            disk = private_dir(self.home, "clickhouse") if run_as else self.home
+            state.data_dir = str((ram if ram is not None else disk) / "data")
+            state.run_as = run_as
         Path(state.data_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
-        users = self.home / "users.xml"
+        # what the server writes (logs) and reads (its config) next to its data when it runs
+        # as another user, who may not be able to traverse the project's directories
+        home = Path(state.data_dir).parent / "run" if run_as else self.home
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        users = home / "users.xml"
         fd = os.open(users, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(
                 USERS.format(user=USER, password_sha256=digest, max_queries=self.max_queries)
             )
-        config = self.home / "config.xml"
-        config.write_text(
-            CONFIG.format(home=self.home, max_queries=self.max_queries, **asdict(state))
-        )
-        errlog = self.home / "server.err.log"
+        config = home / "config.xml"
+        config.write_text(CONFIG.format(home=home, max_queries=self.max_queries, **asdict(state)))
+        errlog = home / "server.err.log"
         errlog.unlink(missing_ok=True)
-        with open(self.home / "stdout.log", "wb") as out:
+        if run_as:
+            own_by(run_as, home, Path(state.data_dir))
+        with open(home / "stdout.log", "wb") as out:
             process = subprocess.Popen(
                 [*command, f"--config-file={config}"],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                cwd=self.home,
+                cwd=home,
+                user=run_as or None,
                 start_new_session=True,  # survives this run: later runs reuse it
             )
         info = self._info(state)
@@ -224,7 +242,7 @@ class EphemeralClickHouse(EphemeralServer[_State, ClickHouseServerInfo]):
             time.sleep(0.1)
         if process.poll() is None:
             process.kill()
-        log = tail(errlog) or tail(self.home / "stdout.log")
+        log = tail(errlog) or tail(home / "stdout.log")
         reason = (
             f"exited with code {process.returncode}"
             if process.returncode is not None

@@ -8,14 +8,12 @@ initdb refuses root (pytest-postgresql fails here: dbfixtures/pytest-postgresql#
 from __future__ import annotations
 
 import glob
-import hashlib
 import os
 import pwd
 import secrets
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,7 +28,15 @@ from netra_isolation.errors import (
     ServerStartError,
     ServerUnreachableError,
 )
-from netra_isolation.servers import EphemeralServer, free_port, pid_alive, remove_data, tail
+from netra_isolation.servers import (
+    EphemeralServer,
+    free_port,
+    pid_alive,
+    private_dir,
+    remove_data,
+    tail,
+    unprivileged_user,
+)
 
 USER = "netra"
 TEST_TUNING = {
@@ -162,25 +168,14 @@ class EphemeralPostgres(EphemeralServer[_State, PostgresServerInfo]):
         remove_data(Path(state.data_dir))
 
     def _run_as(self) -> str:
-        if os.geteuid() != 0:
-            return ""
-        for name in ("postgres", "nobody"):
-            try:
-                pwd.getpwnam(name)
-            except KeyError:
-                continue
-            return name
-        raise ServerStartError("postgres", "running as root and no unprivileged user exists")
+        return unprivileged_user("postgres", ("postgres", "nobody"))
 
     def _data_dir(self, run_as: str) -> Path:
         if (ram := self.ram_data_dir()) is not None:
             return ram / "pgdata"
         if not run_as:
             return self.home / "data"
-        # The unprivileged user may not be able to traverse the project directory (a 0700
-        # home or mktemp dir), so root-started servers keep their data in the temp dir.
-        key = hashlib.sha256(str(self.home.resolve()).encode()).hexdigest()[:12]
-        return Path(tempfile.gettempdir()) / f"netra-isolation-{key}" / "pgdata"
+        return private_dir(self.home, "postgres") / "pgdata"
 
     def _run(
         self, state: _State, argv: list[str], timeout: float

@@ -110,3 +110,22 @@ def test_a_server_that_cannot_start_fails_with_its_log(server: EphemeralPostgres
     message = str(info.value)
     assert "last lines of the server log" in message
     assert "shared_buffers" in message
+
+
+def test_clickhouse_runs_unprivileged_and_restarts_on_its_data(tmp_path: Path) -> None:
+    """Started by root, the throwaway ClickHouse runs as an unprivileged user (as PostgreSQL
+    does); else as us. Its data survives a restart."""
+    server = EphemeralClickHouse(tmp_path)
+    try:
+        info = server.ensure_running()
+        state = json.loads(server.state_path.read_text())
+        runs_as = pwd.getpwnam(state["run_as"]).pw_uid if state["run_as"] else os.geteuid()
+        assert os.stat(f"/proc/{state['pid']}").st_uid == runs_as != 0
+        info.query("CREATE TABLE default.kept (id UInt8) ENGINE = TinyLog")
+        info.query("INSERT INTO default.kept VALUES (7)")
+        assert server.stop() is True
+        again = server.ensure_running()
+        assert again.query("SELECT id FROM default.kept").strip() == "7"
+    finally:
+        server.stop(purge=True)
+    assert not Path(state["data_dir"]).exists()
