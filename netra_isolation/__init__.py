@@ -7,6 +7,7 @@ from netra_isolation.clickhouse_isolation import (
     ClickHouseClient,
     ClickHouseTestIsolator,
 )
+from netra_isolation.engines import follow_engine
 from netra_isolation.errors import (
     ConfigurationError,
     MigrationError,
@@ -65,6 +66,7 @@ __all__ = [
     "UnknownSchemaTypeError",
     "acreate",
     "acreate_batch",
+    "follow_engine",
     "scenario",
     "with_database_snapshots",
     "with_isolated_clickhouse",
