@@ -236,6 +236,7 @@ def app(pytester: pytest.Pytester, app_templates: PostgreSQLTestIsolator) -> pyt
     pytester._monkeypatch.setenv("NETRA_ISOLATION_PREFIX", settings.prefix)
     pytester._monkeypatch.setenv("LEDGER_DATABASE_URL", url)
     pytester._monkeypatch.setenv("LEDGER_SETUP_LOG", str(pytester.path / "setup.log"))
+    pytester._monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # this suite's own
     return pytester
 
 
