@@ -6,6 +6,7 @@ from netra_isolation.clickhouse_isolation import (
     ClickHouseClient,
     ClickHouseTestIsolator,
 )
+from netra_isolation.engines import follow_engine
 from netra_isolation.errors import (
     BinariesNotFoundError,
     ClickHouseQueryError,
@@ -76,6 +77,7 @@ __all__ = [
     "ValidationFailedError",
     "acreate",
     "acreate_batch",
+    "follow_engine",
     "scenario",
     "with_database_snapshots",
     "with_isolated_clickhouse",

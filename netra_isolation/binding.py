@@ -164,12 +164,14 @@ def bind_sessions(
     transaction: bool,
     url: Callable[[str], str],
     application_name: str,
+    sync_driver: str = "psycopg",
 ) -> Iterator[None]:
     """For the block, each of the app's session factories is bound to the test's database:
     at `transaction` level to the test's own connection, joined with SAVEPOINTs (the app's
     commits are rolled back with the test); else to an engine on the test's database, with
-    the driver the tool uses (psycopg / asyncpg). The app's bind's execution options (say,
-    `schema_translate_map`) are kept. `url(driver)`: the test's database URL."""
+    the driver the tool uses (`sync_driver`, psycopg by default / asyncpg). The app's bind's
+    execution options (say, `schema_translate_map`) are kept. `url(driver)`: the test's
+    database URL."""
     engines: list[Engine] = []
     saved: list[tuple[AppSession, dict[str, Any]]] = []
     test_async = isinstance(test_session, AsyncSession)
@@ -221,7 +223,7 @@ def bind_sessions(
                     "bind": async_engine.execution_options(**options) if options else async_engine
                 }
             else:
-                engine = create_engine(url("psycopg"), poolclass=NullPool)
+                engine = create_engine(url(sync_driver), poolclass=NullPool)
                 engines.append(engine)
                 kw = {"bind": engine.execution_options(**options) if options else engine}
             if isinstance(target, scoped_session):

@@ -24,6 +24,12 @@ from sqlalchemy.orm import Session
 from netra_isolation.binding import bind_factories, bind_sessions, forget_sessions, load_sessions
 from netra_isolation.clickhouse_isolation import AsyncClickHouseClient, ClickHouseClient
 from netra_isolation.database_snapshots import DatabaseSnapshots, StateDiff, diff_state_sync
+from netra_isolation.engines import (
+    dispose_async_engines,
+    engines_on,
+    load_engines,
+    postgres_driver,
+)
 from netra_isolation.errors import ConfigurationError, ValidationFailedError
 from netra_isolation.isolator import DatabaseRef, TemplateSpec
 from netra_isolation.naming import slug, test_id_from_nodeid
@@ -102,6 +108,7 @@ class IsolatedTestConfig:
     def _setup_sync(
         self, backend: str, schema_type: str | None, scenario: str | None, scale: int
     ) -> DatabaseRef:
+        self.manager.run_process_setup()
         isolator = self.manager.isolator(backend)
         self._isolators[backend] = isolator
         if self._shared(backend):
@@ -159,10 +166,40 @@ class IsolatedTestConfig:
     @contextmanager
     def bind_test_session(self, session: AsyncSession | Session) -> Iterator[None]:
         """For the block, factories write to `session`, and the application's configured
-        factories and sessions (settings `factories`, `sessions`) use the test's database."""
+        factories, sessions and engines (settings `factories`, `sessions`, `engines`, and
+        engines given to `follow_engine`) use the test's database. In async code use
+        `abind_test_session`, which also closes the async engines' pooled connections."""
+        with self._bind_test_session(session, dispose_async=True):
+            yield
+
+    @asynccontextmanager
+    async def abind_test_session(self, session: AsyncSession | Session) -> AsyncIterator[None]:
+        """`bind_test_session` for async code: the app's async engines' pools are closed on
+        the running loop before and after."""
+        await dispose_async_engines()
+        try:
+            with self._bind_test_session(session, dispose_async=False):
+                yield
+        finally:
+            await dispose_async_engines()
+
+    @contextmanager
+    def _bind_test_session(
+        self, session: AsyncSession | Session, *, dispose_async: bool
+    ) -> Iterator[None]:
         settings = self.manager.settings
         bind_factories(settings.factories)
+        load_engines(settings.engines)
         isolator = self.manager.postgres
+        refusal = None
+        if self._shared("postgres"):
+            refusal = (
+                f"{self.nodeid} runs at transaction level, where the app's own engines cannot "
+                "join the test's transaction (it lives on one connection of the tool's; an "
+                "engine opens connections of its own, whose commits would stay in the database "
+                "later tests share). Use level='database' for this test "
+                "(@pytest.mark.isolation(level='database')) or the project (level = \"database\")"
+            )
         try:
             with (
                 bind_session(session),
@@ -172,6 +209,13 @@ class IsolatedTestConfig:
                     transaction=self._shared("postgres"),
                     url=lambda driver: isolator.database_url(self.test_id, driver),
                     application_name=isolator.application_name(self.test_id),
+                    sync_driver=postgres_driver(settings, "sync"),
+                ),
+                engines_on(
+                    isolator.server.url(self.databases["postgres"].name),
+                    isolator.application_name(self.test_id),
+                    refusal=refusal,
+                    dispose_async=dispose_async,
                 ),
             ):
                 yield
@@ -179,12 +223,15 @@ class IsolatedTestConfig:
             forget_sessions(settings.factories)
 
     def database_url(self) -> str:
-        """The test's PostgreSQL URL (psycopg driver): at `transaction` level the worker's
-        database, where what an engine of its own commits is not rolled back."""
+        """The test's PostgreSQL URL (the sync driver of the sessions the tool hands out,
+        psycopg unless `postgres_driver` or the app's engine says otherwise): at
+        `transaction` level the worker's database, where what an engine of its own commits
+        is not rolled back."""
         db = self.databases.get("postgres")
         if db is None:
             raise ConfigurationError(f"{self.nodeid} has no PostgreSQL database (yet)")
-        url = self.manager.postgres.server.url(db.name, "psycopg")
+        driver = postgres_driver(self.manager.settings, "sync")
+        url = self.manager.postgres.server.url(db.name, driver)
         return str(url.render_as_string(hide_password=False))
 
     async def release_sessions(self) -> None:
@@ -381,9 +428,8 @@ async def with_isolated_postgres(
     config = IsolatedTestConfig(test_name, cleanup_on_exit, manager=manager, level=level)
     try:
         await config.setup_postgres(schema_type, scenario)
-        async with config.postgres_session() as session:
-            with config.bind_test_session(session):
-                yield session, config
+        async with config.postgres_session() as session, config.abind_test_session(session):
+            yield session, config
     finally:
         if config.cleanup_on_exit:
             await config.cleanup_databases()
@@ -568,7 +614,7 @@ async def isolated_postgres(
     try:
         await config.setup_postgres(wanted.schema, wanted.scenario)
         async with config.postgres_session() as session:
-            with config.bind_test_session(session):
+            async with config.abind_test_session(session):
                 yield session, config
             await _validate_before_rollback(request, config)
     finally:
@@ -655,15 +701,14 @@ async def _full_stack(
         config.setup("postgres", schemas["schema"], scenario, scale),
         config.setup("clickhouse", schemas["clickhouse_schema"], scenario, scale),
     )
-    async with config.postgres_session() as session:
-        with config.bind_test_session(session):
-            yield {
-                "postgres_session": session,
-                "postgres_database": pg.name,
-                "clickhouse_client": config.clickhouse_client(),
-                "clickhouse_database": ch.name,
-                "config": config,
-            }
+    async with config.postgres_session() as session, config.abind_test_session(session):
+        yield {
+            "postgres_session": session,
+            "postgres_database": pg.name,
+            "clickhouse_client": config.clickhouse_client(),
+            "clickhouse_database": ch.name,
+            "config": config,
+        }
 
 
 @pytest_asyncio.fixture

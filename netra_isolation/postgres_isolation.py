@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from netra_isolation.binding import bind_factories
+from netra_isolation.engines import postgres_driver
 from netra_isolation.errors import ConfigurationError, SeedError
 from netra_isolation.isolator import DatabaseRef, TemplateRef, TemplateSpec, TestIsolatorBase
 from netra_isolation.metrics import Metrics
@@ -478,7 +479,7 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
         """The test's database URL; a libpq (psycopg) URL carries the test's tag (asyncpg takes
         it through `connect_args`, see `session`)."""
         url = self.server.url(self.database(test_id).name, driver)
-        if driver == "psycopg":
+        if driver in ("psycopg", "psycopg2"):
             url = url.update_query_dict({"application_name": self.application_name(test_id)})
         return url.render_as_string(hide_password=False)
 
@@ -516,8 +517,10 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
 
     @contextmanager
     def session_sync(self, test_id: str, *, rollback: bool = False) -> Iterator[Session]:
-        """The synchronous twin of `session()` (psycopg)."""
-        engine = create_engine(self.database_url(test_id, "psycopg"), poolclass=NullPool)
+        """The synchronous twin of `session()`, with the app's driver (`postgres_driver`:
+        psycopg unless it or the app's engine says otherwise)."""
+        driver = postgres_driver(self.settings, "sync")
+        engine = create_engine(self.database_url(test_id, driver), poolclass=NullPool)
         try:
             if not rollback:
                 with Session(engine, expire_on_commit=False) as session:

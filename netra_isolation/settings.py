@@ -100,6 +100,16 @@ class Settings:
     factories: tuple[str, ...] = ()
     # the app's scoped_session / sessionmaker / async_sessionmaker: `module:attribute`
     sessions: tuple[str, ...] = ()
+    # the app's own Engine / AsyncEngine objects (`module:attr`, made at import time too):
+    # during each PostgreSQL test they connect to the test's database
+    engines: tuple[str, ...] = ()
+    # the driver of the sync sessions handed out (psycopg, psycopg2) and of the async ones
+    # (asyncpg), comma-separated; None: each kind from the first of `engines` of that kind,
+    # else psycopg / asyncpg
+    postgres_driver: str | None = None
+    # `module:function` called once per pytest session (per xdist worker, per process),
+    # before the first test that uses a database: the app's in-process setup (plugins)
+    process_setup: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def source(self, name: str) -> str:
@@ -202,7 +212,39 @@ class Settings:
                 f"server_data {settings.server_data!r} (from {settings.source('server_data')}) "
                 f"is not one of {', '.join(SERVER_DATA)}"
             )
+        _check_drivers(settings)
         return settings
+
+
+SYNC_DRIVERS = ("psycopg", "psycopg2")
+ASYNC_DRIVERS = ("asyncpg",)
+
+
+def drivers_named(value: str | None) -> dict[str, str]:
+    """`postgres_driver` -> {"sync": ..., "async": ...} for the kinds it names."""
+    named: dict[str, str] = {}
+    for part in (p.strip() for p in (value or "").split(",")):
+        if part:
+            named["async" if part in ASYNC_DRIVERS else "sync"] = part
+    return named
+
+
+def _check_drivers(settings: Settings) -> None:
+    parts = [p.strip() for p in (settings.postgres_driver or "").split(",") if p.strip()]
+    known = (*SYNC_DRIVERS, *ASYNC_DRIVERS)
+    for part in parts:
+        if part not in known:
+            raise ConfigurationError(
+                f"postgres_driver {part!r} (from {settings.source('postgres_driver')}) is not "
+                f"one of {', '.join(known)}"
+            )
+    for kind in (SYNC_DRIVERS, ASYNC_DRIVERS):
+        if len([p for p in parts if p in kind]) > 1:
+            raise ConfigurationError(
+                f"postgres_driver {settings.postgres_driver!r} (from "
+                f"{settings.source('postgres_driver')}) names more than one of "
+                f"{', '.join(kind)}: one sync driver and one async driver at most"
+            )
 
 
 def _coerce(cls: type[Settings], name: str, value: Any) -> Any:

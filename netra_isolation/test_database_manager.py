@@ -15,9 +15,15 @@ from netra_isolation.metrics import Metrics
 from netra_isolation.naming import Owner
 from netra_isolation.postgres_isolation import PostgreSQLTestIsolator
 from netra_isolation.settings import Settings
-from netra_isolation.templates import TemplateBuilder
+from netra_isolation.templates import TemplateBuilder, _resolve
 
 BACKENDS = ("postgres", "clickhouse")
+
+
+class _Once:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.done = False
 
 
 class TestDatabaseManager:
@@ -47,6 +53,25 @@ class TestDatabaseManager:
         self._worker_databases: dict[tuple[str, TemplateSpec], DatabaseRef] = {}
         self._dropper: ThreadPoolExecutor | None = None
         self._pending: list[Future[None]] = []
+        self._process_setup = _Once()  # shared with the derived managers
+
+    def run_process_setup(self) -> None:
+        """Call the setting `process_setup` (`module:function`, no arguments) once for this
+        manager (a pytest session, an xdist worker, a script), before its first database,
+        whether the templates are built or reused: the app's in-process setup, such as
+        registering plugins. Not marked done when it raises: the next test calls it again."""
+        spec = self.settings.process_setup
+        once = self._process_setup
+        if not spec or once.done:
+            return
+        with once.lock:
+            if once.done:
+                return
+            function = _resolve(spec, "process_setup")
+            if not callable(function):
+                raise ConfigurationError(f"process_setup = {spec!r} is not callable")
+            function()
+            once.done = True
 
     def isolator(self, backend: str) -> Any:
         with self._lock:
@@ -80,6 +105,7 @@ class TestDatabaseManager:
                     label=label,
                 )
                 manager.progress = lambda line: self.progress(line)
+                manager._process_setup = self._process_setup
                 self._derived[label] = manager
             return self._derived[label]
 
