@@ -39,6 +39,7 @@ echo "test-apps: sample apps at the lowest releases allowed:" \
 print(f"SQLAlchemy {sqlalchemy.__version__}, pytest {pytest.__version__}, pytest-asyncio {pytest_asyncio.__version__}, Alembic {alembic.__version__}, factory-boy {factory.__version__}")')"
 # the harnesses run in .venv-lowest, so the apps' subprocesses (sys.executable) do too
 .venv-lowest/bin/pytest -n 2 -q -p no:cacheprovider \
+  tests/unit/test_compat_versions.py \
   tests/e2e/test_stock_alembic_app.py tests/e2e/test_async_app.py \
   tests/e2e/test_tenant_app.py tests/e2e/test_clickhouse_app.py
 
