@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 from sqlalchemy.pool import NullPool
 
+from netra_isolation.compat import factory_boy_session
 from netra_isolation.errors import ConfigurationError
 from netra_isolation.seed_data_manager import current_async_session, current_session
 
@@ -89,15 +90,14 @@ def bind_factories(specs: Iterable[str]) -> None:
     running test's (or template's) session: factory-boy reads the factory at each call."""
     for cls in _factories(specs):
         meta: Any = cls._meta  # factory-boy's SQLAlchemyOptions (untyped)
-        meta.sqlalchemy_session_factory = current_session
-        meta.sqlalchemy_session = None
+        factory_boy_session.point_at(meta, current_session)
 
 
 def forget_sessions(specs: Iterable[str]) -> None:
     """factory-boy keeps the last session it used on `_meta`: let the test's go."""
     for cls in _factories(specs):
         meta: Any = cls._meta
-        meta.sqlalchemy_session = None
+        factory_boy_session.forget(meta)
 
 
 async def acreate(factory: Any, **kwargs: Any) -> Any:
@@ -201,8 +201,9 @@ def bind_sessions(
                     "isolated_postgres_sync for sync) or level='database'"
                 )
                 if is_async(target):
+                    # `creator`, not `async_creator` (SQLAlchemy 2.0.16+): it never connects
                     async_engine = create_async_engine(
-                        url("asyncpg"), poolclass=NullPool, async_creator=_refuse(spec, why)
+                        url("asyncpg"), poolclass=NullPool, creator=_refuse(spec, why)
                     )
                     engines.append(async_engine.sync_engine)
                     kw = {"bind": async_engine}

@@ -18,8 +18,8 @@ from typing import Any
 import factory
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
-from sqlalchemy.util.concurrency import in_greenlet
 
+from netra_isolation.compat.sqlalchemy_greenlet import in_greenlet
 from netra_isolation.errors import ConfigurationError, NoSessionError, UnknownChoiceError
 from netra_isolation.migrations import files_digest
 from netra_isolation.settings import Settings

@@ -13,7 +13,13 @@ def test_every_sample_app_uses_public_names_only() -> None:
     """No workaround: no app sets a private attribute (`_meta` included), imports a module of
     the library that is not public, or imports this repository's demo application."""
     apps = sorted(p for p in APPS.iterdir() if p.is_dir())
-    assert [a.name for a in apps] == ["async_app", "clickhouse_app", "stock_app", "tenant_app"]
+    assert [a.name for a in apps] == [
+        "async_app",
+        "clickhouse_app",
+        "real_app",
+        "stock_app",
+        "tenant_app",
+    ]
     for app in apps:
         for path in app.rglob("*.py"):
             text = path.read_text()

@@ -1,0 +1,46 @@
+"""Pointing a factory at "the running test's session" on factory-boy releases before 3.3.
+
+factory-boy 3.3.0 added `Meta.sqlalchemy_session_factory`, called at every `create()`; that
+is what `bind_factories` sets. factory-boy 3.2 reads only `Meta.sqlalchemy_session`, a
+session object, at every `create()` (and raises "No session provided." when it is None).
+There it gets a stand-in whose every attribute is looked up on the session the getter
+returns at that moment, so the factory still writes to whichever test is running. No
+upstream issue: a feature that arrived in 3.3, not a bug.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import factory
+
+HAS_SESSION_FACTORY = tuple(int(p) for p in factory.__version__.split(".")[:2]) >= (3, 3)
+
+
+class RunningSession:
+    """Stands for the session `get()` returns at each attribute access."""
+
+    def __init__(self, get: Callable[[], Any]) -> None:
+        self._get = get
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get(), name)
+
+    def __repr__(self) -> str:
+        return f"<RunningSession of {self._get.__qualname__}>"
+
+
+def point_at(meta: Any, get: Callable[[], Any]) -> None:
+    """Make the factory's `_meta` use the session `get()` returns at each `create()`."""
+    if HAS_SESSION_FACTORY:
+        meta.sqlalchemy_session_factory = get
+        meta.sqlalchemy_session = None
+    else:
+        meta.sqlalchemy_session = RunningSession(get)
+
+
+def forget(meta: Any) -> None:
+    """Drop the session factory-boy 3.3+ kept on `_meta` (the stand-in holds none)."""
+    if HAS_SESSION_FACTORY:
+        meta.sqlalchemy_session = None
