@@ -437,7 +437,7 @@ def render(rows: list[Row]) -> str:
             f"{f'{i:>2} {row.label}':<{WIDTH}}{row.value:>9.1f}  {row.unit:<11}{versus:>4} "
             f"{ratio:>7}  {row.target:<14}{met}"
         )
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 LABELS = {

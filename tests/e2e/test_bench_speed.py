@@ -15,9 +15,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_speed_table_prints_every_row(tmp_path: Path) -> None:
     out = tmp_path / "rows.json"
+    tiny = ["--tests", "3", "--one-test-runs", "1", "--seed-scale", "1", "--restores", "2"]
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.speed", "--tests", "3", "--one-test-runs", "1"]
-        + ["--seed-scale", "1", "--restores", "2", "--no-warmup", "--json", str(out)],
+        [sys.executable, "-m", "benchmarks.speed", *tiny, "--no-warmup", "--json", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
