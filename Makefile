@@ -19,7 +19,7 @@ test: bootstrap
 	@./scripts/test.sh
 
 bench: bootstrap
-	$(VENV)/bin/python -m benchmarks.run
+	$(VENV)/bin/python -m benchmarks.speed
 	$(VENV)/bin/python -m benchmarks.churn
 
 servers-down:

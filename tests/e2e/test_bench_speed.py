@@ -1,0 +1,39 @@
+"""The speed benchmark (`make bench`) at a tiny size, so it cannot rot: it runs, prints its one
+table with every row, and every figure is a positive number. Times are never asserted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from benchmarks.speed import LABELS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_speed_table_prints_every_row(tmp_path: Path) -> None:
+    out = tmp_path / "rows.json"
+    tiny = ["--tests", "3", "--one-test-runs", "1", "--seed-scale", "1", "--restores", "2"]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.speed", *tiny, "--no-warmup", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = json.loads(out.read_text())
+    printed = done.stdout.splitlines()
+    expected = [label.format(scale=1) for label in LABELS.values()]
+    assert [row["label"] for row in rows] == expected
+    for number, row in enumerate(rows, 1):
+        assert row["value"] > 0, row
+        line = next(line for line in printed if line.startswith(f"{number:>2} {row['label']}"))
+        if row["target"]:  # judged against the issue's target, whichever way it went
+            assert row["met"] in (True, False), row
+            assert line.rstrip().endswith(("yes", "NO")), line
+        if row["versus"]:
+            assert row["ratio"] > 0, row
+            assert f"#{expected.index(row['versus']) + 1}" in line, line
