@@ -68,15 +68,17 @@ def _where(info: Any) -> str:
 
 
 def _gc(
-    settings: Settings, dry_run: bool, templates: str | None, older_than: float | None = None
+    settings: Settings,
+    dry_run: bool,
+    templates: str | None,
+    older_than: float | None = None,
+    kept: bool = False,
 ) -> int:
-    """Drop databases whose owning process is gone (crashed runs); with `templates="stale"`
-    the templates no test would clone again too, with `"all"` every template (rebuilt on next
-    use); with `older_than` (days) also the templates built longer ago than that."""
-    import os
-    import socket
-
-    host = socket.gethostname()
+    """Drop databases whose run is over (crashed runs: their lease on the server is gone,
+    from whatever host they ran); with `templates="stale"` the templates no test would clone
+    again too, with `"all"` every template (rebuilt on next use); with `older_than` (days)
+    also the templates built longer ago than that; with `kept`, also the databases kept for
+    failed tests of runs that are over."""
     dropped = 0
     isolators: list[Any] = []
     backends = settings.backends()
@@ -92,21 +94,21 @@ def _gc(
             )
             continue
         kind = PostgreSQLTestIsolator if backend == "postgres" else ClickHouseTestIsolator
-        isolators.append(kind(settings))
-    orphans = [(isolator, db) for isolator in isolators for db in isolator.owned()]
-    for isolator, db in orphans:
-        if db.owner.host != host:
-            continue
-        try:
-            os.kill(db.owner.pid, 0)
-            continue
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            continue
-        print(f"{'would drop' if dry_run else 'dropping'} {db.name} (test {db.owner.test})")
+        isolator = kind(settings)
+        isolator.clean_on_start = False  # what goes is decided below, and said
+        isolators.append(isolator)
+    orphans = [(isolator, db, why) for isolator in isolators for db, why in isolator.orphans()]
+    if kept:
+        orphans += [
+            (isolator, db, "kept after it failed (--kept)")
+            for isolator in isolators
+            for db in isolator.owned()
+            if db.owner.kept and isolator.owner_alive(db.owner) is False
+        ]
+    for isolator, db, why in orphans:
+        print(f"{'would drop' if dry_run else 'dropping'} {db.name} (test {db.owner.test}: {why})")
         if not dry_run:
-            isolator.drop(db)
+            isolator.remove(db)
         dropped += 1
     print(f"{dropped} orphaned database(s)")
     if templates or older_than is not None:
@@ -143,6 +145,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     servers.add_argument("--purge", action="store_true", help="with down: delete the data too")
     gc = sub.add_parser("gc", help="drop databases left by crashed runs")
     gc.add_argument("--dry-run", action="store_true")
+    gc.add_argument(
+        "--kept",
+        action="store_true",
+        help="also drop the databases kept for failed tests (--netra-keep-failed) of runs over",
+    )
     which = gc.add_mutually_exclusive_group()
     which.add_argument(
         "--templates",
@@ -170,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.load()
         if args.command == "servers":
             return _servers(settings, args.action, args.purge)
-        return _gc(settings, args.dry_run, args.templates, args.older_than)
+        return _gc(settings, args.dry_run, args.templates, args.older_than, args.kept)
     except NetraIsolationError as exc:
         print(f"netra-isolation: {exc}", file=sys.stderr)
         return 2

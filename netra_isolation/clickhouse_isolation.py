@@ -25,6 +25,7 @@ from sqlalchemy.pool import NullPool
 from netra_isolation import compat
 from netra_isolation.errors import SeedError
 from netra_isolation.isolator import DatabaseRef, TemplateRef, TemplateSpec, TestIsolatorBase
+from netra_isolation.liveness import ClickHouseLease, clickhouse_owner_alive
 from netra_isolation.metrics import Metrics
 from netra_isolation.naming import Owner, slug, template_name
 from netra_isolation.seed_data_manager import ScenarioRegistry
@@ -401,6 +402,13 @@ class ClickHouseTestIsolator(TestIsolatorBase):
         sync = " SYNC" if self.atomic else ""
         self._run(f"DROP DATABASE IF EXISTS {quote(name)}{sync}")
 
+    def remove(self, db: DatabaseRef) -> None:
+        self._drop_name(db.name)
+
+    def keep(self, db: DatabaseRef) -> None:
+        self._run(f"DROP TABLE IF EXISTS {quote(db.name)}.{quote(OWNER_TABLE)}")
+        self._mark(db.name, OWNER_TABLE, db.owner.keeping().tag())
+
     def drop(self, db: DatabaseRef) -> None:
         with self.metrics.timed("drop"):
             self._drop_name(db.name)
@@ -439,7 +447,18 @@ class ClickHouseTestIsolator(TestIsolatorBase):
     def client(self, test_id: str) -> ClickHouseClient:
         return ClickHouseClient(self.server, self.database(test_id).name)
 
+    def start_lease(self) -> None:
+        self._lease = ClickHouseLease(
+            self._run, self.executor.insert, self.owner, self.settings.lease_seconds
+        )
+
+    def owner_alive(self, owner: Owner) -> bool | None:
+        alive = clickhouse_owner_alive(self._run, owner, self.settings.lease_seconds)
+        return self.liveness(owner) if alive is None else alive
+
     def close(self) -> None:
+        if (lease := getattr(self, "_lease", None)) is not None:
+            lease.release()
         if isinstance(self._executor, ServerExecutor):
             self._executor.close()
 

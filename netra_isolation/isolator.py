@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from sqlalchemy import MetaData
 
 from netra_isolation.errors import ConfigurationError, ServerError
+from netra_isolation.liveness import process_alive_here
 from netra_isolation.metrics import Metrics
 from netra_isolation.migrations import HEAD
 from netra_isolation.naming import Owner, database_name
@@ -129,6 +130,9 @@ class TestIsolatorBase:
         self._server: Any = None
         self._server_error: ServerError | None = None
         self._server_lock = threading.Lock()
+        # how to tell whether another process lives, where no lease on the server says
+        self.liveness: Callable[[Owner], bool | None] = process_alive_here
+        self.clean_on_start = True
 
     def _resolve_server(self) -> Any:
         """Find the server: the settings' external one (checked to answer) or a throwaway."""
@@ -138,13 +142,48 @@ class TestIsolatorBase:
         with self._server_lock:
             if self._server_error is not None:
                 raise self._server_error  # one wait per run, not one per test
-            if self._server is None:
+            first = self._server is None
+            if first:
                 try:
                     self._server = self._resolve_server()
                 except ServerError as exc:
                     self._server_error = exc
                     raise
-            return self._server
+            server = self._server
+        if first:
+            self._on_server()
+        return server
+
+    def _on_server(self) -> None:
+        """Once a server answers: prove this process alive on it, and (unless told not to,
+        as gc is) remove what dead runs left: a crashed run is cleaned by the next ordinary
+        one, no gc needed."""
+        self.start_lease()
+        if self.clean_on_start:
+            orphans = self.orphans()
+            for db, _why in orphans:
+                self.remove(db)
+            if orphans:
+                self.metrics.count("orphans_removed", len(orphans))
+
+    def start_lease(self) -> None:
+        """Hold this process's proof of life on the server (the backend's way, if any)."""
+
+    def owner_alive(self, owner: Owner) -> bool | None:
+        """Whether the process `owner` names lives (None: cannot tell from here)."""
+        return self.liveness(owner)
+
+    def orphans(self) -> list[tuple[DatabaseRef, str]]:
+        """This prefix's databases whose owner is over (and why), never a live one's, never a
+        template, never one without the tool's tag."""
+        found = []
+        for db in self.owned():
+            owner = db.owner
+            if owner.kept or (owner.run, owner.worker) == (self.owner.run, self.owner.worker):
+                continue
+            if self.owner_alive(owner) is False:
+                found.append((db, f"its run {owner.run} ({owner.host}, {owner.worker}) is over"))
+        return found
 
     @contextmanager
     def step(self, phase: str, what: str, *, announce: bool = True) -> Iterator[None]:
@@ -187,6 +226,18 @@ class TestIsolatorBase:
         raise NotImplementedError
 
     def drop(self, db: DatabaseRef) -> None:
+        raise NotImplementedError
+
+    def owned(self, run: str | None = None) -> list[DatabaseRef]:
+        """The tool's tagged databases of this prefix (of `run`, if given), templates aside."""
+        raise NotImplementedError
+
+    def remove(self, db: DatabaseRef) -> None:
+        """Drop a database this process did not make (an orphan), counted apart from drops."""
+        raise NotImplementedError
+
+    def keep(self, db: DatabaseRef) -> None:
+        """Tag a failed test's database as kept: no cleanup takes it (`gc --kept` does)."""
         raise NotImplementedError
 
     def connection_info(self, db: DatabaseRef) -> dict[str, Any]:

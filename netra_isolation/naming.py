@@ -14,11 +14,17 @@ import re
 import socket
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 MAX_IDENTIFIER = 63
 HASH_LENGTH = 10
 _NOT_SAFE = re.compile(r"[^a-z0-9]+")
+
+
+def host_name() -> str:
+    """This host's name in owner tags (NETRA_ISOLATION_HOST stands in for it: CI shards on
+    one machine, tests of several hosts)."""
+    return os.environ.get("NETRA_ISOLATION_HOST") or socket.gethostname()
 
 
 def short_hash(*parts: str, length: int = HASH_LENGTH) -> str:
@@ -61,10 +67,11 @@ class Owner:
 
     run: str
     worker: str = "main"
-    host: str = field(default_factory=socket.gethostname)
+    host: str = field(default_factory=lambda: host_name())
     pid: int = field(default_factory=os.getpid)
     test: str = ""
     created: float = 0.0  # seconds since the epoch; 0: not recorded (older tags)
+    kept: bool = False  # a failed test's database kept for the user: no cleanup takes it
 
     @classmethod
     def new_run(cls, worker: str = "main", run: str | None = None) -> Owner:
@@ -72,6 +79,9 @@ class Owner:
 
     def for_test(self, nodeid: str) -> Owner:
         return Owner(self.run, self.worker, self.host, self.pid, nodeid, time.time())
+
+    def keeping(self) -> Owner:
+        return replace(self, kept=True)
 
     def tag(self) -> str:
         return json.dumps({"netra_isolation": 1, **asdict(self)}, sort_keys=True)

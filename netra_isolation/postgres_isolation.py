@@ -24,6 +24,7 @@ from netra_isolation.binding import bind_factories
 from netra_isolation.engines import postgres_driver
 from netra_isolation.errors import ConfigurationError, SeedError
 from netra_isolation.isolator import DatabaseRef, TemplateRef, TemplateSpec, TestIsolatorBase
+from netra_isolation.liveness import Lease, owner_alive
 from netra_isolation.metrics import Metrics
 from netra_isolation.naming import Owner, database_name, slug, template_name
 from netra_isolation.seed_data_manager import ScenarioRegistry
@@ -209,6 +210,14 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
             self._drop_name(name)
             raise
 
+    def start_lease(self) -> None:
+        self._lease = Lease(
+            lambda: self.server.connect(timeout=self.settings.connect_timeout), self.owner
+        )
+
+    def owner_alive(self, owner: Owner) -> bool | None:
+        return owner_alive(lambda query, params: self._execute(sql.SQL(query), params), owner)
+
     def sqlalchemy_url(self, database: str | None = None) -> str:
         return self.server.url(database).render_as_string(hide_password=False)
 
@@ -372,6 +381,12 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
             (name,),
         )
         self._execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+
+    def remove(self, db: DatabaseRef) -> None:
+        self._drop_name(db.name)
+
+    def keep(self, db: DatabaseRef) -> None:
+        self._comment(db.name, db.owner.keeping())
 
     def drop(self, db: DatabaseRef) -> None:
         """Block new connections, end the old ones, drop."""
@@ -557,3 +572,5 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
             connections, self._connections = self._connections, []
         for conn in connections:
             conn.close()
+        if (lease := getattr(self, "_lease", None)) is not None:
+            lease.release()  # last: what this process made is gone, or is others' to collect

@@ -279,6 +279,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         f"{counters['databases_dropped']}, kept {counters['databases_kept']}, "
         f"left behind {counters['databases_left_behind']}"
     )
+    if counters["orphans_removed"]:
+        tr.write_line(
+            f"removed {counters['orphans_removed']} database(s) that runs which are over left"
+        )
     tr.write_line(f"{'phase':<16}{'count':>7}{'median ms':>12}{'p95 ms':>10}{'total ms':>11}")
     for phase, row in metrics.summary().items():
         tr.write_line(

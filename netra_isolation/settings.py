@@ -93,6 +93,8 @@ class Settings:
     # where throwaway servers keep their data: auto (RAM when a tmpfs has room) | ram | disk
     server_data: str = "auto"
     template_build_timeout: float = 600.0
+    # ClickHouse: a run renews its lease every third of this; unrenewed this long, it is over
+    lease_seconds: float = 30.0
     # seconds a step (server start, template build) runs before it says so; 0: at once
     progress_after: float = 0.5
     scenario_modules: tuple[str, ...] = ()

@@ -138,6 +138,7 @@ class TestDatabaseManager:
         isolator = self.isolator(backend)
         db: DatabaseRef = isolator.forget(test_id)
         if keep:
+            isolator.keep(db)
             self.kept.append(isolator.connection_info(db) | {"test": db.owner.test})
             self.metrics.count("databases_kept")
             return

@@ -52,6 +52,12 @@ def materialized_view_case() -> Callable[[Any, Run, str], None]:
     return check
 
 
+@pytest.fixture(scope="session")
+def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """chdb's in-process engine takes one data path per process: every test shares it."""
+    return tmp_path_factory.mktemp("chdb")
+
+
 @pytest.fixture
 def throwaway_templates() -> Iterator[Callable[..., None]]:
     """`throwaway_templates(IsolatorClass, settings, *names)`: templates a test built from

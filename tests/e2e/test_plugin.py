@@ -114,7 +114,7 @@ def test_failed_test_database_is_kept_when_asked(project: pytest.Pytester, run) 
 
     isolator = PostgreSQLTestIsolator(Settings.load(root=ROOT))
     kept = [db for db in isolator.owned() if db.owner.test == "test_fail.py::test_broken"]
-    assert len(kept) == 1
+    assert len(kept) == 1 and kept[0].owner.kept  # tagged: no later run's cleanup takes it
     for db in kept:
         isolator.drop(db)
     isolator.close()

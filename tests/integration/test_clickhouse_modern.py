@@ -43,8 +43,8 @@ class ChdbExecutor:
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> ChdbExecutor:
-    executor = ChdbExecutor(tmp_path_factory.mktemp("chdb"))
+def engine(chdb_path: Path) -> ChdbExecutor:
+    executor = ChdbExecutor(chdb_path)
     executor.execute("CREATE DATABASE tpl ENGINE = Atomic")
     executor.execute(
         "CREATE TABLE tpl.events (user_id UInt64, ts DateTime) ENGINE = MergeTree "

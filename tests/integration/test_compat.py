@@ -178,11 +178,11 @@ def version_table(fix: bool) -> str:
 
 
 def test_version_table_keeps_every_head_on_modern_clickhouse_only_with_the_fix(
-    tmp_path: Path,
+    chdb_path: Path,
 ) -> None:
     """#235 on ClickHouse 26.x: upstream's table merges branch heads away, the fix keeps them.
     (#399, the refusal of that table by 25.12+ servers, is not enforced by chdb's engine.)"""
-    session = pytest.importorskip("chdb.session").Session(str(tmp_path))
+    session = pytest.importorskip("chdb.session").Session(str(chdb_path))
 
     def count_after_merge(table: str) -> int:
         session.query(f"INSERT INTO {table} (version_num) VALUES ('basic'), ('events')")

@@ -28,54 +28,68 @@ def dead_pid() -> int:
     return int(dead.stdout)
 
 
+def run_on(kind: type, settings: Settings, host: str | None = None) -> Any:
+    """An isolator of a run of its own (on `host`, as a CI shard elsewhere would be): its
+    lease on the server says it lives until it is closed, as a killed process's ends."""
+    isolator = kind(settings)
+    if host is not None:
+        isolator.owner = replace(isolator.owner, host=host)
+    return isolator
+
+
+def crash(isolator: Any) -> None:
+    """What a SIGKILL leaves: the run's databases stay; its connections, and with them its
+    lease, end (ClickHouse: its lease is not renewed and lapses; here at once)."""
+    isolator.close()
+
+
 @pytest.mark.parametrize("kind", [PostgreSQLTestIsolator, ClickHouseTestIsolator])
-def test_gc_drops_orphans_of_dead_processes_only(
+def test_gc_drops_the_databases_of_runs_that_are_over_and_none_of_live_ones(
     kind: type, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(ROOT)
     settings = Settings.load(root=ROOT)
-    crashed = kind(settings)
-    crashed.owner = replace(crashed.owner, pid=dead_pid())
+    crashed, alive = run_on(kind, settings), run_on(kind, settings)
     orphan = crashed.create_isolated_database_sync("test_orphan", nodeid="crashed::test")
-    alive = kind(settings)
     kept = alive.create_isolated_database_sync("test_alive", nodeid="alive::test")
+    crash(crashed)
     assert main(["gc"]) == 0
     out = capsys.readouterr().out
-    assert f"dropping {orphan.name}" in out
+    assert f"dropping {orphan.name}" in out and kept.name not in out
     names = {db.name for db in alive.owned()}
     assert orphan.name not in names and kept.name in names
     alive.cleanup_all_sync()
     alive.close()
-    crashed.close()
 
 
 @pytest.mark.parametrize("kind", [PostgreSQLTestIsolator, ClickHouseTestIsolator])
-def test_gc_never_drops_a_database_owned_on_another_host(
+def test_liveness_is_the_runs_lease_not_a_pid_on_this_host(
     kind: type, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A server shared by several machines: a pid means nothing on another host, so a
-    database whose owner ran elsewhere is never gc's to drop, even when no process here has
-    that pid. The same dead pid on this host is an orphan."""
+    """A server shared by several machines: a run elsewhere whose lease lives is never gc's to
+    drop, whatever its pid means here; once that run is over, gc from any host drops its
+    databases. A live run here whose pid is dead by the process table is alive by its lease."""
     monkeypatch.chdir(ROOT)
     settings = Settings.load(root=ROOT)
-    pid = dead_pid()
-    elsewhere = kind(settings)
-    elsewhere.owner = replace(elsewhere.owner, host=f"not-{socket.gethostname()}", pid=pid)
-    here = kind(settings)
-    here.owner = replace(here.owner, pid=pid)
+    elsewhere = run_on(kind, settings, host=f"not-{socket.gethostname()}")
+    here = run_on(kind, settings)
+    here.owner = replace(here.owner, pid=dead_pid())  # a recycled or foreign pid: no matter
     try:
         remote = elsewhere.create_isolated_database_sync("test_remote", nodeid="remote::test")
-        orphan = here.create_isolated_database_sync("test_orphan", nodeid="orphan::test")
+        local = here.create_isolated_database_sync("test_local", nodeid="local::test")
         assert main(["gc"]) == 0
         out = capsys.readouterr().out
-        assert f"dropping {orphan.name}" in out and remote.name not in out
-        owned = {db.name: db.owner for db in elsewhere.owned()}
-        assert orphan.name not in owned
-        assert owned[remote.name].host == elsewhere.owner.host
+        assert remote.name not in out and local.name not in out
+        crash(elsewhere)
+        assert main(["gc"]) == 0
+        out = capsys.readouterr().out
+        assert f"dropping {remote.name}" in out and local.name not in out
+        assert {db.name for db in here.owned()} >= {local.name}
+        assert remote.name not in {db.name for db in here.owned()}
     finally:
-        elsewhere.cleanup_all_sync()
-        elsewhere.close()
+        here.cleanup_all_sync()
         here.close()
+        elsewhere.close()
 
 
 @pytest.mark.parametrize("kind", [PostgreSQLTestIsolator, ClickHouseTestIsolator])
@@ -176,8 +190,7 @@ def test_templates_are_never_owned_and_never_dropped_as_orphans(
     prefix = f"gc{uuid.uuid4().hex[:6]}"
     settings = Settings.load(root=ROOT).with_overrides(prefix=prefix)
     specs = [TemplateSpec("basic"), TemplateSpec(*SEEDED[kind])]
-    builder = kind(settings)
-    builder.owner = replace(builder.owner, pid=dead_pid())
+    builder = run_on(kind, settings)
     try:
         refs = [builder.ensure_template(spec) for spec in specs]
         templates = sorted(ref.name for ref in refs)
@@ -190,17 +203,21 @@ def test_templates_are_never_owned_and_never_dropped_as_orphans(
             owned = {db.name for db in builder.owned(run)}
             assert orphan.name in owned and not owned & set(templates)
 
+        crash(builder)
         monkeypatch.chdir(ROOT)
         monkeypatch.setenv("NETRA_ISOLATION_PREFIX", prefix)
         assert main(["gc"]) == 0
         out = capsys.readouterr().out
         assert f"dropping {orphan.name}" in out
         assert not any(name in out for name in templates)
-        assert builder.templates() == templates
-        assert orphan.name not in {db.name for db in builder.owned()}
         later = kind(settings)  # still sealed: reused, not rebuilt
-        assert [later.ensure_template(spec).built for spec in specs] == [False, False]
-        later.close()
+        try:
+            assert later.templates() == templates
+            assert orphan.name not in {db.name for db in later.owned()}
+            assert [later.ensure_template(spec).built for spec in specs] == [False, False]
+        finally:
+            for db in later.owned(builder.owner.run):  # when a failure came before gc did
+                later.drop(db)
+            later.close()
     finally:
-        builder.cleanup_all_sync()  # the orphan, when a failure came before gc dropped it
         builder.close()
