@@ -12,9 +12,8 @@ import importlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from factory.alchemy import SQLAlchemyModelFactory
 from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -26,9 +25,12 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from netra_isolation.compat import factory_boy_session
 from netra_isolation.errors import ConfigurationError
 from netra_isolation.seed_data_manager import current_async_session, current_session
+
+# factory-boy (with Faker, ~400 ms) is imported only for a project that configures factories.
+if TYPE_CHECKING:
+    from factory.alchemy import SQLAlchemyModelFactory
 
 T = TypeVar("T")
 AppSession = scoped_session[Any] | sessionmaker[Any] | async_sessionmaker[Any]
@@ -62,6 +64,8 @@ def _resolve(spec: str, setting: str) -> tuple[ModuleType, Any]:
 
 def _factories(specs: Iterable[str]) -> Iterator[type[SQLAlchemyModelFactory]]:
     for spec in specs:
+        from factory.alchemy import SQLAlchemyModelFactory
+
         module, found = _resolve(spec, "factories")
         if found is None:
             roots = [
@@ -89,6 +93,8 @@ def bind_factories(specs: Iterable[str]) -> None:
     """Make the configured factories (and every subclass of them made so far) write to the
     running test's (or template's) session: factory-boy reads the factory at each call."""
     for cls in _factories(specs):
+        from netra_isolation.compat import factory_boy_session
+
         meta: Any = cls._meta  # factory-boy's SQLAlchemyOptions (untyped)
         factory_boy_session.point_at(meta, current_session)
 
@@ -96,6 +102,8 @@ def bind_factories(specs: Iterable[str]) -> None:
 def forget_sessions(specs: Iterable[str]) -> None:
     """factory-boy keeps the last session it used on `_meta`: let the test's go."""
     for cls in _factories(specs):
+        from netra_isolation.compat import factory_boy_session
+
         meta: Any = cls._meta
         factory_boy_session.forget(meta)
 

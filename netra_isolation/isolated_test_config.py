@@ -13,29 +13,26 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 import pytest_asyncio
-from sqlalchemy import Connection
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
-from netra_isolation.binding import bind_factories, bind_sessions, forget_sessions, load_sessions
-from netra_isolation.clickhouse_isolation import AsyncClickHouseClient, ClickHouseClient
-from netra_isolation.database_snapshots import DatabaseSnapshots, StateDiff, diff_state_sync
-from netra_isolation.engines import (
-    dispose_async_engines,
-    engines_on,
-    load_engines,
-    postgres_driver,
-)
 from netra_isolation.errors import ConfigurationError, ValidationFailedError
-from netra_isolation.isolator import DatabaseRef, TemplateSpec
 from netra_isolation.naming import slug, test_id_from_nodeid
-from netra_isolation.seed_data_manager import bind_session
 from netra_isolation.settings import LEVELS, Settings
-from netra_isolation.test_database_manager import TestDatabaseManager
+
+# Loaded with the plugin, so only what declaring the fixtures needs is imported here: the
+# drivers, factory-boy, Alembic and SQLAlchemy's ORM load with the first test that uses them.
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+    from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.orm import Session
+
+    from netra_isolation.clickhouse_isolation import AsyncClickHouseClient, ClickHouseClient
+    from netra_isolation.database_snapshots import StateDiff
+    from netra_isolation.isolator import DatabaseRef
+    from netra_isolation.test_database_manager import TestDatabaseManager
 
 T = TypeVar("T")
 
@@ -49,6 +46,8 @@ def default_manager() -> TestDatabaseManager:
     global _default_manager
     with _default_lock:
         if _default_manager is None:
+            from netra_isolation.test_database_manager import TestDatabaseManager
+
             _default_manager = TestDatabaseManager()
             atexit.register(_default_manager.finish)  # scripts leave nothing behind either
         return _default_manager
@@ -72,6 +71,8 @@ class IsolatedTestConfig:
         nodeid: str | None = None,
         level: str = "database",
     ) -> None:
+        from netra_isolation.database_snapshots import DatabaseSnapshots
+
         if level not in LEVELS:
             raise ConfigurationError(f"isolation level {level!r} is not one of {LEVELS}")
         self.manager = manager or default_manager()
@@ -108,6 +109,8 @@ class IsolatedTestConfig:
     def _setup_sync(
         self, backend: str, schema_type: str | None, scenario: str | None, scale: int
     ) -> DatabaseRef:
+        from netra_isolation.isolator import TemplateSpec
+
         self.manager.run_process_setup()
         isolator = self.manager.isolator(backend)
         self._isolators[backend] = isolator
@@ -176,6 +179,8 @@ class IsolatedTestConfig:
     async def abind_test_session(self, session: AsyncSession | Session) -> AsyncIterator[None]:
         """`bind_test_session` for async code: the app's async engines' pools are closed on
         the running loop before and after."""
+        from netra_isolation.engines import dispose_async_engines
+
         await dispose_async_engines()
         try:
             with self._bind_test_session(session, dispose_async=False):
@@ -187,6 +192,15 @@ class IsolatedTestConfig:
     def _bind_test_session(
         self, session: AsyncSession | Session, *, dispose_async: bool
     ) -> Iterator[None]:
+        from netra_isolation.binding import (
+            bind_factories,
+            bind_sessions,
+            forget_sessions,
+            load_sessions,
+        )
+        from netra_isolation.engines import engines_on, load_engines, postgres_driver
+        from netra_isolation.seed_data_manager import bind_session
+
         settings = self.manager.settings
         bind_factories(settings.factories)
         load_engines(settings.engines)
@@ -230,6 +244,8 @@ class IsolatedTestConfig:
         db = self.databases.get("postgres")
         if db is None:
             raise ConfigurationError(f"{self.nodeid} has no PostgreSQL database (yet)")
+        from netra_isolation.engines import postgres_driver
+
         driver = postgres_driver(self.manager.settings, "sync")
         url = self.manager.postgres.server.url(db.name, driver)
         return str(url.render_as_string(hide_password=False))
@@ -237,6 +253,8 @@ class IsolatedTestConfig:
     async def release_sessions(self) -> None:
         """Give back the connections the test's sessions hold (they reconnect on next use):
         a PostgreSQL database is copied or replaced only while nobody is connected."""
+        from sqlalchemy.ext.asyncio import AsyncSession
+
         for session in self._sessions:
             if isinstance(session, AsyncSession):
                 await session.close()
@@ -254,6 +272,8 @@ class IsolatedTestConfig:
         level `connection` is the test's own; an AsyncSession's works only inside its greenlet
         on the event loop, so there PostgreSQL is read on the loop and the other backends in a
         thread alongside (two results). Otherwise one call reads everything in a thread."""
+        from sqlalchemy.ext.asyncio import AsyncSession
+
         backends = set(self.databases)
         session = self.transaction_session()
         if isinstance(session, AsyncSession):
@@ -268,6 +288,8 @@ class IsolatedTestConfig:
         return [await asyncio.to_thread(read, None, backends)]
 
     def on_test_connection_sync(self, read: Callable[[Connection | None, set[str]], T]) -> T:
+        from sqlalchemy.ext.asyncio import AsyncSession
+
         session = self.transaction_session()
         if isinstance(session, AsyncSession):
             raise ConfigurationError(
@@ -290,10 +312,14 @@ class IsolatedTestConfig:
     async def diff_state(self, snapshot_id: str | None = None) -> StateDiff:
         """Rows added, removed and changed per table since `snapshot_id` (default: the clean
         state right after migration and seeding); `print(diff)` shows them."""
+        from netra_isolation.database_snapshots import StateDiff, diff_state_sync
+
         parts = await self.on_test_connection(lambda c, b: diff_state_sync(self, snapshot_id, c, b))
         return StateDiff(parts[0].against, [table for part in parts for table in part.tables])
 
     def diff_state_sync(self, snapshot_id: str | None = None) -> StateDiff:
+        from netra_isolation.database_snapshots import diff_state_sync
+
         return self.on_test_connection_sync(lambda c, b: diff_state_sync(self, snapshot_id, c, b))
 
     # -- snapshots ------------------------------------------------------------------------
@@ -324,6 +350,8 @@ class IsolatedTestConfig:
         self.snapshots.reset_to_clean_state_sync(backends)
 
     def _release_sync_sessions(self) -> None:
+        from sqlalchemy.orm import Session
+
         for session in self._sessions:
             if isinstance(session, Session):
                 session.close()
@@ -345,6 +373,8 @@ class IsolatedTestConfig:
         return client
 
     def clickhouse_client(self) -> AsyncClickHouseClient:
+        from netra_isolation.clickhouse_isolation import AsyncClickHouseClient
+
         return AsyncClickHouseClient(self.clickhouse_client_sync())
 
     # -- cleanup and info ---------------------------------------------------------------
@@ -586,6 +616,8 @@ async def _validate_before_rollback(
     """The validation gate for an async test at `transaction` level: its uncommitted work is
     visible only on its own connection, on its event loop, so the check runs here, in the
     fixture's teardown before the rollback, and fails the teardown with the report."""
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from netra_isolation.database_state_validator import failed, failure_message
     from netra_isolation.pytest_plugin import test_failed
 

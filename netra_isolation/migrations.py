@@ -18,14 +18,17 @@ from contextlib import contextmanager
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData
 
 from netra_isolation.errors import ConfigurationError, MigrationError
+
+# Alembic (with Mako and Pygments, ~170 ms) loads when a template is built or fingerprinted,
+# not with the plugin: finding the ini's sections and hashing files need none of it.
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 _SKIP_PARTS = {"__pycache__"}
 # Alembic's `context` and `op` are module-level proxies: one migration at a time per process
@@ -82,6 +85,8 @@ def alembic_config(ini: Path, section: str | None, backend: str = "postgres") ->
             f"{ini} has no section [{section}] (from {setting}); its sections: "
             f"{', '.join(ini_sections(ini)) or '(none)'}"
         )
+    from alembic.config import Config
+
     cfg = Config(str(ini), ini_section=section)
     if not cfg.get_main_option("script_location"):
         raise ConfigurationError(f"section [{section}] of {ini} has no script_location")
@@ -89,6 +94,8 @@ def alembic_config(ini: Path, section: str | None, backend: str = "postgres") ->
 
 
 def script_directory(cfg: Config) -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(cfg)
 
 
@@ -120,6 +127,8 @@ def upgrade(cfg: Config, connection: Any, schema_type: str, url: str) -> None:
     A stock env.py ignores the connection and builds an engine from the section's
     `sqlalchemy.url`: that URL is the template's too while Alembic runs, so no env.py reaches
     a database named in the ini (a developer's). Its `fileConfig` call is undone afterwards."""
+    from alembic import command
+
     target = "heads" if schema_type == HEAD else f"{schema_type}@head"
     section = cfg.config_ini_section
     try:

@@ -12,12 +12,10 @@ import threading
 import uuid
 from collections.abc import Callable, Generator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from netra_isolation import compat
 from netra_isolation.errors import NetraIsolationError
 from netra_isolation.isolated_test_config import (
     CONFIGS,
@@ -34,7 +32,11 @@ from netra_isolation.isolated_test_config import (
 from netra_isolation.metrics import Metrics
 from netra_isolation.naming import Owner
 from netra_isolation.settings import LEVELS, Settings
-from netra_isolation.test_database_manager import TestDatabaseManager
+
+# Importing the plugin stays light: the manager (and with it the drivers, Alembic and
+# factory-boy) is imported when a test first asks for a database.
+if TYPE_CHECKING:
+    from netra_isolation.test_database_manager import TestDatabaseManager
 
 __all__ = [
     "isolated_clickhouse",
@@ -47,7 +49,7 @@ __all__ = [
     "performance_test_config",
 ]
 
-MANAGER = pytest.StashKey[TestDatabaseManager]()
+MANAGER = pytest.StashKey["TestDatabaseManager"]()
 SETTINGS = pytest.StashKey[Settings]()
 REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 METRICS = pytest.StashKey[Metrics]()
@@ -104,6 +106,8 @@ def pytest_configure(config: pytest.Config) -> None:
         # later inside a test that snapshots sys.modules (pytester's in-process runs), the
         # drivers' modules would be dropped while SQLAlchemy keeps their dialect, and
         # `requests` then fails with "You can only merge into CookieJar".
+        from netra_isolation import compat
+
         compat.apply()
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistController(config), "netra_isolation_xdist")
@@ -112,6 +116,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def manager_for(config: pytest.Config) -> TestDatabaseManager:
     """The worker's manager, made on first use so runs that need no database start no server."""
     if MANAGER not in config.stash:
+        from netra_isolation.test_database_manager import TestDatabaseManager
+
         # Without this plugin's hooks (only isolated_test_config loaded) there are no options.
         settings = config.stash.get(SETTINGS, None) or Settings.load(root=config.rootpath)
         workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
@@ -200,15 +206,15 @@ def _said_once(config: pytest.Config, nodeid: str, error: NetraIsolationError) -
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     """With validation on, check the test's databases after it; a failed check fails the test
     with the report and what changed since the clean state."""
-    from netra_isolation.database_state_validator import failed, failure_message
-
     # An async test's uncommitted work at `transaction` level is visible only on its own
     # connection, which lives on its event loop: its fixture checks it at teardown instead.
-    configs = [
-        c
-        for c in item.stash.get(CONFIGS, [])
-        if c.validate and c.databases and not isinstance(c.transaction_session(), AsyncSession)
-    ]
+    configs = [c for c in item.stash.get(CONFIGS, []) if c.validate and c.databases]
+    if configs:  # the validator (and Alembic) load only for a test that validates
+        from sqlalchemy.ext.asyncio import AsyncSession
+
+        from netra_isolation.database_state_validator import failed, failure_message
+
+        configs = [c for c in configs if not isinstance(c.transaction_session(), AsyncSession)]
     try:
         result = yield
     except BaseException:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -15,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import factory
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -146,7 +146,12 @@ def _source(obj: object) -> str | None:
 
 
 def _is_factory(value: object) -> bool:
-    return isinstance(value, type) and issubclass(value, factory.base.BaseFactory)
+    # factory-boy (with Faker, ~400 ms) is not imported for this: while nothing has imported
+    # it, no value is one of its factories.
+    factory = sys.modules.get("factory.base")
+    return (
+        factory is not None and isinstance(value, type) and issubclass(value, factory.BaseFactory)
+    )
 
 
 class ScenarioRegistry:

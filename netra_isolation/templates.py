@@ -15,9 +15,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic.config import Config
 from sqlalchemy import MetaData
 from sqlalchemy.schema import CreateIndex, CreateTable
 
@@ -37,6 +36,9 @@ from netra_isolation.migrations import (
     unused_backend_error,
     upgrade,
 )
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 SetupFunction = Callable[..., Any]
 

@@ -1,0 +1,92 @@
+"""Importing the plugin stays light (issue 9): pytest imports it in every run, also in runs
+where no test seeds, migrates or touches ClickHouse, so what only those need (factory-boy and
+Faker, Alembic and Mako, the database drivers, SQLAlchemy's ORM) loads on first use. Checked
+by which modules are loaded, never by how long the import takes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import netra_isolation
+
+# Top-level packages, and SQLAlchemy's ORM (the plugin needs SQLAlchemy's core only).
+HEAVY = (
+    "factory",
+    "faker",
+    "alembic",
+    "mako",
+    "asyncpg",
+    "psycopg",
+    "psycopg2",
+    "clickhouse_sqlalchemy",
+    "clickhouse_driver",
+    "asynch",
+    "chdb",
+    "sqlalchemy.orm",
+    "sqlalchemy.ext.asyncio",
+)
+
+
+def heavy(modules: list[str]) -> list[str]:
+    return sorted({m for m in modules for h in HEAVY if m == h or m.startswith(f"{h}.")})
+
+
+def loaded_after(statement: str) -> list[str]:
+    script = f"import json, sys\n{statement}\nprint(json.dumps(sorted(sys.modules)))\n"
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    modules: list[str] = json.loads(done.stdout.splitlines()[-1])
+    return modules
+
+
+def test_importing_the_plugin_loads_nothing_heavy() -> None:
+    modules = loaded_after("import pytest, netra_isolation.pytest_plugin")
+    assert "netra_isolation.pytest_plugin" in modules
+    assert heavy(modules) == []
+
+
+def test_importing_the_package_loads_nothing_heavy() -> None:
+    assert heavy(loaded_after("import netra_isolation")) == []
+
+
+def test_a_run_whose_tests_use_no_database_loads_nothing_heavy(tmp_path: Path) -> None:
+    """The whole plugin at work (options, configure, report header, the test's hooks) in a
+    project without ClickHouse, with one test that asks for no database."""
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    (tmp_path / "test_light.py").write_text(
+        "import json, sys\n\n"
+        "def test_light():\n"
+        "    assert 'netra_isolation.pytest_plugin' in sys.modules\n"
+        "    with open('modules.json', 'w') as out:\n"
+        "        json.dump(sorted(sys.modules), out)\n"
+    )
+    # Not -q, so the report header is part of the run. Only this plugin and pytest-asyncio:
+    # other installed plugins (Faker's own, pytest-postgresql's) import what they import.
+    plugins = ["-p", "netra_isolation.pytest_plugin", "-p", "pytest_asyncio.plugin"]
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *plugins],
+        cwd=tmp_path,
+        env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert heavy(json.loads((tmp_path / "modules.json").read_text())) == []
+
+
+def test_every_exported_name_still_imports() -> None:
+    """The package's names load on first use: each one of `__all__` resolves."""
+    for name in netra_isolation.__all__:
+        assert getattr(netra_isolation, name) is not None, name
+    from netra_isolation import IsolatedTestConfig, Settings, TestDatabaseManager, acreate
+
+    assert IsolatedTestConfig.__module__ == "netra_isolation.isolated_test_config"
+    assert Settings.__module__ == "netra_isolation.settings"
+    assert TestDatabaseManager.__module__ == "netra_isolation.test_database_manager"
+    assert acreate.__module__ == "netra_isolation.binding"
