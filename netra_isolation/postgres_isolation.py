@@ -6,22 +6,30 @@ API runs it in a thread, so sync and async tests share one implementation.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import threading
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg import sql
-from sqlalchemy import create_engine
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy import Connection, create_engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    create_async_engine,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from netra_isolation.binding import bind_factories
-from netra_isolation.engines import postgres_driver
+from netra_isolation.engines import load_engines, postgres_driver
 from netra_isolation.errors import ConfigurationError, SeedError
 from netra_isolation.isolator import DatabaseRef, TemplateRef, TemplateSpec, TestIsolatorBase
 from netra_isolation.liveness import Lease, owner_alive
@@ -29,10 +37,83 @@ from netra_isolation.metrics import Metrics
 from netra_isolation.naming import Owner, database_name, slug, template_name
 from netra_isolation.seed_data_manager import ScenarioRegistry
 from netra_isolation.servers.postgres import EphemeralPostgres, PostgresServerInfo
-from netra_isolation.settings import Settings
+from netra_isolation.settings import Settings, drivers_named
 from netra_isolation.templates import TemplateBuilder
 
 MASK = "***"
+
+
+@dataclass(eq=False)
+class _Kept:
+    """A connection kept across tests on one database (`transaction` level): each test's
+    outer transaction and SAVEPOINTs on it, rolled back, then the connection reset."""
+
+    key: tuple[str, str]  # (database, driver)
+    engine: Any = None  # Engine | AsyncEngine
+    connection: Any = None  # Connection | AsyncConnection
+    busy: bool = False
+
+
+def _tag(connection: Connection, application_name: str) -> None:
+    """In the outer transaction: the test's name on the connection until the rollback."""
+    connection.exec_driver_sql(
+        "SELECT set_config('application_name', %(name)s, true)", {"name": application_name}
+    )
+
+
+def _reset(connection: Connection) -> None:
+    """Nothing of a test's session state for the next: `DISCARD ALL` (SET values,
+    search_path, temporary tables, prepared statements, advisory locks, LISTEN, cursors),
+    outside a transaction, on the driver's connection (psycopg forgets its prepared ones)."""
+    raw: Any = connection.connection.dbapi_connection
+    raw.autocommit = True
+    try:
+        cursor = raw.cursor()
+        cursor.execute("DISCARD ALL")
+        cursor.close()
+    finally:
+        raw.autocommit = False
+
+
+def _finish(connection: Connection, outer: Any, session: Session) -> None:
+    """After the test: its outer transaction rolled back (first: the app's sessions joined
+    it with SAVEPOINTs of their own, and one rolled back to an older savepoint has already
+    ended this session's), its session closed, whatever transaction the test began on the
+    connection itself rolled back too, and the connection reset."""
+    try:
+        if outer.is_active:
+            outer.rollback()
+    finally:
+        with suppress(Exception):  # its SAVEPOINT may be gone with a transaction the test ended
+            session.close()
+    if connection.in_transaction():
+        connection.rollback()
+    _reset(connection)
+
+
+def _end_sync(kept: _Kept) -> None:
+    connection, engine, kept.connection, kept.engine = kept.connection, kept.engine, None, None
+    if connection is not None:
+        with suppress(Exception):
+            connection.invalidate()  # no rollback on a connection that may be dead
+    if engine is not None:
+        engine.dispose()
+
+
+async def _end_async(kept: _Kept) -> None:
+    connection, engine, kept.connection, kept.engine = kept.connection, kept.engine, None, None
+    if connection is not None:
+        with suppress(Exception):
+            await connection.invalidate()
+    if engine is not None:
+        await engine.dispose()
+
+
+def _async_driver_named(settings: Settings) -> bool:
+    """An async driver asked for (`postgres_driver`, or an async engine of the app's)."""
+    if "async" in drivers_named(settings.postgres_driver):
+        return True
+    return any(isinstance(engine, AsyncEngine) for _, engine in load_engines(settings.engines))
 
 
 class PostgreSQLTestIsolator(TestIsolatorBase):
@@ -70,6 +151,8 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
         self._ready_lock = threading.Lock()
         self._filling: set[str] = set()
         self._filler: ThreadPoolExecutor | None = None
+        self._kept: dict[tuple[str, str], _Kept] = {}  # (database, driver) -> its connection
+        self._kept_lock = threading.Lock()
 
     # -- server and admin connections ----------------------------------------------
     @property
@@ -390,6 +473,7 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
 
     def drop(self, db: DatabaseRef) -> None:
         """Block new connections, end the old ones, drop."""
+        self._end_kept(db.name)
         with self.metrics.timed("drop"):
             self._drop_name(db.name)
         self.metrics.count("databases_dropped")
@@ -498,10 +582,91 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
             url = url.update_query_dict({"application_name": self.application_name(test_id)})
         return url.render_as_string(hide_password=False)
 
+    # -- the test's session ------------------------------------------------------------------
+    def _url_for(self, test_id: str, driver: str) -> str:
+        if driver == "asyncpg":
+            return self.database_url(test_id, driver)
+        url = self.server.url(self.database(test_id).name, driver)
+        return str(url.render_as_string(hide_password=False))
+
+    def _keep(self, test_id: str, driver: str) -> _Kept | None:
+        """The connection kept for the test's database and `driver`, not in use by another
+        session (None: a second session of the same test, which gets a connection of its
+        own). Ended when the database is dropped or the isolator closed."""
+        key = (self.database(test_id).name, driver)
+        with self._kept_lock:
+            kept = self._kept.get(key)
+            if kept is None:
+                kept = self._kept[key] = _Kept(key)
+            if kept.busy:
+                return None
+            kept.busy = True
+            return kept
+
+    def _release(self, kept: _Kept) -> None:
+        with self._kept_lock:
+            kept.busy = False
+
+    def _begin_sync(self, kept: _Kept, test_id: str, driver: str) -> Any:
+        """The outer transaction on the kept connection; its first statement tags the
+        connection with the test (until the rollback) and proves it alive: a connection
+        that died since the last test (terminated, server restarted) is replaced."""
+        for attempt in range(2):
+            if kept.connection is None or kept.connection.closed or kept.connection.invalidated:
+                _end_sync(kept)
+                kept.engine = create_engine(self._url_for(test_id, driver), poolclass=NullPool)
+                kept.connection = kept.engine.connect()
+                self.metrics.count("postgres_connections_opened")
+            outer = kept.connection.begin()
+            try:
+                _tag(kept.connection, self.application_name(test_id))
+                return outer
+            except DBAPIError:
+                _end_sync(kept)
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _begin_async(self, kept: _Kept, test_id: str) -> Any:
+        for attempt in range(2):
+            connection = kept.connection
+            if connection is None or connection.closed or connection.invalidated:
+                await _end_async(kept)
+                kept.engine = create_async_engine(
+                    self._url_for(test_id, "psycopg_async"), poolclass=NullPool
+                )
+                kept.connection = await kept.engine.connect()
+                self.metrics.count("postgres_connections_opened")
+            outer = await kept.connection.begin()
+            try:
+                await kept.connection.run_sync(_tag, self.application_name(test_id))
+                return outer
+            except DBAPIError:
+                await _end_async(kept)
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
     @asynccontextmanager
     async def session(self, test_id: str, *, rollback: bool = False) -> AsyncIterator[AsyncSession]:
         """An AsyncSession on the test's database; with `rollback`, inside an outer transaction
-        joined by SAVEPOINTs, so `commit()` in the code under test is still rolled back."""
+        joined by SAVEPOINTs, so `commit()` in the code under test is still rolled back.
+
+        With `rollback` the connection is kept for the next test on the same database (the
+        worker's, at `transaction` level), reset after each test (`DISCARD ALL`): the psycopg
+        driver's async connection, which any event loop can use (an asyncpg connection
+        belongs to the loop it was made on, and pytest-asyncio makes one per test). An
+        async driver named by `postgres_driver` or the app's engine (asyncpg) gets a
+        connection of its own per test instead."""
+        if rollback and not _async_driver_named(self.settings):
+            kept = self._keep(test_id, "psycopg_async")
+            if kept is not None:
+                try:
+                    async with self._kept_session(kept, test_id) as session:
+                        yield session
+                finally:
+                    self._release(kept)
+                return
         engine = create_async_engine(
             self.database_url(test_id, "asyncpg"),
             poolclass=NullPool,
@@ -530,11 +695,36 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
         finally:
             await engine.dispose()
 
+    @asynccontextmanager
+    async def _kept_session(self, kept: _Kept, test_id: str) -> AsyncIterator[AsyncSession]:
+        outer = await self._begin_async(kept, test_id)
+        session = AsyncSession(
+            bind=kept.connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+        )
+        try:
+            yield session
+        finally:
+            try:
+                await kept.connection.run_sync(
+                    _finish, outer.sync_transaction, session.sync_session
+                )
+            except Exception:  # broken (say, terminated by the test): the next test's is new
+                await _end_async(kept)
+
     @contextmanager
     def session_sync(self, test_id: str, *, rollback: bool = False) -> Iterator[Session]:
         """The synchronous twin of `session()`, with the app's driver (`postgres_driver`:
-        psycopg unless it or the app's engine says otherwise)."""
+        psycopg unless it or the app's engine says otherwise). With `rollback`, on the
+        connection kept for the test's database, reset after each test."""
         driver = postgres_driver(self.settings, "sync")
+        kept = self._keep(test_id, driver) if rollback else None
+        if kept is not None:
+            try:
+                with self._kept_session_sync(kept, test_id, driver) as session:
+                    yield session
+            finally:
+                self._release(kept)
+            return
         engine = create_engine(self.database_url(test_id, driver), poolclass=NullPool)
         try:
             if not rollback:
@@ -556,6 +746,35 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
         finally:
             engine.dispose()
 
+    @contextmanager
+    def _kept_session_sync(self, kept: _Kept, test_id: str, driver: str) -> Iterator[Session]:
+        outer = self._begin_sync(kept, test_id, driver)
+        session = Session(
+            bind=kept.connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+        )
+        try:
+            yield session
+        finally:
+            try:
+                _finish(kept.connection, outer, session)
+            except Exception:  # broken (say, terminated by the test): the next test's is new
+                _end_sync(kept)
+
+    def _end_kept(self, database: str | None = None) -> None:
+        """Close the kept connections (of `database`, else all), from any thread: an async
+        one on a loop of its own (psycopg's async connection is not tied to a loop)."""
+        with self._kept_lock:
+            ending = [k for k in self._kept.values() if database in (None, k.key[0])]
+            for kept in ending:
+                del self._kept[kept.key]
+        for kept in ending:
+            if isinstance(kept.connection, AsyncConnection):
+                thread = threading.Thread(target=asyncio.run, args=(_end_async(kept),))
+                thread.start()
+                thread.join()
+            else:
+                _end_sync(kept)
+
     def rollback_test_context(self, test_id: str) -> Any:
         """`async with isolator.rollback_test_context(test_id) as session:` everything the
         block does, commits included, is rolled back when it ends."""
@@ -566,6 +785,7 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
 
     def close(self) -> None:
         """Drop the unused copies, close the admin connections of every thread."""
+        self._end_kept()
         if self.has_server:
             self.drain()
         with self._server_lock:
