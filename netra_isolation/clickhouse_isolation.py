@@ -106,6 +106,9 @@ class ServerExecutor:
             client.disconnect()
 
 
+VANISHED = (60, 81)  # ClickHouse's UNKNOWN_TABLE, UNKNOWN_DATABASE
+
+
 class ClickHouseTestIsolator(TestIsolatorBase):
     backend = "clickhouse"
     schema_setting = "clickhouse_schema"
@@ -424,7 +427,12 @@ class ClickHouseTestIsolator(TestIsolatorBase):
         for (database,) in databases:
             if self._exists(str(database), SEALED_TABLE):
                 continue  # templates are not owned by a run
-            rows = self._run(f"SELECT value FROM {quote(str(database))}.{quote(OWNER_TABLE)}")
+            try:
+                rows = self._run(f"SELECT value FROM {quote(str(database))}.{quote(OWNER_TABLE)}")
+            except Exception as exc:
+                if getattr(exc, "code", None) in VANISHED:
+                    continue  # dropped meanwhile by its own run, or by another's cleanup
+                raise
             owner = Owner.parse(str(rows[0][0])) if rows else None
             if owner is not None and (run is None or owner.run == run):
                 refs.append(DatabaseRef(self.backend, str(database), slug(owner.test), owner))
