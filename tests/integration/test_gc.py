@@ -37,6 +37,17 @@ def run_on(kind: type, settings: Settings, host: str | None = None) -> Any:
     return isolator
 
 
+def own_prefix(monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings with a prefix of the test's own, for it and the gc it runs: other processes
+    of the suite, which clean what dead runs left at their start, never see its databases."""
+    import uuid
+
+    prefix = f"gcl{uuid.uuid4().hex[:6]}"
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("NETRA_ISOLATION_PREFIX", prefix)
+    return Settings.load(root=ROOT).with_overrides(prefix=prefix)
+
+
 def crash(isolator: Any) -> None:
     """What a SIGKILL leaves: the run's databases stay; its connections, and with them its
     lease, end (ClickHouse: its lease is not renewed and lapses; here at once)."""
@@ -47,8 +58,7 @@ def crash(isolator: Any) -> None:
 def test_gc_drops_the_databases_of_runs_that_are_over_and_none_of_live_ones(
     kind: type, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(ROOT)
-    settings = Settings.load(root=ROOT)
+    settings = own_prefix(monkeypatch)
     crashed, alive = run_on(kind, settings), run_on(kind, settings)
     orphan = crashed.create_isolated_database_sync("test_orphan", nodeid="crashed::test")
     kept = alive.create_isolated_database_sync("test_alive", nodeid="alive::test")
@@ -69,8 +79,7 @@ def test_liveness_is_the_runs_lease_not_a_pid_on_this_host(
     """A server shared by several machines: a run elsewhere whose lease lives is never gc's to
     drop, whatever its pid means here; once that run is over, gc from any host drops its
     databases. A live run here whose pid is dead by the process table is alive by its lease."""
-    monkeypatch.chdir(ROOT)
-    settings = Settings.load(root=ROOT)
+    settings = own_prefix(monkeypatch)
     elsewhere = run_on(kind, settings, host=f"not-{socket.gethostname()}")
     here = run_on(kind, settings)
     here.owner = replace(here.owner, pid=dead_pid())  # a recycled or foreign pid: no matter
