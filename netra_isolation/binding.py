@@ -204,8 +204,8 @@ def bind_sessions(
                 kind = "async" if is_async(target) else "sync"
                 why = (
                     f"a {kind} session factory cannot join this test's transaction, which is on "
-                    f"a{'n' if not test_async else ''} {'async' if test_async else 'sync'} "
-                    "connection: use the fixture of its kind (isolated_postgres for async, "
+                    f"{'an async' if test_async else 'a sync'} connection: use the fixture of "
+                    "its kind (isolated_postgres for async, "
                     "isolated_postgres_sync for sync) or level='database'"
                 )
                 if is_async(target):

@@ -155,7 +155,10 @@ def upgrade(cfg: Config, connection: Any, schema_type: str, url: str) -> None:
 
 ENV_FIX = """    connection = config.attributes.get("connection")
     if connection is not None:
-        return do_run_migrations(connection)  # your function that configures and runs"""
+        context.configure(connection=connection, target_metadata=target_metadata)
+        with context.begin_transaction():
+            context.run_migrations()
+        return"""
 
 
 def target_metadata(cfg: Config, url: str) -> MetaData | None:
@@ -202,7 +205,7 @@ def check_at_heads(cfg: Config, schema_type: str, found: set[str], database: str
         f"(its version table holds: {', '.join(sorted(found)) or 'nothing'}): {env_py} "
         "migrated a database other than the one netra-isolation handed it. The template was "
         "dropped and nothing was sealed. Make env.py use the connection it is given, first "
-        f"thing in run_migrations_online():\n\n{ENV_FIX}\n"
+        f"thing in run_migrations_online():\n\n{ENV_FIX}\n\nand check that database."
     )
 
 
