@@ -8,10 +8,8 @@ restored afterwards.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine
@@ -27,6 +25,7 @@ from sqlalchemy.pool import NullPool
 
 from netra_isolation.errors import ConfigurationError
 from netra_isolation.seed_data_manager import current_async_session, current_session
+from netra_isolation.settings import resolve_name
 
 # factory-boy (with Faker, ~400 ms) is imported only for a project that configures factories.
 if TYPE_CHECKING:
@@ -36,37 +35,11 @@ T = TypeVar("T")
 AppSession = scoped_session[Any] | sessionmaker[Any] | async_sessionmaker[Any]
 
 
-def _import(name: str, setting: str) -> ModuleType:
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and (name == exc.name or name.startswith(f"{exc.name}.")):
-            raise ConfigurationError(
-                f"module {name!r} of the setting {setting!r} ([tool.netra_isolation] / "
-                f"NETRA_ISOLATION_{setting.upper()}) cannot be imported: {exc}"
-            ) from None
-        raise
-
-
-def _resolve(spec: str, setting: str) -> tuple[ModuleType, Any]:
-    """`module` or `module:attr` -> (module, the attribute or None)."""
-    module_name, _, attr = spec.partition(":")
-    module = _import(module_name.strip(), setting)
-    if not attr:
-        return module, None
-    try:
-        return module, getattr(module, attr.strip())
-    except AttributeError:
-        raise ConfigurationError(
-            f"{spec!r} of the setting {setting!r}: module {module_name!r} has no {attr!r}"
-        ) from None
-
-
 def _factories(specs: Iterable[str]) -> Iterator[type[SQLAlchemyModelFactory]]:
     for spec in specs:
         from factory.alchemy import SQLAlchemyModelFactory
 
-        module, found = _resolve(spec, "factories")
+        module, found = resolve_name(spec, "factories")
         if found is None:
             roots = [
                 value
@@ -126,12 +99,7 @@ async def acreate_batch(factory: Any, size: int, **kwargs: Any) -> list[Any]:
 def load_sessions(specs: Iterable[str]) -> list[tuple[str, AppSession]]:
     found: list[tuple[str, AppSession]] = []
     for spec in specs:
-        if ":" not in spec:
-            raise ConfigurationError(
-                f"{spec!r} of the setting 'sessions' is not `module:attribute` "
-                "(say, 'myapp.db:Session')"
-            )
-        _, target = _resolve(spec, "sessions")
+        _, target = resolve_name(spec, "sessions", example="myapp.db:Session")
         if not isinstance(target, scoped_session | sessionmaker | async_sessionmaker):
             raise ConfigurationError(
                 f"{spec!r} of the setting 'sessions' is {type(target).__name__}, not a "

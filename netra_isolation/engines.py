@@ -28,9 +28,14 @@ from sqlalchemy import Engine, event
 from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from netra_isolation.binding import _resolve
 from netra_isolation.errors import ConfigurationError
-from netra_isolation.settings import ASYNC_DRIVERS, SYNC_DRIVERS, Settings, drivers_named
+from netra_isolation.settings import (
+    ASYNC_DRIVERS,
+    SYNC_DRIVERS,
+    Settings,
+    drivers_named,
+    resolve_name,
+)
 
 AnyEngine = Engine | AsyncEngine
 
@@ -124,12 +129,7 @@ def load_engines(specs: tuple[str, ...]) -> list[tuple[str, AnyEngine]]:
     """The engines the setting `engines` names (`module:attr`), each followed."""
     found = []
     for spec in specs:
-        if ":" not in spec:
-            raise ConfigurationError(
-                f"{spec!r} of the setting 'engines' is not `module:attribute` "
-                "(say, 'myapp.db:engine')"
-            )
-        _, engine = _resolve(spec, "engines")
+        _, engine = resolve_name(spec, "engines", example="myapp.db:engine")
         if not isinstance(engine, Engine | AsyncEngine):
             raise ConfigurationError(
                 f"{spec!r} of the setting 'engines' is a {type(engine).__name__}, not a "

@@ -7,11 +7,13 @@ Every value remembers where it came from, so the pytest report header can say it
 
 from __future__ import annotations
 
+import importlib
 import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from sqlalchemy.engine import make_url
@@ -247,6 +249,36 @@ def _check_drivers(settings: Settings) -> None:
                 f"{settings.source('postgres_driver')}) names more than one of "
                 f"{', '.join(kind)}: one sync driver and one async driver at most"
             )
+
+
+def resolve_name(spec: str, setting: str, *, example: str = "") -> tuple[ModuleType, Any]:
+    """A setting's `package.module:attr.attr` -> (the module, the object); `package.module`
+    alone -> (the module, None) unless `example` says an attribute is required. Errors name
+    the setting and the value."""
+    where = (
+        f"{spec!r} of the setting {setting!r} "
+        f"([tool.netra_isolation] / NETRA_ISOLATION_{setting.upper()})"
+    )
+    module_name, _, attribute = (part.strip() for part in spec.partition(":"))
+    if example and not attribute:
+        raise ConfigurationError(f"{where} is not `module:attribute` (say, {example!r})")
+    try:
+        value: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not (module_name + ".").startswith(exc.name + "."):
+            raise  # the module is there, and fails on an import of its own: its traceback
+        raise ConfigurationError(
+            f"{where}: module {module_name!r} cannot be imported ({exc})"
+        ) from None
+    module = value
+    for part in attribute.split(".") if attribute else []:
+        try:
+            value = getattr(value, part)
+        except AttributeError:
+            raise ConfigurationError(
+                f"{where}: module {module_name!r} has no {attribute!r}"
+            ) from None
+    return module, value if attribute else None
 
 
 def _coerce(cls: type[Settings], name: str, value: Any) -> Any:

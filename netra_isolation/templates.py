@@ -36,6 +36,7 @@ from netra_isolation.migrations import (
     unused_backend_error,
     upgrade,
 )
+from netra_isolation.settings import resolve_name
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -110,27 +111,6 @@ class AlembicBuilder(TemplateBuilder):
 
     def describe(self) -> str:
         return str(script_directory(self.config).versions)
-
-
-def _resolve(target: str, setting: str) -> Any:
-    """`package.module:attr.attr` -> the object; a clear error naming the setting."""
-    module_name, _, attribute = target.partition(":")
-    if not attribute:
-        raise ConfigurationError(f"{setting} = {target!r} is not `module:attribute`")
-    try:
-        value: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigurationError(
-            f"{setting} = {target!r}: module {module_name!r} does not import ({exc})"
-        ) from None
-    for part in attribute.split("."):
-        try:
-            value = getattr(value, part)
-        except AttributeError:
-            raise ConfigurationError(
-                f"{setting} = {target!r}: {module_name} has no {attribute!r}"
-            ) from None
-    return value
 
 
 @dataclass
@@ -230,7 +210,7 @@ class SetupBuilder(TemplateBuilder):
 
 def metadata_of(target: str, setting: str) -> MetaData:
     """`module:attr` of a MetaData or a declarative base -> the MetaData."""
-    found = _resolve(target, setting)
+    _, found = resolve_name(target, setting, example="myapp.models:Base")
     found = getattr(found, "metadata", found)  # a declarative base will do
     if not isinstance(found, MetaData):
         raise ConfigurationError(
@@ -258,7 +238,7 @@ def builder_from_settings(settings: Any, backend: str) -> TemplateBuilder | None
         root = settings.project_root
         return SqlFilesBuilder([p if Path(p).is_absolute() else root / p for p in paths], version)
     if setup := chosen.get(f"{backend}_setup"):
-        function = _resolve(setup, f"{backend}_setup")
+        _, function = resolve_name(setup, f"{backend}_setup", example="myapp.testing:setup")
         if not callable(function):
             raise ConfigurationError(f"{backend}_setup = {setup!r} is not callable")
         return SetupBuilder(function, version)

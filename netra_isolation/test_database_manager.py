@@ -14,8 +14,8 @@ from netra_isolation.isolator import DatabaseRef, TemplateSpec
 from netra_isolation.metrics import Metrics
 from netra_isolation.naming import Owner
 from netra_isolation.postgres_isolation import PostgreSQLTestIsolator
-from netra_isolation.settings import Settings
-from netra_isolation.templates import TemplateBuilder, _resolve
+from netra_isolation.settings import Settings, resolve_name
+from netra_isolation.templates import TemplateBuilder
 
 BACKENDS = ("postgres", "clickhouse")
 
@@ -67,7 +67,7 @@ class TestDatabaseManager:
         with once.lock:
             if once.done:
                 return
-            function = _resolve(spec, "process_setup")
+            _, function = resolve_name(spec, "process_setup", example="myapp.testing:setup")
             if not callable(function):
                 raise ConfigurationError(f"process_setup = {spec!r} is not callable")
             function()

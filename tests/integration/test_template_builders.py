@@ -176,7 +176,9 @@ def test_settings_name_the_builder(tmp_path: Path) -> None:
 
 def test_a_setting_that_does_not_import_says_so(tmp_path: Path) -> None:
     settings = Settings.load({"postgres_setup": "no_such_module:setup"}, environ={}, root=tmp_path)
-    with pytest.raises(ConfigurationError, match="postgres_setup = 'no_such_module:setup'"):
+    with pytest.raises(
+        ConfigurationError, match="'no_such_module:setup' of the setting 'postgres_setup'"
+    ):
         builder_from_settings(settings, "postgres")
 
 

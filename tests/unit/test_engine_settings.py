@@ -104,7 +104,9 @@ def test_process_setup_runs_once_per_manager_and_again_after_it_failed(
     manager.run_process_setup()
     derived.run_process_setup()
     assert sys.modules[module].calls == [1, 1]
-    with pytest.raises(ConfigurationError, match=r"process_setup = .*has no 'missing'"):
+    with pytest.raises(
+        ConfigurationError, match=r"of the setting 'process_setup'.*has no 'missing'"
+    ):
         TestDatabaseManager(
             settings(tmp_path, process_setup=f"{module}:missing")
         ).run_process_setup()
