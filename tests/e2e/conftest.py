@@ -80,11 +80,12 @@ APPS = Path(__file__).parent / "apps"
 @pytest.fixture
 def app_templates(request: pytest.FixtureRequest) -> Iterator[Any]:
     """The templates of the sample app a test module names (`APP = "stock_app"`, and
-    `BACKEND = "clickhouse"` for a ClickHouse one): a prefix of their own, so they are built
-    by the test and dropped after it."""
+    `BACKEND = "clickhouse"` for a ClickHouse one; else an app the module writes itself): a
+    prefix of their own, so they are built by the test and dropped after it."""
     backend = getattr(request.module, "BACKEND", "postgres")
     kind = ClickHouseTestIsolator if backend == "clickhouse" else PostgreSQLTestIsolator
-    prefix = f"ni{request.module.APP.replace('_', '')[:6]}{uuid.uuid4().hex[:6]}"
+    name = getattr(request.module, "APP", request.module.__name__.rsplit(".", 1)[-1])
+    prefix = f"ni{name.replace('_', '').removeprefix('test')[:6]}{uuid.uuid4().hex[:6]}"
     isolator = kind(Settings.load(root=ROOT).with_overrides(prefix=prefix))
     yield isolator
     try:

@@ -7,13 +7,11 @@ not exist, on the running server; its services commit on them and catch
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from netra_isolation import PostgreSQLTestIsolator, Settings
+from netra_isolation import PostgreSQLTestIsolator
 
 ROOT = Path(__file__).resolve().parents[2]
 ABSENT = "ledger_dev_absent"  # the database the app's own URL names: it does not exist
@@ -209,19 +207,6 @@ def test_z_outside_a_test_the_engine_points_where_it_did():
             database_of(connection)
 """,
 }
-
-
-@pytest.fixture
-def app_templates() -> Iterator[PostgreSQLTestIsolator]:
-    """The app's templates: a prefix of their own, built here and dropped after."""
-    settings = Settings.load(root=ROOT).with_overrides(prefix=f"nileg{uuid.uuid4().hex[:6]}")
-    isolator = PostgreSQLTestIsolator(settings)
-    yield isolator
-    try:
-        for name in isolator.templates():
-            isolator.drop_template(name)
-    finally:
-        isolator.close()
 
 
 @pytest.fixture
