@@ -176,3 +176,58 @@ def test_xdist_workers_build_a_template_once(
     assert counters["templates_built"] == 1
     assert counters["templates_reused"] == 1  # the other worker waited, then cloned it
     assert counters["databases_created"] == 6
+
+
+def test_passwords_stay_out_of_every_output(
+    project: pytest.Pytester, run: Run, tmp_path: Path
+) -> None:
+    """The header, the summary, a kept database's line, a failed validation's report and diff,
+    the metrics file, and the error of a wrong password never show a password."""
+    settings = Settings.load(root=ROOT)
+    pg = PostgreSQLTestIsolator(settings)
+    password = pg.server.password
+    env = {
+        "TEST_POSTGRES_HOST": pg.server.host,
+        "TEST_POSTGRES_PORT": str(pg.server.port),
+        "TEST_POSTGRES_USER": pg.server.user,
+        "TEST_POSTGRES_PASSWORD": password,
+    }
+    pg.close()
+    for name, value in env.items():
+        project._monkeypatch.setenv(name, value)
+    project.makepyfile(
+        test_secret="""
+        import pytest
+        from sqlalchemy import text
+
+        def test_fails_and_is_kept(isolated_postgres_sync):
+            session, config = isolated_postgres_sync
+            assert "***" in str(config.get_database_info())
+            assert False
+
+        @pytest.mark.isolation(validate=True)
+        def test_fails_validation(isolated_postgres_sync):
+            session, config = isolated_postgres_sync
+            session.execute(text("DROP TABLE test_users"))
+            session.commit()
+        """
+    )
+    metrics = tmp_path / "metrics.json"
+    result = run("--netra-keep-failed", f"--netra-metrics-json={metrics}")
+    result.assert_outcomes(failed=2)
+    out = result.stdout.str() + result.stderr.str() + metrics.read_text()
+    assert "kept for test_secret.py::test_fails_and_is_kept" in out
+    assert "database state validation failed" in out
+    assert password not in out
+    kept = PostgreSQLTestIsolator(settings)
+    for db in kept.owned():
+        if db.owner.test.startswith("test_secret.py::"):
+            kept.remove(db)
+    kept.close()
+
+    project._monkeypatch.setenv("TEST_POSTGRES_PASSWORD", password[::-1])
+    wrong = run()
+    wrong.assert_outcomes(errors=2)
+    out = wrong.stdout.str() + wrong.stderr.str()
+    assert "password authentication failed" in out
+    assert password not in out and password[::-1] not in out

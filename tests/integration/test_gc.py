@@ -230,3 +230,43 @@ def test_templates_are_never_owned_and_never_dropped_as_orphans(
             later.close()
     finally:
         builder.close()
+
+
+@pytest.mark.parametrize("kind", [PostgreSQLTestIsolator, ClickHouseTestIsolator])
+def test_a_users_own_database_with_the_prefix_is_never_dropped(
+    kind: type, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database named like the tool's but without its owner tag is someone's own: neither
+    gc nor a session start's cleanup takes it."""
+    settings = own_prefix(monkeypatch)
+    mine = f"{settings.prefix}_users_own_database"
+    admin = kind(settings)
+    admin.clean_on_start = False
+    if kind is PostgreSQLTestIsolator:
+        with admin.server.connect() as conn:
+            conn.execute(f'CREATE DATABASE "{mine}"')
+    else:
+        admin.executor.execute(f"CREATE DATABASE {mine}")
+    try:
+        assert main(["gc", "--kept"]) == 0
+        assert mine not in capsys.readouterr().out
+        starter = kind(settings)  # a session start, which cleans what dead runs left
+        starter.create_isolated_database_sync("t_start")
+        starter.cleanup_all_sync()
+        starter.close()
+        if kind is PostgreSQLTestIsolator:
+            with admin.server.connect() as conn:
+                found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (mine,))
+                assert found.fetchone() == (1,)
+        else:
+            found = admin.executor.execute(
+                f"SELECT count() FROM system.databases WHERE name = '{mine}'"
+            )
+            assert found == [(1,)]
+    finally:
+        if kind is PostgreSQLTestIsolator:
+            with admin.server.connect() as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{mine}"')
+        else:
+            admin.executor.execute(f"DROP DATABASE IF EXISTS {mine}")
+        admin.close()
