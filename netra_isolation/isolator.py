@@ -177,11 +177,15 @@ class TestIsolatorBase:
         """This prefix's databases whose owner is over (and why), never a live one's, never a
         template, never one without the tool's tag."""
         found = []
+        alive: dict[tuple[str, str], bool | None] = {}  # one question per process, not per db
         for db in self.owned():
             owner = db.owner
-            if owner.kept or (owner.run, owner.worker) == (self.owner.run, self.owner.worker):
+            process = (owner.run, owner.worker)
+            if owner.kept or process == (self.owner.run, self.owner.worker):
                 continue
-            if self.owner_alive(owner) is False:
+            if process not in alive:
+                alive[process] = self.owner_alive(owner)
+            if alive[process] is False:
                 found.append((db, f"its run {owner.run} ({owner.host}, {owner.worker}) is over"))
         return found
 
