@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from netra_isolation.backends.postgres.server import EphemeralPostgres
 from netra_isolation.servers import ram_dir
-from netra_isolation.servers.postgres import EphemeralPostgres
 
 
 def clone_ms(admin: object, samples: int = 10) -> float:

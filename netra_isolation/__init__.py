@@ -8,11 +8,19 @@ from typing import TYPE_CHECKING, Any
 # The pytest plugin imports this package first, in every run: its names are imported when first
 # used (PEP 562), so a run that needs no database loads no driver, Alembic or factory-boy.
 if TYPE_CHECKING:
-    from netra_isolation.binding import acreate, acreate_batch
-    from netra_isolation.clickhouse_isolation import (
+    from netra_isolation.backends.clickhouse.isolator import (
         AsyncClickHouseClient,
         ClickHouseClient,
         ClickHouseTestIsolator,
+    )
+    from netra_isolation.backends.postgres.isolator import PostgreSQLTestIsolator
+    from netra_isolation.binding import acreate, acreate_batch
+    from netra_isolation.contexts import (
+        with_database_snapshots,
+        with_isolated_clickhouse,
+        with_isolated_clickhouse_sync,
+        with_isolated_postgres,
+        with_isolated_postgres_sync,
     )
     from netra_isolation.engines import follow_engine
     from netra_isolation.errors import (
@@ -31,16 +39,8 @@ if TYPE_CHECKING:
         UnknownSchemaTypeError,
         ValidationFailedError,
     )
-    from netra_isolation.isolated_test_config import (
-        IsolatedTestConfig,
-        with_database_snapshots,
-        with_isolated_clickhouse,
-        with_isolated_clickhouse_sync,
-        with_isolated_postgres,
-        with_isolated_postgres_sync,
-    )
+    from netra_isolation.handle import IsolatedTestConfig
     from netra_isolation.isolator import DatabaseRef, TemplateRef, TemplateSpec
-    from netra_isolation.postgres_isolation import PostgreSQLTestIsolator
     from netra_isolation.seed_data_manager import Scenario, scenario
     from netra_isolation.settings import Settings
     from netra_isolation.templates import (
@@ -54,19 +54,19 @@ if TYPE_CHECKING:
 
 _WHERE = {
     "AlembicBuilder": "netra_isolation.templates",
-    "AsyncClickHouseClient": "netra_isolation.clickhouse_isolation",
+    "AsyncClickHouseClient": "netra_isolation.backends.clickhouse.isolator",
     "BinariesNotFoundError": "netra_isolation.errors",
-    "ClickHouseClient": "netra_isolation.clickhouse_isolation",
+    "ClickHouseClient": "netra_isolation.backends.clickhouse.isolator",
     "ClickHouseQueryError": "netra_isolation.errors",
-    "ClickHouseTestIsolator": "netra_isolation.clickhouse_isolation",
+    "ClickHouseTestIsolator": "netra_isolation.backends.clickhouse.isolator",
     "ConfigurationError": "netra_isolation.errors",
     "DatabaseRef": "netra_isolation.isolator",
-    "IsolatedTestConfig": "netra_isolation.isolated_test_config",
+    "IsolatedTestConfig": "netra_isolation.handle",
     "MetadataBuilder": "netra_isolation.templates",
     "MigrationError": "netra_isolation.errors",
     "NetraIsolationError": "netra_isolation.errors",
     "NoSessionError": "netra_isolation.errors",
-    "PostgreSQLTestIsolator": "netra_isolation.postgres_isolation",
+    "PostgreSQLTestIsolator": "netra_isolation.backends.postgres.isolator",
     "Scenario": "netra_isolation.seed_data_manager",
     "SeedError": "netra_isolation.errors",
     "ServerError": "netra_isolation.errors",
@@ -87,11 +87,11 @@ _WHERE = {
     "acreate_batch": "netra_isolation.binding",
     "follow_engine": "netra_isolation.engines",
     "scenario": "netra_isolation.seed_data_manager",
-    "with_database_snapshots": "netra_isolation.isolated_test_config",
-    "with_isolated_clickhouse": "netra_isolation.isolated_test_config",
-    "with_isolated_clickhouse_sync": "netra_isolation.isolated_test_config",
-    "with_isolated_postgres": "netra_isolation.isolated_test_config",
-    "with_isolated_postgres_sync": "netra_isolation.isolated_test_config",
+    "with_database_snapshots": "netra_isolation.contexts",
+    "with_isolated_clickhouse": "netra_isolation.contexts",
+    "with_isolated_clickhouse_sync": "netra_isolation.contexts",
+    "with_isolated_postgres": "netra_isolation.contexts",
+    "with_isolated_postgres_sync": "netra_isolation.contexts",
 }
 
 __all__ = [

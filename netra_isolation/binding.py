@@ -68,8 +68,7 @@ def bind_factories(specs: Iterable[str]) -> None:
     for cls in _factories(specs):
         from netra_isolation.compat import factory_boy_session
 
-        meta: Any = cls._meta  # factory-boy's SQLAlchemyOptions (untyped)
-        factory_boy_session.point_at(meta, current_session)
+        factory_boy_session.point_at(cls, current_session)
 
 
 def forget_sessions(specs: Iterable[str]) -> None:
@@ -77,8 +76,7 @@ def forget_sessions(specs: Iterable[str]) -> None:
     for cls in _factories(specs):
         from netra_isolation.compat import factory_boy_session
 
-        meta: Any = cls._meta
-        factory_boy_session.forget(meta)
+        factory_boy_session.forget(cls)
 
 
 async def acreate(factory: Any, **kwargs: Any) -> Any:

@@ -8,17 +8,15 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from netra_isolation.clickhouse_isolation import ClickHouseTestIsolator
+from netra_isolation import backends
 from netra_isolation.errors import NetraIsolationError
-from netra_isolation.postgres_isolation import PostgreSQLTestIsolator
-from netra_isolation.servers.clickhouse import EphemeralClickHouse
-from netra_isolation.servers.postgres import EphemeralPostgres
+from netra_isolation.isolator import TestIsolatorBase
+from netra_isolation.servers import EphemeralServer
 from netra_isolation.settings import Settings
 
 
-def _ephemeral(settings: Settings, backend: str) -> Any:
-    kind = EphemeralPostgres if backend == "postgres" else EphemeralClickHouse
-    return kind(settings.cache_dir, settings.server_data)
+def _ephemeral(settings: Settings, backend: str) -> EphemeralServer[Any, Any]:
+    return backends.get(backend).parts().server(settings)
 
 
 def _no_backend(settings: Settings) -> str:
@@ -31,10 +29,10 @@ def _no_backend(settings: Settings) -> str:
 def _servers(settings: Settings, action: str, purge: bool) -> int:
     """The servers of the backends the project uses (Settings.backends) and no other."""
     code = 0
-    backends = settings.backends()
-    if not backends:
+    used = settings.backends()
+    if not used:
         print(_no_backend(settings))
-    for name in backends:
+    for name in used:
         external, server = getattr(settings, name), _ephemeral(settings, name)
         if external is not None:
             print(
@@ -43,7 +41,7 @@ def _servers(settings: Settings, action: str, purge: bool) -> int:
             )
         elif action == "up":
             info = server.ensure_running(settings.server_start_timeout)
-            print(f"{name}: running on {_where(info)} (state: {server.state_path})")
+            print(f"{name}: running on {info.where} (state: {server.state_path})")
         elif action == "down":
             stopped = server.stop(purge=purge)
             print(
@@ -55,16 +53,9 @@ def _servers(settings: Settings, action: str, purge: bool) -> int:
             code = 3
         else:
             print(
-                f"{name}: running on {_where(status)} user {status.user} "
-                f"(state: {server.state_path})"
+                f"{name}: running on {status.where} user {status.user} (state: {server.state_path})"
             )
     return code
-
-
-def _where(info: Any) -> str:
-    if hasattr(info, "http_port"):
-        return f"{info.host} http {info.http_port} native {info.native_port}"
-    return f"{info.host}:{info.port}"
 
 
 def _gc(
@@ -80,11 +71,11 @@ def _gc(
     also the templates built longer ago than that; with `kept`, also the databases kept for
     failed tests of runs that are over."""
     dropped = 0
-    isolators: list[Any] = []
-    backends = settings.backends()
-    if not backends:
+    isolators: list[TestIsolatorBase] = []
+    used = settings.backends()
+    if not used:
         print(_no_backend(settings))
-    for backend in backends:
+    for backend in used:
         # a dry run starts no server: a throwaway one that is not running has nothing to collect
         throwaway = getattr(settings, backend) is None
         if dry_run and throwaway and _ephemeral(settings, backend).status() is None:
@@ -93,8 +84,7 @@ def _gc(
                 "(a dry run starts no server)"
             )
             continue
-        kind = PostgreSQLTestIsolator if backend == "postgres" else ClickHouseTestIsolator
-        isolator = kind(settings)
+        isolator = backends.get(backend).parts().isolator(settings)
         isolator.clean_on_start = False  # what goes is decided below, and said
         isolators.append(isolator)
     orphans = [(isolator, db, why) for isolator in isolators for db, why in isolator.orphans()]

@@ -18,13 +18,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import inspect, text
-
 from netra_isolation.errors import SnapshotError
 from netra_isolation.naming import database_name
 
 if TYPE_CHECKING:
-    from netra_isolation.isolated_test_config import IsolatedTestConfig
+    from netra_isolation.handle import IsolatedTestConfig
 
 CLEAN = "clean"
 
@@ -66,7 +64,7 @@ class DatabaseSnapshots:
                 f"test {self.config.test_id!r} has no {backend} database to snapshot; it has: "
                 f"{', '.join(self.config.databases) or 'none'}"
             )
-        if self.config._shared(backend):
+        if self.config.shares_database(backend):
             raise SnapshotError(
                 "snapshots need a database of the test's own: use level='database' (at "
                 "level='transaction' the worker's database is shared and rolled back instead)"
@@ -79,7 +77,7 @@ class DatabaseSnapshots:
 
     def _create(self, backend: str, label: str) -> str:
         db = self._database(backend)
-        isolator = self.config._isolators[backend]
+        isolator = self.config.isolator(backend)
         snapshot_id = f"{backend}:{label}"
         if snapshot_id in self._snapshots:
             snapshot_id = f"{snapshot_id}:{next(self._counter)}"
@@ -102,7 +100,7 @@ class DatabaseSnapshots:
     def _restore(self, snapshot_id: str) -> None:
         snapshot = self.get(snapshot_id)
         db = self._database(snapshot.backend)
-        self.config._isolators[snapshot.backend].restore(snapshot.database, db)
+        self.config.isolator(snapshot.backend).restore(snapshot.database, db)
         self.config.manager.metrics.count("snapshots_restored")
 
     def reset_to_clean_state_sync(self, backends: list[str] | None = None) -> None:
@@ -111,7 +109,7 @@ class DatabaseSnapshots:
             db = self._database(backend)
             if db.template is None:
                 raise SnapshotError(f"the {backend} database {db.name} has no template")
-            self.config._isolators[backend].restore(db.template.name, db)
+            self.config.isolator(backend).restore(db.template.name, db)
 
     def check(self, backends: list[str] | None = None, snapshot_id: str | None = None) -> None:
         """Refuse what cannot be done (no such snapshot, a database not the test's own) before
@@ -138,7 +136,7 @@ class DatabaseSnapshots:
 
     def drop_all_sync(self) -> None:
         for snapshot in self._snapshots.values():
-            self.config._isolators[snapshot.backend]._drop_name(snapshot.database)
+            self.config.isolator(snapshot.backend).drop_database(snapshot.database)
         self._snapshots.clear()
 
 
@@ -203,7 +201,7 @@ class StateDiff:
     __str__ = render
 
 
-def _diff_rows(
+def diff_rows(
     backend: str,
     table: str,
     key: list[str],
@@ -243,52 +241,13 @@ def _frozen(row: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((k, repr(v)) for k, v in row.items()))
 
 
-def _pg_tables(conn: Any) -> dict[str, tuple[list[str], list[dict[str, Any]], bool]]:
-    inspector = inspect(conn)
-    tables: dict[str, tuple[list[str], list[dict[str, Any]], bool]] = {}
-    for name in inspector.get_table_names():
-        if name == "alembic_version":
-            continue
-        key = list(inspector.get_pk_constraint(name).get("constrained_columns") or [])
-        order = ", ".join(f'"{k}"' for k in key) or "1"
-        rows = conn.execute(text(f'SELECT * FROM "{name}" ORDER BY {order} LIMIT {ROW_LIMIT + 1}'))
-        found = [dict(r._mapping) for r in rows]
-        tables[name] = (key, found[:ROW_LIMIT], len(found) > ROW_LIMIT)
-    return tables
-
-
-def _ch_tables(
-    isolator: Any, database: str
-) -> dict[str, tuple[list[str], list[dict[str, Any]], bool]]:
-    """Rows per table, keyed by the model's primary key when the application declares one
-    (ClickHouse keys are not unique: `_diff_rows` falls back to whole rows if it is not)."""
-    from netra_isolation.clickhouse_isolation import OWNER_TABLE, SEALED_TABLE, VIEWS, quote
-
-    models = isolator.models()
-
-    tables: dict[str, tuple[list[str], list[dict[str, Any]], bool]] = {}
-    for name, engine, _ddl in isolator._tables(database):
-        if name in (OWNER_TABLE, SEALED_TABLE, "alembic_version") or engine in VIEWS:
-            continue
-        target = f"{quote(database)}.{quote(name)}"
-        columns = [str(r[0]) for r in isolator.executor.execute(f"DESCRIBE TABLE {target}")]
-        model = models.tables.get(name) if models is not None else None
-        key = [c.name for c in model.primary_key.columns] if model is not None else []
-        key = key if key and set(key) <= set(columns) else []
-        order = " ORDER BY " + ", ".join(quote(c) for c in key) if key else ""
-        rows = isolator.executor.execute(f"SELECT * FROM {target}{order} LIMIT {ROW_LIMIT + 1}")
-        found = [dict(zip(columns, r, strict=True)) for r in rows]
-        tables[name] = (key, found[:ROW_LIMIT], len(found) > ROW_LIMIT)
-    return tables
-
-
 def _compare(backend: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> list[TableDiff]:
     diffs = []
     for name in sorted(set(before) | set(after)):
         key, old_rows, old_cut = before.get(name, ([], [], False))
         new_key, new_rows, new_cut = after.get(name, (key, [], False))
         diffs.append(
-            _diff_rows(backend, name, key or new_key, old_rows, new_rows, old_cut or new_cut)
+            diff_rows(backend, name, key or new_key, old_rows, new_rows, old_cut or new_cut)
         )
     return diffs
 
@@ -309,25 +268,16 @@ def diff_state_sync(
     tables: list[TableDiff] = []
     for backend in (b for b in wanted if backends is None or b in backends):
         db = config.databases[backend]
-        isolator = config._isolators[backend]
+        isolator = config.isolator(backend)
         source = chosen[0].database if chosen else None
         if source is None and db.template is None:
             raise SnapshotError(f"the {backend} database {db.name} has no clean state to diff")
-        if backend == "postgres":
-            with contextlib.ExitStack() as stack:
-                if source is None:
-                    source = stack.enter_context(isolator.template_copy(db.template))
-                before = _pg_tables(stack.enter_context(isolator.connect_to(source)))
-                if connection is None:
-                    after = _pg_tables(stack.enter_context(isolator.connect_to(db.name)))
-                else:  # read in a SAVEPOINT: the test's transaction stays as it was
-                    savepoint = connection.begin_nested()
-                    try:
-                        after = _pg_tables(connection)
-                    finally:
-                        savepoint.rollback()
-        else:
-            before = _ch_tables(isolator, source or db.template.name)  # type: ignore[union-attr]
-            after = _ch_tables(isolator, db.name)
+        with contextlib.ExitStack() as stack:
+            if source is None:
+                assert db.template is not None
+                source = stack.enter_context(isolator.readable_state(db.template))
+            before = isolator.table_rows(source, ROW_LIMIT)
+            own = connection if config.shares_database(backend) else None
+            after = isolator.table_rows(db.name, ROW_LIMIT, own)
         tables += _compare(backend, before, after)
     return StateDiff(snapshot_id or CLEAN, tables)

@@ -1,5 +1,8 @@
-"""The shape both isolators share, so the manager, snapshots and the plugin never branch on
-the backend. A third backend is one more implementation of `Isolator`."""
+"""The isolator contract: every operation the manager, the handle, snapshots, validation, gc
+and the plugin use, declared and typed here, so none of them branches on the backend. Each
+backend (`netra_isolation.backends.<name>`) implements the hooks; the shared skeletons
+(a template built once per fingerprint across processes, the test-id API of the original
+design) live here once."""
 
 from __future__ import annotations
 
@@ -10,9 +13,9 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import MetaData
 
@@ -20,7 +23,7 @@ from netra_isolation.errors import ConfigurationError, ServerError
 from netra_isolation.liveness import process_alive_here
 from netra_isolation.metrics import Metrics
 from netra_isolation.migrations import HEAD
-from netra_isolation.naming import Owner, database_name
+from netra_isolation.naming import Owner, database_name, template_name
 from netra_isolation.seed_data_manager import ScenarioRegistry, registry
 from netra_isolation.settings import Settings
 from netra_isolation.templates import (
@@ -79,24 +82,16 @@ class DatabaseRef:
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
-class Isolator(Protocol):
-    backend: str
-
-    def ensure_template(self, spec: TemplateSpec) -> TemplateRef: ...
-
-    def clone(self, template: TemplateRef, name: str, owner: Owner) -> DatabaseRef: ...
-
-    def drop(self, db: DatabaseRef) -> None: ...
-
-    def owned(self, run: str | None = None) -> list[DatabaseRef]: ...
-
-    def connection_info(self, db: DatabaseRef) -> dict[str, Any]: ...
+# A table's rows as a diff reads them: its key columns (none: rows compare whole), its rows
+# (at most a limit), and whether there were more.
+TableRows = tuple[list[str], list[dict[str, Any]], bool]
+_UNSET: Any = object()
 
 
 class TestIsolatorBase:
-    """What both isolators share: schema types from Alembic branch labels, scenario checks,
-    fingerprints, and the test-id API of the original design on top of the backend's
-    `ensure_template` / `clone` / `drop` / `connection_info`."""
+    """The contract of a backend's isolator, and what every backend shares: schema types,
+    scenario checks, fingerprints, templates built once, orphans, and the test-id API of the
+    original design."""
 
     __test__ = False
     backend: str
@@ -124,6 +119,9 @@ class TestIsolatorBase:
             getattr(self.settings, self.schema_setting) if builder is None else HEAD
         )
         self._databases: dict[str, DatabaseRef] = {}
+        self._templates: dict[TemplateSpec, TemplateRef] = {}
+        self._template_lock = threading.Lock()
+        self._models: MetaData | None = _UNSET
         self._counter = itertools.count()
         self.inspection_cache: dict[str, Any] = {}  # per template: its schema, its counts
         self.progress: Callable[[str], None] = lambda line: None  # the plugin prints these
@@ -222,8 +220,44 @@ class TestIsolatorBase:
         if announce or said.is_set():
             self.progress(f"netra-isolation: {what}: done in {elapsed:.2f}s")
 
-    # -- backend hooks ----------------------------------------------------------------------
+    # -- templates: built once per fingerprint, across processes ------------------------------
     def ensure_template(self, spec: TemplateSpec) -> TemplateRef:
+        """The sealed template for `spec`: reused if a process built it, else built here under
+        a lock every process on the server respects. A template left unsealed (a build that
+        crashed) is never trusted: it is dropped and built again."""
+        with self._template_lock:
+            if spec in self._templates:
+                return self._templates[spec]
+            self.validate(spec)
+            fingerprint = self.fingerprint(spec)
+            name = template_name(self.settings.prefix, spec.labels(), fingerprint)
+            with self._build_lock(name):
+                sealed = self._is_sealed(name)
+                if not sealed:
+                    self.drop_database(name)
+                    with self.step("template_build", f"building template {name}"):
+                        self._build(spec, name, fingerprint)
+                self.metrics.count("templates_reused" if sealed else "templates_built")
+            ref = TemplateRef(self.backend, name, fingerprint, spec, not sealed)
+            self._templates[spec] = ref
+            return ref
+
+    def _build_lock(self, name: str) -> AbstractContextManager[object]:
+        """Held while the template `name` is looked at and built: one builder per server."""
+        raise NotImplementedError
+
+    def _is_sealed(self, name: str) -> bool:
+        """Whether the template `name` exists and was sealed by a build that finished."""
+        raise NotImplementedError
+
+    def _build(self, spec: TemplateSpec, name: str, fingerprint: str) -> None:
+        """Migrate and seed a new template `name`; seal it last; leave nothing on failure."""
+        raise NotImplementedError
+
+    # -- backend hooks ----------------------------------------------------------------------
+    @property
+    def has_server(self) -> bool:
+        """True once a server answered; cleanup needs nothing from one that never did."""
         raise NotImplementedError
 
     def clone(self, template: TemplateRef, name: str, owner: Owner) -> DatabaseRef:
@@ -251,6 +285,57 @@ class TestIsolatorBase:
         """What of the server a template depends on (major version, role)."""
         raise NotImplementedError
 
+    def drop_database(self, name: str) -> None:
+        """Drop the database `name` if it is there, whoever is connected to it."""
+        raise NotImplementedError
+
+    def drop_template(self, name: str) -> None:
+        raise NotImplementedError
+
+    def template_is_sealed(self, template: TemplateRef) -> bool:
+        raise NotImplementedError
+
+    def database_size(self, name: str) -> int:
+        raise NotImplementedError
+
+    def owner_of(self, name: str) -> Owner | None:
+        """The tool's tag on the database `name` (None: not one of the tool's)."""
+        raise NotImplementedError
+
+    def snapshot(self, db: DatabaseRef, name: str) -> DatabaseRef:
+        """A copy of `db` as it is now, named `name`."""
+        raise NotImplementedError
+
+    def restore(self, source: str, db: DatabaseRef) -> None:
+        """Make `db` (same name, same clients) hold what `source` holds: a snapshot, or its
+        template."""
+        raise NotImplementedError
+
+    def readable_state(self, template: TemplateRef) -> AbstractContextManager[str]:
+        """A database holding `template`'s state that can be read (a copy where a sealed
+        template refuses connections)."""
+        raise NotImplementedError
+
+    def table_rows(self, database: str, limit: int, connection: Any = None) -> dict[str, TableRows]:
+        """Each table's rows (at most `limit`, ordered by the key), the tool's own tables and
+        Alembic's aside; on `connection` (the test's own at `transaction` level) if given."""
+        raise NotImplementedError
+
+    def column_values(self, database: str, table: str, column: str) -> set[Any] | None:
+        """The distinct values of a column (None: no such table)."""
+        raise NotImplementedError
+
+    def check_handle(self, db: DatabaseRef, own: Any = None) -> AbstractContextManager[Any]:
+        """What this backend's validation checks read through: `own` (the test's connection)
+        if given, else a connection of the backend's kind to `db`."""
+        raise NotImplementedError
+
+    def drain(self) -> None:
+        """Stop work made ahead of need (copies made in advance) and drop what is unused."""
+
+    def close(self) -> None:
+        """Give back the server's connections and this process's proof of life."""
+
     # -- templates --------------------------------------------------------------------------
     @property
     def builder(self) -> TemplateBuilder:
@@ -269,9 +354,9 @@ class TestIsolatorBase:
     def models(self) -> MetaData | None:
         """The application's models: the `<backend>_models` setting, else what the builder
         knows (env.py's `target_metadata`, a metadata builder's); None when nothing says."""
-        if not hasattr(self, "_models"):
+        if self._models is _UNSET:
             configured = getattr(self.settings, f"{self.backend}_models")
-            self._models: MetaData | None = (
+            self._models = (
                 metadata_of(configured, f"{self.backend}_models")
                 if configured
                 else self.builder.models(self.sqlalchemy_url())

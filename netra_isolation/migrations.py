@@ -7,7 +7,6 @@ files reuses templates built by older migrating code.
 
 from __future__ import annotations
 
-import configparser
 import hashlib
 import io
 import logging
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import MetaData
 
 from netra_isolation.errors import ConfigurationError, MigrationError
+from netra_isolation.settings import DISCOVERED_SECTIONS, ini_sections
 
 # Alembic (with Mako and Pygments, ~170 ms) loads when a template is built or fingerprinted,
 # not with the plugin: finding the ini's sections and hashing files need none of it.
@@ -35,27 +35,7 @@ _SKIP_PARTS = {"__pycache__"}
 # (the full-stack fixture builds a PostgreSQL and a ClickHouse template in parallel threads).
 _ALEMBIC = threading.Lock()
 HEAD = "head"  # the schema type of every head: a linear history's one schema
-# Sections looked for, in order, when none is configured: a stock `alembic init` ini has
-# [alembic]; a project with both backends names one section per backend.
-DISCOVERED_SECTIONS = {"postgres": ("postgres", "alembic"), "clickhouse": ("clickhouse",)}
 BACKEND_NAMES = {"postgres": "PostgreSQL", "clickhouse": "ClickHouse"}
-
-
-def ini_sections(ini: Path) -> list[str]:
-    if not ini.exists():
-        return []
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.read(ini)
-    return parser.sections()
-
-
-def ini_section(ini: Path, configured: str | None, backend: str) -> str | None:
-    """The section of `ini` that holds `backend`'s Alembic tree: the configured one, else the
-    first of DISCOVERED_SECTIONS[backend] the ini has (None: the backend has no tree)."""
-    if configured:
-        return configured
-    sections = ini_sections(ini)
-    return next((s for s in DISCOVERED_SECTIONS.get(backend, ()) if s in sections), None)
 
 
 def unused_backend_error(ini: Path, backend: str) -> ConfigurationError:

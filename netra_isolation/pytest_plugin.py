@@ -1,6 +1,8 @@
-"""The pytest11 entry point: options, marker, report header, xdist wiring, summary.
+"""The pytest11 entry point: options, marker, the run's manager (the `netra_manager`
+fixture), report header, error reports, validation gate, xdist wiring, summary.
 
-Fixtures live in `isolated_test_config`; this module only wires them in.
+The fixtures live in `fixtures` and reach the manager through `netra_manager`; this module
+wires them in.
 """
 
 from __future__ import annotations
@@ -17,18 +19,18 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from netra_isolation.errors import NetraIsolationError
-from netra_isolation.isolated_test_config import (
+from netra_isolation.fixtures import (
     CONFIGS,
+    REPORTS,
     isolated_clickhouse,
     isolated_clickhouse_sync,
     isolated_full_stack,
     isolated_postgres,
     isolated_postgres_sync,
     netra_database_url,
-    netra_manager,
     performance_test_config,
-    set_default_manager,
 )
+from netra_isolation.handle import set_default_manager
 from netra_isolation.metrics import Metrics
 from netra_isolation.naming import Owner
 from netra_isolation.settings import LEVELS, Settings
@@ -51,7 +53,6 @@ __all__ = [
 
 MANAGER = pytest.StashKey["TestDatabaseManager"]()
 SETTINGS = pytest.StashKey[Settings]()
-REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 METRICS = pytest.StashKey[Metrics]()
 SAID = pytest.StashKey[dict[str, str]]()  # an error's message -> the test that showed it
 
@@ -132,6 +133,13 @@ def manager_for(config: pytest.Config) -> TestDatabaseManager:
     return config.stash[MANAGER]
 
 
+@pytest.fixture(scope="session")
+def netra_manager(pytestconfig: pytest.Config) -> TestDatabaseManager:
+    """The session's (worker's) manager, through which every fixture reaches the databases;
+    override it to use your own settings."""
+    return manager_for(pytestconfig)
+
+
 def progress_writer(
     config: pytest.Config, workerinput: dict[str, Any] | None
 ) -> Callable[[str], None]:
@@ -164,11 +172,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     parts = []
     for backend in settings.backends():
         external = getattr(settings, backend)
-        if external is None:
-            where = "throwaway local server ("
-        else:
-            port = external.port if backend == "postgres" else external.http_port
-            where = f"{external.host}:{port} (from "
+        where = "throwaway local server (" if external is None else f"{external.address} (from "
         parts.append(f"{backend} = {where}{settings.source(backend)}); ")
     if not parts:
         parts.append(f"no Alembic section in {settings.alembic_ini}; ")
@@ -226,14 +230,6 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         if failed(results):
             pytest.fail(failure_message(results, config.diff_state_sync()), pytrace=False)
     return result
-
-
-def test_failed(item: pytest.Item) -> bool:
-    reports = item.stash.get(REPORTS, {})
-    return any(report.failed for report in reports.values())
-
-
-test_failed.__test__ = False  # type: ignore[attr-defined]
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

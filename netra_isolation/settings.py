@@ -7,6 +7,7 @@ Every value remembers where it came from, so the pytest report header can say it
 
 from __future__ import annotations
 
+import configparser
 import importlib
 import os
 import tomllib
@@ -24,6 +25,9 @@ from netra_isolation.errors import ConfigurationError
 LEVELS = ("database", "transaction")
 SERVER_DATA = ("auto", "ram", "disk")  # where throwaway servers keep their data
 BACKENDS = ("postgres", "clickhouse")
+# Sections looked for, in order, when none is configured: a stock `alembic init` ini has
+# [alembic]; a project with both backends names one section per backend.
+DISCOVERED_SECTIONS = {"postgres": ("postgres", "alembic"), "clickhouse": ("clickhouse",)}
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,10 @@ class ExternalPostgres:
     password: str
     database: str = "postgres"
 
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
 
 @dataclass(frozen=True)
 class ExternalClickHouse:
@@ -42,6 +50,10 @@ class ExternalClickHouse:
     native_port: int
     user: str
     password: str
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.http_port}"
 
 
 @dataclass(frozen=True)
@@ -122,8 +134,6 @@ class Settings:
     def section(self, backend: str) -> str | None:
         """The ini section of `backend`'s Alembic tree: the configured one, else the one
         discovered in the ini; None when the project has none."""
-        from netra_isolation.migrations import ini_section
-
         return ini_section(self.alembic_ini, getattr(self, f"{backend}_section"), backend)
 
     def uses(self, backend: str) -> bool:
@@ -373,3 +383,20 @@ def _external_clickhouse(env: Mapping[str, str]) -> tuple[ExternalClickHouse | N
             "TEST_CLICKHOUSE_HOST",
         )
     return None, "TEST_CLICKHOUSE_HOST not set"
+
+
+def ini_sections(ini: Path) -> list[str]:
+    if not ini.exists():
+        return []
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(ini)
+    return parser.sections()
+
+
+def ini_section(ini: Path, configured: str | None, backend: str) -> str | None:
+    """The section of `ini` that holds `backend`'s Alembic tree: the configured one, else the
+    first of DISCOVERED_SECTIONS[backend] the ini has (None: the backend has no tree)."""
+    if configured:
+        return configured
+    sections = ini_sections(ini)
+    return next((s for s in DISCOVERED_SECTIONS.get(backend, ()) if s in sections), None)

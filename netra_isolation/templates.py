@@ -26,7 +26,6 @@ from netra_isolation.migrations import (
     alembic_config,
     check_at_heads,
     files_digest,
-    ini_section,
     migrations_fingerprint,
     schema_type_hint,
     schema_types,
@@ -36,7 +35,7 @@ from netra_isolation.migrations import (
     unused_backend_error,
     upgrade,
 )
-from netra_isolation.settings import resolve_name
+from netra_isolation.settings import ini_section, resolve_name
 
 if TYPE_CHECKING:
     from alembic.config import Config

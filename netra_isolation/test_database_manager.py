@@ -6,18 +6,19 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from netra_isolation.clickhouse_isolation import ClickHouseTestIsolator
+from netra_isolation import backends
 from netra_isolation.errors import ConfigurationError
-from netra_isolation.isolator import DatabaseRef, TemplateSpec
+from netra_isolation.isolator import DatabaseRef, TemplateSpec, TestIsolatorBase
 from netra_isolation.metrics import Metrics
 from netra_isolation.naming import Owner
-from netra_isolation.postgres_isolation import PostgreSQLTestIsolator
 from netra_isolation.settings import Settings, resolve_name
 from netra_isolation.templates import TemplateBuilder
 
-BACKENDS = ("postgres", "clickhouse")
+if TYPE_CHECKING:
+    from netra_isolation.backends.clickhouse.isolator import ClickHouseTestIsolator
+    from netra_isolation.backends.postgres.isolator import PostgreSQLTestIsolator
 
 
 class _Once:
@@ -48,7 +49,7 @@ class TestDatabaseManager:
         self.metrics = metrics or Metrics()
         self.kept: list[dict[str, Any]] = []
         self.progress: Callable[[str], None] = lambda line: None
-        self._isolators: dict[str, Any] = {}
+        self._isolators: dict[str, TestIsolatorBase] = {}
         self._lock = threading.Lock()
         self._worker_databases: dict[tuple[str, TemplateSpec], DatabaseRef] = {}
         self._dropper: ThreadPoolExecutor | None = None
@@ -73,24 +74,21 @@ class TestDatabaseManager:
             function()
             once.done = True
 
-    def isolator(self, backend: str) -> Any:
+    def isolator(self, backend: str) -> TestIsolatorBase:
+        """This manager's isolator of `backend` (a registered backend's name), made once."""
         with self._lock:
             if backend not in self._isolators:
-                self._isolators[backend] = self._make(backend)
-                self._isolators[backend].progress = lambda line: self.progress(line)
+                kind = backends.get(backend).parts().isolator
+                isolator = kind(
+                    self.settings,
+                    metrics=self.metrics,
+                    owner=self.owner,
+                    builder=self.builders.get(backend),
+                    label=self.label,
+                )
+                isolator.progress = lambda line: self.progress(line)
+                self._isolators[backend] = isolator
             return self._isolators[backend]
-
-    def _make(self, backend: str) -> Any:
-        kinds = {"postgres": PostgreSQLTestIsolator, "clickhouse": ClickHouseTestIsolator}
-        if backend not in kinds:
-            raise ConfigurationError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
-        return kinds[backend](
-            self.settings,
-            metrics=self.metrics,
-            owner=self.owner,
-            builder=self.builders.get(backend),
-            label=self.label,
-        )
 
     def derived(self, label: str, builders: Mapping[str, TemplateBuilder]) -> TestDatabaseManager:
         """The manager of another database of the same tests (`postgres_fixture(...)`): same
@@ -111,7 +109,20 @@ class TestDatabaseManager:
 
     @property
     def postgres(self) -> PostgreSQLTestIsolator:
-        isolator: PostgreSQLTestIsolator = self.isolator("postgres")
+        """The PostgreSQL isolator, typed: its sessions are PostgreSQL's own API."""
+        from netra_isolation.backends.postgres.isolator import PostgreSQLTestIsolator
+
+        isolator = self.isolator("postgres")
+        assert isinstance(isolator, PostgreSQLTestIsolator)
+        return isolator
+
+    @property
+    def clickhouse(self) -> ClickHouseTestIsolator:
+        """The ClickHouse isolator, typed: its clients are ClickHouse's own API."""
+        from netra_isolation.backends.clickhouse.isolator import ClickHouseTestIsolator
+
+        isolator = self.isolator("clickhouse")
+        assert isinstance(isolator, ClickHouseTestIsolator)
         return isolator
 
     def worker_database(self, backend: str, spec: TemplateSpec) -> DatabaseRef:
@@ -122,7 +133,7 @@ class TestDatabaseManager:
                 return self._worker_databases[key]
         isolator = self.isolator(backend)
         test_id = "_".join(["worker", self.owner.worker, *spec.labels(), self.label])
-        db: DatabaseRef = isolator.create_isolated_database_sync(
+        db = isolator.create_isolated_database_sync(
             test_id,
             spec.schema_type,
             spec.scenario,
@@ -136,7 +147,7 @@ class TestDatabaseManager:
     def release(self, backend: str, test_id: str, *, keep: bool = False) -> None:
         """Stop tracking a test's database and drop it off the test's clock."""
         isolator = self.isolator(backend)
-        db: DatabaseRef = isolator.forget(test_id)
+        db = isolator.forget(test_id)
         if keep:
             isolator.keep(db)
             self.kept.append(isolator.connection_info(db) | {"test": db.owner.test})
@@ -147,7 +158,7 @@ class TestDatabaseManager:
                 self._dropper = ThreadPoolExecutor(1, thread_name_prefix="netra-drop")
             self._pending.append(self._dropper.submit(self._measure_and_drop, isolator, db))
 
-    def _measure_and_drop(self, isolator: Any, db: DatabaseRef) -> None:
+    def _measure_and_drop(self, isolator: TestIsolatorBase, db: DatabaseRef) -> None:
         size = isolator.database_size(db.name)
         self.metrics.size(db.backend, size)
         self.metrics.note(db.owner.test, f"{db.backend}_size_bytes", size)
@@ -176,8 +187,7 @@ class TestDatabaseManager:
         for isolator in self._isolators.values():
             if not isolator.has_server:
                 continue
-            if hasattr(isolator, "drain"):
-                isolator.drain()
+            isolator.drain()
             isolator.cleanup_all_sync()
             left += sum(
                 1

@@ -31,8 +31,9 @@ class RunningSession:
         return f"<RunningSession of {self._get.__qualname__}>"
 
 
-def point_at(meta: Any, get: Callable[[], Any]) -> None:
-    """Make the factory's `_meta` use the session `get()` returns at each `create()`."""
+def point_at(factory_class: Any, get: Callable[[], Any]) -> None:
+    """Make the factory use the session `get()` returns at each `create()`."""
+    meta = factory_class._meta  # factory-boy's options (untyped)
     if HAS_SESSION_FACTORY:
         meta.sqlalchemy_session_factory = get
         meta.sqlalchemy_session = None
@@ -40,7 +41,7 @@ def point_at(meta: Any, get: Callable[[], Any]) -> None:
         meta.sqlalchemy_session = RunningSession(get)
 
 
-def forget(meta: Any) -> None:
-    """Drop the session factory-boy 3.3+ kept on `_meta` (the stand-in holds none)."""
+def forget(factory_class: Any) -> None:
+    """Drop the session factory-boy 3.3+ kept on the factory (the stand-in holds none)."""
     if HAS_SESSION_FACTORY:
-        meta.sqlalchemy_session = None
+        factory_class._meta.sqlalchemy_session = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 
-def _fallback() -> Callable[[], bool]:
+def fallback() -> Callable[[], bool]:
     from greenlet import getcurrent
     from sqlalchemy.util import _concurrency_py3k
 
@@ -28,7 +28,7 @@ def _resolve() -> Callable[[], bool]:
     try:
         from sqlalchemy.util.concurrency import in_greenlet as upstream
     except ImportError:  # SQLAlchemy < 2.0.24
-        return _fallback()
+        return fallback()
     return upstream
 
 

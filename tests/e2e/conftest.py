@@ -97,13 +97,16 @@ def app_templates(request: pytest.FixtureRequest) -> Iterator[Any]:
 
 @pytest.fixture
 def app(
-    pytester: pytest.Pytester, app_templates: Any, request: pytest.FixtureRequest
+    pytester: pytest.Pytester,
+    app_templates: Any,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> pytest.Pytester:
     """The sample app copied into a fresh directory, on the suite's servers."""
     shutil.copytree(APPS / request.module.APP, pytester.path, dirs_exist_ok=True)
     settings = app_templates.settings
-    pytester._monkeypatch.setenv("NETRA_ISOLATION_CACHE_DIR", str(settings.cache_dir))
-    pytester._monkeypatch.setenv("NETRA_ISOLATION_PREFIX", settings.prefix)
+    monkeypatch.setenv("NETRA_ISOLATION_CACHE_DIR", str(settings.cache_dir))
+    monkeypatch.setenv("NETRA_ISOLATION_PREFIX", settings.prefix)
     return pytester
 
 

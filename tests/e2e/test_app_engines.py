@@ -210,18 +210,22 @@ def test_z_outside_a_test_the_engine_points_where_it_did():
 
 
 @pytest.fixture
-def app(pytester: pytest.Pytester, app_templates: PostgreSQLTestIsolator) -> pytest.Pytester:
+def app(
+    pytester: pytest.Pytester,
+    app_templates: PostgreSQLTestIsolator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> pytest.Pytester:
     for name, text in FILES.items():
         path = pytester.path / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text.lstrip())
     settings = app_templates.settings
     url = app_templates.server.url(ABSENT, "psycopg2").render_as_string(hide_password=False)
-    pytester._monkeypatch.setenv("NETRA_ISOLATION_CACHE_DIR", str(settings.cache_dir))
-    pytester._monkeypatch.setenv("NETRA_ISOLATION_PREFIX", settings.prefix)
-    pytester._monkeypatch.setenv("LEDGER_DATABASE_URL", url)
-    pytester._monkeypatch.setenv("LEDGER_SETUP_LOG", str(pytester.path / "setup.log"))
-    pytester._monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # this suite's own
+    monkeypatch.setenv("NETRA_ISOLATION_CACHE_DIR", str(settings.cache_dir))
+    monkeypatch.setenv("NETRA_ISOLATION_PREFIX", settings.prefix)
+    monkeypatch.setenv("LEDGER_DATABASE_URL", url)
+    monkeypatch.setenv("LEDGER_SETUP_LOG", str(pytester.path / "setup.log"))
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # this suite's own
     return pytester
 
 

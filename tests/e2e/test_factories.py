@@ -14,7 +14,7 @@ from factories.models import Organization, User
 
 
 def other_connection_count(config):
-    url = config._isolators["postgres"].database_url(config.test_id, "psycopg")
+    url = config.isolator("postgres").database_url(config.test_id, "psycopg")
     engine = create_engine(url, poolclass=NullPool)
     with engine.connect() as conn:
         count = conn.execute(text("SELECT count(*) FROM users")).scalar()

@@ -40,14 +40,16 @@ def prefix() -> str:
 
 
 @pytest.fixture
-def suite_env(pytester: pytest.Pytester, prefix: str) -> dict[str, str]:
+def suite_env(
+    pytester: pytest.Pytester, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
     """The suite's servers (its cache dir), a prefix of this test's own and no external
     server: what the project's subprocesses run with."""
     settings = Settings.load(root=ROOT)
     for name in EXTERNAL:
-        pytester._monkeypatch.delenv(name, raising=False)
-    pytester._monkeypatch.setenv("NETRA_ISOLATION_CACHE_DIR", str(settings.cache_dir))
-    pytester._monkeypatch.setenv("NETRA_ISOLATION_PREFIX", prefix)
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NETRA_ISOLATION_CACHE_DIR", str(settings.cache_dir))
+    monkeypatch.setenv("NETRA_ISOLATION_PREFIX", prefix)
     return dict(os.environ)
 
 

@@ -30,7 +30,9 @@ async def test_both(isolated_full_stack):
 """
 
 
-def test_external_servers_from_the_environment(project: pytest.Pytester, run: Run) -> None:
+def test_external_servers_from_the_environment(
+    project: pytest.Pytester, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A CI service container, say: the TEST_* variables point at servers the tool did not
     start (here, the throwaway ones, reached as any external server is)."""
     settings = Settings.load(root=ROOT)
@@ -49,7 +51,7 @@ def test_external_servers_from_the_environment(project: pytest.Pytester, run: Ru
     pg.close()
     ch.close()
     for name, value in env.items():
-        project._monkeypatch.setenv(name, value)
+        monkeypatch.setenv(name, value)
     project.makepyfile(test_external=FULL_STACK)
     result = run()
     result.assert_outcomes(passed=1)
@@ -68,7 +70,9 @@ def test_external_servers_from_the_environment(project: pytest.Pytester, run: Ru
     assert env["TEST_POSTGRES_PASSWORD"] not in result.stdout.str()
 
 
-def test_header_names_where_the_level_came_from(project: pytest.Pytester, run: Run) -> None:
+def test_header_names_where_the_level_came_from(
+    project: pytest.Pytester, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project.makepyfile(test_nothing="def test_nothing():\n    pass\n")
     run().stdout.fnmatch_lines(
         [
@@ -79,7 +83,7 @@ def test_header_names_where_the_level_came_from(project: pytest.Pytester, run: R
     run("--netra-level", "transaction").stdout.fnmatch_lines(
         ["*level = transaction (from command line)"]
     )
-    project._monkeypatch.setenv("NETRA_ISOLATION_LEVEL", "transaction")
+    monkeypatch.setenv("NETRA_ISOLATION_LEVEL", "transaction")
     run().stdout.fnmatch_lines(["*level = transaction (from NETRA_ISOLATION_LEVEL)"])
 
 
@@ -179,7 +183,7 @@ def test_xdist_workers_build_a_template_once(
 
 
 def test_passwords_stay_out_of_every_output(
-    project: pytest.Pytester, run: Run, tmp_path: Path
+    project: pytest.Pytester, run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The header, the summary, a kept database's line, a failed validation's report and diff,
     the metrics file, and the error of a wrong password never show a password."""
@@ -194,7 +198,7 @@ def test_passwords_stay_out_of_every_output(
     }
     pg.close()
     for name, value in env.items():
-        project._monkeypatch.setenv(name, value)
+        monkeypatch.setenv(name, value)
     project.makepyfile(
         test_secret="""
         import pytest
@@ -225,7 +229,7 @@ def test_passwords_stay_out_of_every_output(
             kept.remove(db)
     kept.close()
 
-    project._monkeypatch.setenv("TEST_POSTGRES_PASSWORD", password[::-1])
+    monkeypatch.setenv("TEST_POSTGRES_PASSWORD", password[::-1])
     wrong = run()
     wrong.assert_outcomes(errors=2)
     out = wrong.stdout.str() + wrong.stderr.str()

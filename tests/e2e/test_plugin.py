@@ -196,7 +196,7 @@ def test_keep_failed_keeps_only_the_failed_tests_databases(project: pytest.Pytes
 
 @pytest.mark.parametrize("server", ["closed", "silent"])
 def test_unreachable_external_server_fails_fast_naming_the_variable(
-    project: pytest.Pytester, run, tool_options, server: str
+    project: pytest.Pytester, run, tool_options, server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Nobody listening: refused at once, whatever the connect timeout (the default 5 s here).
     A server that accepts and never answers: only the connect timeout ends the wait, so the
@@ -219,8 +219,8 @@ def test_unreachable_external_server_fails_fast_naming_the_variable(
             sock.listen(8)  # the kernel completes the handshake; nothing ever replies
         else:
             sock.close()
-        project._monkeypatch.setenv("TEST_POSTGRES_HOST", "127.0.0.1")
-        project._monkeypatch.setenv("TEST_POSTGRES_PORT", str(port))
+        monkeypatch.setenv("TEST_POSTGRES_HOST", "127.0.0.1")
+        monkeypatch.setenv("TEST_POSTGRES_PORT", str(port))
         result = run()
     result.assert_outcomes(errors=1)
     cause = "connection timeout expired" if server == "silent" else "*Connection refused"
@@ -234,11 +234,11 @@ def test_unreachable_external_server_fails_fast_naming_the_variable(
 
 @pytest.mark.parametrize("entry_point", ["on", "off", "not installed"])
 def test_loadable_from_a_conftest_as_in_the_original_design(
-    project: pytest.Pytester, run, entry_point: str
+    project: pytest.Pytester, run, entry_point: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     plugins = ["netra_isolation.isolated_test_config"]
     if entry_point == "not installed":  # no entry points at all: pytest-asyncio by hand too
-        project._monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+        monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
         plugins.insert(0, "pytest_asyncio.plugin")
     project.makeconftest(f"pytest_plugins = {plugins!r}")
     project.makepyfile(
@@ -288,7 +288,7 @@ def test_300_character_parametrized_id_gets_a_valid_unique_database(
 
 
 def test_a_server_that_is_down_is_said_once_without_tracebacks(
-    project: pytest.Pytester, run
+    project: pytest.Pytester, run, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The tool's errors are its message, not a traceback through the tool and the driver;
     the same session-wide failure is shown in full once, then named in one line."""
@@ -306,8 +306,8 @@ def test_a_server_that_is_down_is_said_once_without_tracebacks(
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    project._monkeypatch.setenv("TEST_POSTGRES_HOST", "127.0.0.1")
-    project._monkeypatch.setenv("TEST_POSTGRES_PORT", str(port))
+    monkeypatch.setenv("TEST_POSTGRES_HOST", "127.0.0.1")
+    monkeypatch.setenv("TEST_POSTGRES_PORT", str(port))
     result = run()
     result.assert_outcomes(errors=3)
     out = result.stdout.str()

@@ -31,9 +31,9 @@ TABLES = ("users", "orders")
 
 
 @pytest.fixture(autouse=True)
-def _no_database_url(app: pytest.Pytester) -> None:
+def _no_database_url(app: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     """The app's own DATABASE_URL (its developer database) is what the tool must not need."""
-    app._monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
 
 
 def run(app: pytest.Pytester, *args: str) -> pytest.RunResult:
@@ -61,9 +61,13 @@ def test_the_app_runs_on_its_pinned_releases(app: pytest.Pytester) -> None:
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
 @pytest.mark.parametrize("level", ["database", "transaction"])
 def test_the_apps_suite_passes_and_leaves_no_row_anywhere(
-    app: pytest.Pytester, app_templates: PostgreSQLTestIsolator, level: str, workers: list[str]
+    app: pytest.Pytester,
+    app_templates: PostgreSQLTestIsolator,
+    level: str,
+    workers: list[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    app._monkeypatch.setenv("NETRA_ISOLATION_LEVEL", level)
+    monkeypatch.setenv("NETRA_ISOLATION_LEVEL", level)
     result = run(app, *workers)
     result.assert_outcomes(passed=11)
     server = app_templates.server
@@ -90,7 +94,7 @@ def test_the_apps_suite_passes_and_leaves_no_row_anywhere(
 
 
 def test_the_original_conftest_leaks_rows_into_the_shared_database(
-    app: pytest.Pytester, app_templates: PostgreSQLTestIsolator
+    app: pytest.Pytester, app_templates: PostgreSQLTestIsolator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The same suite on the app's original conftest (one shared database, create_all, the
     tests commit): its rows stay behind, and the tests see each other's."""
@@ -100,7 +104,7 @@ def test_the_original_conftest_leaks_rows_into_the_shared_database(
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
         url = server.url(name, driver="psycopg2").render_as_string(hide_password=False)
-        app._monkeypatch.setenv("DATABASE_URL", url)
+        monkeypatch.setenv("DATABASE_URL", url)
         shutil.copy(app.path / "conftest_original.py", app.path / "tests" / "conftest.py")
         result = run(app, "-p", "no:netra_isolation")
         outcomes = result.parseoutcomes()

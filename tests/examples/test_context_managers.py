@@ -9,7 +9,7 @@ async def test_context_manager():
             text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
         )
         assert "messages" in tables.scalars().all()
-        isolator = config._isolators["postgres"]
+        isolator = config.isolator("postgres")
         print(isolator.get_connection_info(config.test_id))
     # the database is dropped here
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from netra_isolation import ClickHouseTestIsolator, Settings, TemplateSpec, UnknownSchemaTypeError
-from netra_isolation.clickhouse_isolation import SEALED_TABLE, quote
+from netra_isolation.backends.clickhouse.isolator import SEALED_TABLE, quote
 from netra_isolation.errors import ServerUnreachableError
 
 ROOT = Path(__file__).resolve().parents[2]

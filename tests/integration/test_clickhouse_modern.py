@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from netra_isolation import ClickHouseTestIsolator, Settings, TemplateRef, TemplateSpec
-from netra_isolation.clickhouse_isolation import OWNER_TABLE, literal, quote
+from netra_isolation.backends.clickhouse.isolator import OWNER_TABLE, literal, quote
 from netra_isolation.naming import Owner
 
 chdb = pytest.importorskip("chdb")
@@ -149,11 +149,11 @@ def test_snapshot_statements_copy_a_changed_database(engine: ChdbExecutor) -> No
     isolator.copy_tables("ni_snap_copy", "ni_snap_src")
     assert engine.execute("SELECT count() FROM ni_snap_src.events WHERE user_id = 777") == [(1,)]
     isolator.drop(db)
-    isolator._drop_name("ni_snap_copy")
+    isolator.drop_database("ni_snap_copy")
 
 
 def test_view_ddl_is_retargeted_only_at_qualifiers() -> None:
-    from netra_isolation.clickhouse_isolation import _retarget
+    from netra_isolation.backends.clickhouse.isolator import _retarget
 
     ddl = "CREATE VIEW tpl.v AS SELECT tpl_x FROM tpl.events JOIN `tpl`.users USING (id)"
     assert _retarget(ddl, "tpl", "new") == (

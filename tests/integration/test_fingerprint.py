@@ -16,7 +16,7 @@ import pytest
 from psycopg import sql
 
 from netra_isolation import ClickHouseTestIsolator, PostgreSQLTestIsolator, Settings, TemplateSpec
-from netra_isolation.servers.postgres import PostgresServerInfo
+from netra_isolation.backends.postgres.server import PostgresServerInfo
 
 ROOT = Path(__file__).resolve().parents[2]
 SECTION = {PostgreSQLTestIsolator: "postgres", ClickHouseTestIsolator: "clickhouse"}

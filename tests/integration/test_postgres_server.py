@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from netra_isolation.backends.clickhouse.server import EphemeralClickHouse
+from netra_isolation.backends.postgres.server import EphemeralPostgres
 from netra_isolation.cli import main
 from netra_isolation.servers import RAM_DIR, ram_dir
-from netra_isolation.servers.clickhouse import EphemeralClickHouse
-from netra_isolation.servers.postgres import EphemeralPostgres
 
 
 @pytest.fixture

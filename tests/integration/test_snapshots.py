@@ -69,8 +69,8 @@ async def test_postgres_snapshot_restores_rows_sequences_and_schema() -> None:
         ).scalar()
         assert new_id == 4  # the sequence is back where it was at the snapshot
         await session.commit()
-        names = [s.database for s in config.snapshots._snapshots.values()]
-        admin = config._isolators["postgres"].server.connect()
+        names = [config.snapshots.get(i).database for i in config.snapshots.ids()]
+        admin = config.isolator("postgres").server.connect()
     left = admin.execute("SELECT datname FROM pg_database WHERE datname = ANY(%s)", (names,))
     assert left.fetchall() == []  # snapshots belong to the test and go with it
     admin.close()

@@ -26,16 +26,11 @@ from netra_isolation import (
     with_isolated_clickhouse,
     with_isolated_postgres,
 )
-from netra_isolation.clickhouse_isolation import OWNER_TABLE, SEALED_TABLE, quote
-from netra_isolation.database_state_validator import (
-    DISABLED,
-    MIN_FREE_SLOTS,
-    CheckResult,
-    DatabaseStateValidator,
-    db_state_validator,
-)
-from netra_isolation.servers.clickhouse import EphemeralClickHouse
-from netra_isolation.servers.postgres import EphemeralPostgres
+from netra_isolation.backends.clickhouse.isolator import OWNER_TABLE, SEALED_TABLE, quote
+from netra_isolation.backends.clickhouse.server import EphemeralClickHouse
+from netra_isolation.backends.postgres.server import EphemeralPostgres
+from netra_isolation.checks import DISABLED, MIN_FREE_SLOTS, CheckResult
+from netra_isolation.database_state_validator import DatabaseStateValidator, db_state_validator
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -270,7 +265,7 @@ async def test_another_tests_connection_fails_the_isolation_check() -> None:
     from sqlalchemy.pool import NullPool
 
     async with with_isolated_postgres("test_watched", "user_management") as (session, config):
-        isolator = config._isolators["postgres"]
+        isolator = config.isolator("postgres")
         own = make_url(isolator.database_url(config.test_id, "psycopg"))
         other = own.update_query_dict({"application_name": isolator.application_name("test_b")})
         engines = [create_engine(url, poolclass=NullPool) for url in (own, other)]
@@ -349,7 +344,7 @@ async def test_a_database_out_of_reach_fails_connectivity_and_skips_the_rest() -
         assert failing(before) == set()
         pg_name, ch_name = (config.databases[b].name for b in ("postgres", "clickhouse"))
         await session.close()  # gives back its connection
-        with config._isolators["postgres"].server.connect() as admin:
+        with config.isolator("postgres").server.connect() as admin:
             admin.execute(f'ALTER DATABASE "{pg_name}" WITH ALLOW_CONNECTIONS false')
         await client.execute(f"DROP DATABASE {ch_name}")
         results = await config.validate_database_state()
@@ -633,9 +628,9 @@ async def test_a_template_no_longer_sealed_fails_the_sealed_template_check(
         throwaway_templates(PostgreSQLTestIsolator, settings, templates["postgres"])
         throwaway_templates(ClickHouseTestIsolator, settings, templates["clickhouse"])
         before = await config.validate_database_state()
-        with config._isolators["postgres"].server.connect() as admin:
+        with config.isolator("postgres").server.connect() as admin:
             admin.execute(f'ALTER DATABASE "{templates["postgres"]}" WITH ALLOW_CONNECTIONS true')
-        config._isolators["clickhouse"].executor.execute(
+        config.isolator("clickhouse").executor.execute(
             f"DROP TABLE {quote(templates['clickhouse'])}.{quote(SEALED_TABLE)}"
         )
         results = await config.validate_database_state()
@@ -657,7 +652,7 @@ async def test_rows_committed_by_another_connection_fail_no_foreign_rows() -> No
         "test_foreign_rows", "thread_messages", "minimal", level="transaction"
     ) as (session, config):
         before = await config.validate_database_state()
-        isolator, name = config._isolators["postgres"], config.databases["postgres"].name
+        isolator, name = config.isolator("postgres"), config.databases["postgres"].name
         count = text("SELECT count(*) FROM thread_participants")
         with isolator.connect_to(name) as other:  # autocommit, as another test's
             committed = other.execute(count).scalar()

@@ -25,7 +25,7 @@ class Thing(Base):
 
 
 def test_the_in_greenlet_fallback_says_what_sqlalchemys_own_does() -> None:
-    fallback = sqlalchemy_greenlet._fallback()
+    fallback = sqlalchemy_greenlet.fallback()
     assert fallback() is False
     assert sqlalchemy_greenlet.in_greenlet() is False
 
@@ -51,12 +51,12 @@ def test_a_factory_follows_the_running_session_on_either_factory_boy() -> None:
 
     sessions = [Session(engine) for engine in engines]
     running = [sessions[0]]
-    factory_boy_session.point_at(ThingFactory._meta, lambda: running[0])
+    factory_boy_session.point_at(ThingFactory, lambda: running[0])
     ThingFactory.create_batch(2)
     running[0] = sessions[1]
     ThingFactory()
-    factory_boy_session.forget(ThingFactory._meta)
-    ThingFactory()  # still follows the getter after forget(): nothing kept on _meta
+    factory_boy_session.forget(ThingFactory)
+    ThingFactory()  # still follows the getter after forget(): nothing kept on the factory
     counts = [s.scalar(select(func.count()).select_from(Thing)) for s in sessions]
     assert counts == [2, 2]
     for s in sessions:

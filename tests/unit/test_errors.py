@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
+from netra_isolation.backends.postgres.server import find_bindir
 from netra_isolation.errors import BinariesNotFoundError, UnknownChoiceError
 from netra_isolation.seed_data_manager import ScenarioRegistry
-from netra_isolation.servers.postgres import find_bindir
 
 
 def test_missing_postgres_binaries_list_the_paths_and_the_install(tmp_path: Path) -> None:
@@ -31,7 +31,7 @@ def test_unknown_scenario_lists_the_known_ones() -> None:
 
 
 def test_a_modern_single_clickhouse_binary_is_preferred(tmp_path: Path) -> None:
-    from netra_isolation.servers.clickhouse import find_clickhouse
+    from netra_isolation.backends.clickhouse.server import find_clickhouse
 
     debian, modern = tmp_path / "sbin", tmp_path / "bin"
     for directory, tool in ((debian, "clickhouse-server"), (modern, "clickhouse")):
@@ -43,7 +43,7 @@ def test_a_modern_single_clickhouse_binary_is_preferred(tmp_path: Path) -> None:
 
 
 def test_missing_clickhouse_says_how_to_install(tmp_path: Path) -> None:
-    from netra_isolation.servers.clickhouse import find_clickhouse
+    from netra_isolation.backends.clickhouse.server import find_clickhouse
 
     with pytest.raises(BinariesNotFoundError) as info:
         find_clickhouse([str(tmp_path)])

@@ -54,6 +54,25 @@ def test_importing_the_package_loads_nothing_heavy() -> None:
     assert heavy(loaded_after("import netra_isolation")) == []
 
 
+PYTEST = ("pytest", "_pytest", "pytest_asyncio")
+CLICKHOUSE = ("clickhouse_sqlalchemy", "clickhouse_driver", "asynch", "chdb")
+
+
+def test_the_library_without_pytest_imports_no_pytest_and_no_clickhouse() -> None:
+    """The handle, the context managers and the PostgreSQL isolator are a library: using them
+    from a script loads neither pytest nor pytest-asyncio, nor anything of ClickHouse."""
+    modules = loaded_after(
+        "import netra_isolation\n"
+        "from netra_isolation import IsolatedTestConfig, PostgreSQLTestIsolator, Settings\n"
+        "from netra_isolation import with_isolated_postgres, with_isolated_clickhouse\n"
+        "from netra_isolation import with_database_snapshots, TestDatabaseManager\n"
+        "from netra_isolation.postgres_isolation import PostgreSQLTestIsolator\n"
+        "IsolatedTestConfig('script', manager=TestDatabaseManager(Settings.load()))"
+    )
+    assert "netra_isolation.handle" in modules and "netra_isolation.contexts" in modules
+    assert [m for m in modules if m.split(".")[0] in PYTEST + CLICKHOUSE] == []
+
+
 def test_a_run_whose_tests_use_no_database_loads_nothing_heavy(tmp_path: Path) -> None:
     """The whole plugin at work (options, configure, report header, the test's hooks) in a
     project without ClickHouse, with one test that asks for no database."""
@@ -86,7 +105,7 @@ def test_every_exported_name_still_imports() -> None:
         assert getattr(netra_isolation, name) is not None, name
     from netra_isolation import IsolatedTestConfig, Settings, TestDatabaseManager, acreate
 
-    assert IsolatedTestConfig.__module__ == "netra_isolation.isolated_test_config"
+    assert IsolatedTestConfig.__module__ == "netra_isolation.handle"
     assert Settings.__module__ == "netra_isolation.settings"
     assert TestDatabaseManager.__module__ == "netra_isolation.test_database_manager"
     assert acreate.__module__ == "netra_isolation.binding"

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from netra_isolation.database_snapshots import _diff_rows
+from netra_isolation.database_snapshots import diff_rows
 
 
 def test_a_unique_key_turns_an_update_into_a_change() -> None:
     before = [{"id": 1, "v": "a"}, {"id": 2, "v": "b"}]
     after = [{"id": 1, "v": "a"}, {"id": 2, "v": "c"}, {"id": 3, "v": "d"}]
-    diff = _diff_rows("postgres", "t", ["id"], before, after, truncated=False)
+    diff = diff_rows("postgres", "t", ["id"], before, after, truncated=False)
     assert diff.changed == [{"key": {"id": 2}, "changes": {"v": ("b", "c")}}]
     assert diff.added == [{"id": 3, "v": "d"}] and not diff.removed
 
@@ -18,6 +18,6 @@ def test_a_key_that_is_not_unique_compares_whole_rows_and_loses_none() -> None:
     key must not collapse into one."""
     before = [{"name": "cpu", "v": 1.0}, {"name": "cpu", "v": 2.0}]
     after = [{"name": "cpu", "v": 1.0}, {"name": "cpu", "v": 2.0}, {"name": "cpu", "v": 2.0}]
-    diff = _diff_rows("clickhouse", "metrics", ["name"], before, after, truncated=False)
+    diff = diff_rows("clickhouse", "metrics", ["name"], before, after, truncated=False)
     assert diff.key == [] and not diff.changed and not diff.removed
     assert diff.added == [{"name": "cpu", "v": 2.0}]

@@ -97,6 +97,10 @@ class ClickHouseServerInfo:
     source: str = "ephemeral"
 
     @property
+    def where(self) -> str:
+        return f"{self.host} http {self.http_port} native {self.native_port}"
+
+    @property
     def http_url(self) -> str:
         return f"http://{self.host}:{self.http_port}/"
 

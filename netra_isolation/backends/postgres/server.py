@@ -61,6 +61,10 @@ class PostgresServerInfo:
     admin_database: str = "postgres"
     source: str = "ephemeral"
 
+    @property
+    def where(self) -> str:
+        return f"{self.host}:{self.port}"
+
     def url(self, database: str | None = None, driver: str = "psycopg") -> URL:
         return URL.create(
             f"postgresql+{driver}",

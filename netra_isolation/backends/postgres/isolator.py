@@ -1,0 +1,827 @@
+"""PostgreSQLTestIsolator: templates by fingerprint, one `CREATE DATABASE .. TEMPLATE` per test.
+
+The core is synchronous (psycopg, autocommit admin connections, one per thread); the async
+API runs it in a thread, so sync and async tests share one implementation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, suppress
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from sqlalchemy import Connection, create_engine, inspect, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    create_async_engine,
+)
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
+
+from netra_isolation.backends.postgres.server import EphemeralPostgres, PostgresServerInfo
+from netra_isolation.binding import bind_factories
+from netra_isolation.engines import load_engines, postgres_driver
+from netra_isolation.errors import ConfigurationError, SeedError
+from netra_isolation.isolator import (
+    DatabaseRef,
+    TableRows,
+    TemplateRef,
+    TemplateSpec,
+    TestIsolatorBase,
+)
+from netra_isolation.liveness import Lease, owner_alive
+from netra_isolation.metrics import Metrics
+from netra_isolation.naming import Owner, database_name, slug
+from netra_isolation.seed_data_manager import ScenarioRegistry
+from netra_isolation.settings import Settings, drivers_named
+from netra_isolation.templates import TemplateBuilder
+
+MASK = "***"
+
+
+@dataclass(eq=False)
+class _Kept:
+    """A connection kept across tests on one database (`transaction` level): each test's
+    outer transaction and SAVEPOINTs on it, rolled back, then the connection reset."""
+
+    key: tuple[str, str]  # (database, driver)
+    engine: Any = None  # Engine | AsyncEngine
+    connection: Any = None  # Connection | AsyncConnection
+    busy: bool = False
+
+
+def _tag(connection: Connection, application_name: str) -> None:
+    """In the outer transaction: the test's name on the connection until the rollback."""
+    connection.exec_driver_sql(
+        "SELECT set_config('application_name', %(name)s, true)", {"name": application_name}
+    )
+
+
+def _reset(connection: Connection) -> None:
+    """Nothing of a test's session state for the next: `DISCARD ALL` (SET values,
+    search_path, temporary tables, prepared statements, advisory locks, LISTEN, cursors),
+    outside a transaction, on the driver's connection (psycopg forgets its prepared ones)."""
+    raw: Any = connection.connection.dbapi_connection
+    raw.autocommit = True
+    try:
+        cursor = raw.cursor()
+        cursor.execute("DISCARD ALL")
+        cursor.close()
+    finally:
+        raw.autocommit = False
+
+
+def _finish(connection: Connection, outer: Any, session: Session) -> None:
+    """After the test: its outer transaction rolled back (first: the app's sessions joined
+    it with SAVEPOINTs of their own, and one rolled back to an older savepoint has already
+    ended this session's), its session closed, whatever transaction the test began on the
+    connection itself rolled back too, and the connection reset."""
+    try:
+        if outer.is_active:
+            outer.rollback()
+    finally:
+        with suppress(Exception):  # its SAVEPOINT may be gone with a transaction the test ended
+            session.close()
+    if connection.in_transaction():
+        connection.rollback()
+    _reset(connection)
+
+
+def _end_sync(kept: _Kept) -> None:
+    connection, engine, kept.connection, kept.engine = kept.connection, kept.engine, None, None
+    if connection is not None:
+        with suppress(Exception):
+            connection.invalidate()  # no rollback on a connection that may be dead
+    if engine is not None:
+        engine.dispose()
+
+
+async def _end_async(kept: _Kept) -> None:
+    connection, engine, kept.connection, kept.engine = kept.connection, kept.engine, None, None
+    if connection is not None:
+        with suppress(Exception):
+            await connection.invalidate()
+    if engine is not None:
+        await engine.dispose()
+
+
+def _table_rows(conn: Connection, limit: int) -> dict[str, TableRows]:
+    inspector = inspect(conn)
+    tables: dict[str, TableRows] = {}
+    for name in inspector.get_table_names():
+        if name == "alembic_version":
+            continue
+        key = list(inspector.get_pk_constraint(name).get("constrained_columns") or [])
+        order = ", ".join(f'"{k}"' for k in key) or "1"
+        rows = conn.execute(text(f'SELECT * FROM "{name}" ORDER BY {order} LIMIT {limit + 1}'))
+        found = [dict(r._mapping) for r in rows]
+        tables[name] = (key, found[:limit], len(found) > limit)
+    return tables
+
+
+def _async_driver_named(settings: Settings) -> bool:
+    """An async driver asked for (`postgres_driver`, or an async engine of the app's)."""
+    if "async" in drivers_named(settings.postgres_driver):
+        return True
+    return any(isinstance(engine, AsyncEngine) for _, engine in load_engines(settings.engines))
+
+
+class PostgreSQLTestIsolator(TestIsolatorBase):
+    """Usable without pytest: `PostgreSQLTestIsolator()` uses the settings (a throwaway
+    local server unless TEST_POSTGRES_* are set)."""
+
+    backend = "postgres"
+    schema_setting = "schema"
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        server: PostgresServerInfo | None = None,
+        metrics: Metrics | None = None,
+        owner: Owner | None = None,
+        scenarios: ScenarioRegistry | None = None,
+        builder: TemplateBuilder | None = None,
+        label: str = "",
+    ) -> None:
+        super().__init__(
+            settings,
+            metrics=metrics,
+            owner=owner,
+            scenarios=scenarios,
+            builder=builder,
+            label=label,
+        )
+        self._server = server
+        self._local = threading.local()
+        self._connections: list[psycopg.Connection[Any]] = []
+        self._ready: dict[str, list[str]] = {}  # template -> copies made ahead of time
+        self._ready_lock = threading.Lock()
+        self._filling: set[str] = set()
+        self._filler: ThreadPoolExecutor | None = None
+        self._kept: dict[tuple[str, str], _Kept] = {}  # (database, driver) -> its connection
+        self._kept_lock = threading.Lock()
+        self._version: int | None = None
+
+    # -- server and admin connections ----------------------------------------------
+    @property
+    def server(self) -> PostgresServerInfo:
+        server: PostgresServerInfo = self._cached_server()
+        return server
+
+    @property
+    def has_server(self) -> bool:
+        return self._server is not None
+
+    def _resolve_server(self) -> PostgresServerInfo:
+        external = self.settings.postgres
+        with self.step("server_start", "starting PostgreSQL", announce=False):
+            if external is None:
+                server = EphemeralPostgres(self.settings.cache_dir, self.settings.server_data)
+                return server.ensure_running(self.settings.server_start_timeout)
+            info = PostgresServerInfo(
+                external.host,
+                external.port,
+                external.user,
+                external.password,
+                external.database,
+                source=self.settings.source("postgres"),
+            )
+            info.connect(timeout=self.settings.connect_timeout).close()
+            return info
+
+    def _admin(self) -> psycopg.Connection[Any]:
+        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.broken:
+            conn = self.server.connect(timeout=self.settings.connect_timeout)
+            self._local.conn = conn
+            with self._server_lock:
+                self._connections.append(conn)
+        return conn
+
+    def _execute(
+        self,
+        statement: sql.SQL | sql.Composed,
+        params: tuple[Any, ...] = (),
+    ) -> list[Any]:
+        cursor = self._admin().execute(statement, params or None)
+        return cursor.fetchall() if cursor.description else []
+
+    @property
+    def server_version(self) -> int:
+        if self._version is None:
+            self._version = int(self._execute(sql.SQL("SHOW server_version_num"))[0][0])
+        return self._version
+
+    # -- templates ------------------------------------------------------------------
+    def server_identity(self) -> list[str]:
+        return [str(self.server_version // 10000), self.server.user]
+
+    def _is_sealed(self, name: str) -> bool:
+        rows = self._execute(
+            sql.SQL("SELECT datistemplate FROM pg_database WHERE datname = %s"), (name,)
+        )
+        return bool(rows and rows[0][0])
+
+    @contextmanager
+    def _build_lock(self, name: str) -> Iterator[None]:
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        timeout_ms = int(self.settings.template_build_timeout * 1000)
+        with self.server.connect(timeout=self.settings.connect_timeout) as conn:
+            conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(timeout_ms)))
+            try:
+                conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+            except psycopg.errors.LockNotAvailable as exc:
+                raise ConfigurationError(
+                    f"waited {self.settings.template_build_timeout:g}s for another process "
+                    f"to build template {name}; raise template_build_timeout or look for a "
+                    "stuck build (`netra-isolation servers status`)"
+                ) from exc
+            try:
+                yield
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+    def _build(self, spec: TemplateSpec, name: str, fingerprint: str) -> None:
+        building = f"{name}_b"
+        self.drop_database(building)
+        self._execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(building)))
+        try:
+            engine = create_engine(self.server.url(building), poolclass=NullPool)
+            try:
+                with engine.begin() as connection:
+                    with self.metrics.timed("migrate"):
+                        url = self.sqlalchemy_url(building)
+                        self.builder.build(connection, url, spec.schema_type)
+                        self._check_migrated(connection, spec.schema_type, name)
+                    if spec.scenario is not None:
+                        with self.metrics.timed("seed"):
+                            self._seed(spec, connection)
+            finally:
+                engine.dispose()
+            # connections the build's own code left open (its engines' pools) end here
+            self._execute(
+                sql.SQL(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid()"
+                ),
+                (building,),
+            )
+            self._execute(
+                sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                    sql.Identifier(building), sql.Identifier(name)
+                )
+            )
+            self._comment(name, self.template_owner(spec, fingerprint))
+            # Sealing is the last step: a template that is not sealed is never cloned.
+            self._execute(
+                sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false").format(
+                    sql.Identifier(name)
+                )
+            )
+        except BaseException:
+            self.drop_database(building)
+            self.drop_database(name)
+            raise
+
+    def start_lease(self) -> None:
+        self._lease = Lease(
+            lambda: self.server.connect(timeout=self.settings.connect_timeout), self.owner
+        )
+
+    def owner_alive(self, owner: Owner) -> bool | None:
+        return owner_alive(lambda query, params: self._execute(sql.SQL(query), params), owner)
+
+    def sqlalchemy_url(self, database: str | None = None) -> str:
+        return self.server.url(database).render_as_string(hide_password=False)
+
+    def _check_migrated(self, connection: Any, schema_type: str, database: str) -> None:
+        """The version table on the template itself is where Alembic was asked to go; else
+        env.py migrated some other database, and the build stops before sealing."""
+        if self.builder.expected_heads(schema_type) is None:
+            return  # not built by Alembic: no version table to check
+        tables = connection.exec_driver_sql(
+            "SELECT table_schema, table_name FROM information_schema.columns "
+            "WHERE column_name = 'version_num'"
+        ).all()
+        quote = connection.dialect.identifier_preparer.quote_identifier
+        found = {
+            version
+            for schema, table in tables
+            for version in connection.exec_driver_sql(
+                f"SELECT version_num FROM {quote(schema)}.{quote(table)}"
+            ).scalars()
+        }
+        self.builder.check_heads(schema_type, found, database)
+
+    def _seed(self, spec: TemplateSpec, connection: Any) -> None:
+        scenario_name = spec.scenario
+        assert scenario_name is not None
+        bind_factories(self.settings.factories)  # the app's factories its scenarios use
+        with Session(bind=connection) as session:
+            try:
+                self.scenarios.seed_postgres(scenario_name, session, spec.scale)
+            except SeedError:
+                raise
+            except Exception as exc:
+                raise SeedError(
+                    f"scenario {scenario_name!r} failed while seeding PostgreSQL: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+
+    # -- databases --------------------------------------------------------------------
+    def _comment(self, name: str, owner: Owner) -> None:
+        self._execute(
+            sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+                sql.Identifier(name), sql.Literal(owner.tag())
+            )
+        )
+
+    def _copy_database(self, source: str, name: str, owner: Owner) -> None:
+        """`CREATE DATABASE name TEMPLATE source`; a source that is not a sealed template has
+        its connections ended first (PostgreSQL copies only an idle database)."""
+        strategy = sql.SQL(" STRATEGY FILE_COPY" if self.server_version >= 150000 else "")
+        statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}{}").format(
+            sql.Identifier(name), sql.Identifier(source), strategy
+        )
+        for attempt in range(5):
+            try:
+                self._execute(statement)
+                break
+            except psycopg.errors.ObjectInUse:
+                if attempt == 4:
+                    raise
+                self._disconnect(source)
+        self._comment(name, owner)
+
+    def _disconnect(self, name: str) -> None:
+        self._execute(
+            sql.SQL(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()"
+            ),
+            (name,),
+        )
+
+    def clone(self, template: TemplateRef, name: str, owner: Owner) -> DatabaseRef:
+        """The test's database: a copy made ahead of time in the background and renamed
+        (milliseconds), or, when none is ready, a copy made now."""
+        with self.metrics.timed("clone"):
+            ready = self._take_ready(template)
+            if ready is None:
+                self._copy_database(template.name, name, owner)
+            else:
+                self._execute(
+                    sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                        sql.Identifier(ready), sql.Identifier(name)
+                    )
+                )
+                self._comment(name, owner)
+        self._refill(template)
+        self.metrics.count("databases_created")
+        return DatabaseRef(self.backend, name, slug(owner.test or name), owner, template)
+
+    # -- copies made ahead of time ----------------------------------------------------------
+    def _take_ready(self, template: TemplateRef) -> str | None:
+        with self._ready_lock:
+            queue = self._ready.get(template.name)
+            return queue.pop(0) if queue else None
+
+    def _refill(self, template: TemplateRef) -> None:
+        if self.settings.prefetch < 1:
+            return
+        with self._ready_lock:
+            if template.name in self._filling:
+                return
+            self._filling.add(template.name)
+            if self._filler is None:
+                self._filler = ThreadPoolExecutor(1, thread_name_prefix="netra-prefetch")
+            self._filler.submit(self._fill, template)
+
+    def _fill(self, template: TemplateRef) -> None:
+        try:
+            while len(self._ready.get(template.name, [])) < self.settings.prefetch:
+                name = f"{self.settings.prefix}_rdy_{self.owner.run[:8]}_{self.owner.pid}"
+                name += f"_{template.fingerprint[:8]}_{next(self._counter)}"
+                self._copy_database(template.name, name, self.owner.for_test("ready:"))
+                with self._ready_lock:
+                    self._ready.setdefault(template.name, []).append(name)
+        finally:
+            with self._ready_lock:
+                self._filling.discard(template.name)
+
+    def cleanup_all_sync(self) -> None:
+        """Drop every database this isolator made, the copies made ahead included."""
+        super().cleanup_all_sync()
+        if self.has_server:
+            self.drain()
+
+    def drain(self) -> None:
+        """Stop making copies ahead and drop the unused ones."""
+        with self._ready_lock:
+            filler, self._filler = self._filler, None
+        if filler is not None:
+            filler.shutdown(wait=True)
+        with self._ready_lock:
+            names = [n for queue in self._ready.values() for n in queue]
+            self._ready.clear()
+        for name in names:
+            self.drop_database(name)
+
+    def snapshot(self, db: DatabaseRef, name: str) -> DatabaseRef:
+        """A copy of `db` as it is now (its open connections are ended)."""
+        with self.metrics.timed("snapshot"):
+            self._disconnect(db.name)
+            self._copy_database(db.name, name, db.owner)
+        return DatabaseRef(self.backend, name, db.test_id, db.owner, db.template)
+
+    def restore(self, source: str, db: DatabaseRef) -> None:
+        """Make `db` (same name) a copy of `source`: a snapshot, or its template."""
+        with self.metrics.timed("restore"):
+            self.drop_database(db.name)
+            self._copy_database(source, db.name, db.owner)
+
+    def drop_database(self, name: str) -> None:
+        if self.server_version >= 130000:
+            self._execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+            return
+        self._execute(
+            sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(sql.Identifier(name))
+        )
+        self._execute(
+            sql.SQL("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s"),
+            (name,),
+        )
+        self._execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+
+    def remove(self, db: DatabaseRef) -> None:
+        self.drop_database(db.name)
+
+    def keep(self, db: DatabaseRef) -> None:
+        self._comment(db.name, db.owner.keeping())
+
+    def drop(self, db: DatabaseRef) -> None:
+        """Block new connections, end the old ones, drop."""
+        self._end_kept(db.name)
+        with self.metrics.timed("drop"):
+            self.drop_database(db.name)
+        self.metrics.count("databases_dropped")
+
+    def template_owners(self) -> dict[str, Owner | None]:
+        rows = self._execute(
+            sql.SQL(
+                "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+                "WHERE datname LIKE %s"
+            ),
+            (f"{self.settings.prefix}\\_tpl\\_%",),
+        )
+        return {str(name): Owner.parse(comment) for name, comment in rows}
+
+    def drop_template(self, name: str) -> None:
+        self._execute(
+            sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(sql.Identifier(name))
+        )
+        self.drop_database(name)
+
+    def owned(self, run: str | None = None) -> list[DatabaseRef]:
+        rows = self._execute(
+            sql.SQL(
+                "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+                "WHERE NOT datistemplate AND datname LIKE %s ORDER BY datname"
+            ),
+            (f"{self.settings.prefix}\\_%",),
+        )
+        refs = []
+        for name, comment in rows:
+            owner = Owner.parse(comment)
+            if owner is not None and (run is None or owner.run == run):
+                refs.append(DatabaseRef(self.backend, name, slug(owner.test or name), owner))
+        return refs
+
+    def connection_info(self, db: DatabaseRef) -> dict[str, Any]:
+        server = self.server
+        return {
+            "backend": self.backend,
+            "host": server.host,
+            "port": server.port,
+            "user": server.user,
+            "password": MASK,
+            "database": db.name,
+            "url": server.url(db.name).render_as_string(hide_password=True),
+            "template": db.template.name if db.template else None,
+        }
+
+    @contextmanager
+    def connect_to(self, name: str) -> Iterator[Any]:
+        """A sync SQLAlchemy connection to the database `name` (autocommit), for inspection."""
+        engine = create_engine(
+            self.server.url(name), poolclass=NullPool, isolation_level="AUTOCOMMIT"
+        )
+        try:
+            with engine.connect() as connection:
+                yield connection
+        finally:
+            engine.dispose()
+
+    @contextmanager
+    def template_copy(self, template: TemplateRef) -> Iterator[str]:
+        """A throwaway copy of a sealed template (which itself refuses connections)."""
+        # not under `<prefix>_tpl_`: gc must never take a copy in use for a template
+        unique = (str(next(self._counter)), str(self.owner.pid))
+        name = database_name(self.settings.prefix, f"inspect_{template.name}", *unique)
+        self._copy_database(template.name, name, self.owner.for_test(f"inspect:{template.name}"))
+        try:
+            yield name
+        finally:
+            self.drop_database(name)
+
+    def readable_state(self, template: TemplateRef) -> AbstractContextManager[str]:
+        return self.template_copy(template)
+
+    def table_rows(
+        self, database: str, limit: int, connection: Connection | None = None
+    ) -> dict[str, TableRows]:
+        if connection is None:
+            with self.connect_to(database) as fresh:
+                return _table_rows(fresh, limit)
+        savepoint = connection.begin_nested()  # the test's transaction stays as it was
+        try:
+            return _table_rows(connection, limit)
+        finally:
+            savepoint.rollback()
+
+    def column_values(self, database: str, table: str, column: str) -> set[Any] | None:
+        with self.connect_to(database) as conn:
+            if not inspect(conn).has_table(table):
+                return None
+            quote = conn.dialect.identifier_preparer.quote
+            return set(conn.execute(text(f"SELECT {quote(column)} FROM {quote(table)}")).scalars())
+
+    @contextmanager
+    def check_handle(self, db: DatabaseRef, own: Connection | None = None) -> Iterator[Any]:
+        if own is not None:
+            yield own
+            return
+        with self.connect_to(db.name) as connection:
+            yield connection
+
+    def template_is_sealed(self, template: TemplateRef) -> bool:
+        rows = self._execute(
+            sql.SQL(
+                "SELECT datistemplate AND NOT datallowconn FROM pg_database WHERE datname = %s"
+            ),
+            (template.name,),
+        )
+        return bool(rows and rows[0][0])
+
+    def database_size(self, name: str) -> int:
+        rows = self._execute(sql.SQL("SELECT pg_database_size(%s)"), (name,))
+        return int(rows[0][0]) if rows else 0
+
+    def owner_of(self, name: str) -> Owner | None:
+        rows = self._execute(
+            sql.SQL(
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s"
+            ),
+            (name,),
+        )
+        return Owner.parse(rows[0][0]) if rows else None
+
+    def application_name(self, test_id: str) -> str:
+        """The tag of this test's connections in pg_stat_activity, so a check can tell another
+        test's connection to this test's database."""
+        # PostgreSQL keeps 63 bytes of it
+        return f"netra:{self.owner.run}:{test_id}".encode()[:63].decode(errors="ignore")
+
+    def database_url(self, test_id: str, driver: str = "asyncpg") -> str:
+        """The test's database URL; a libpq (psycopg) URL carries the test's tag (asyncpg takes
+        it through `connect_args`, see `session`)."""
+        url = self.server.url(self.database(test_id).name, driver)
+        if driver in ("psycopg", "psycopg2"):
+            url = url.update_query_dict({"application_name": self.application_name(test_id)})
+        return url.render_as_string(hide_password=False)
+
+    # -- the test's session ------------------------------------------------------------------
+    def _url_for(self, test_id: str, driver: str) -> str:
+        if driver == "asyncpg":
+            return self.database_url(test_id, driver)
+        url = self.server.url(self.database(test_id).name, driver)
+        return str(url.render_as_string(hide_password=False))
+
+    def _keep(self, test_id: str, driver: str) -> _Kept | None:
+        """The connection kept for the test's database and `driver`, not in use by another
+        session (None: a second session of the same test, which gets a connection of its
+        own). Ended when the database is dropped or the isolator closed."""
+        key = (self.database(test_id).name, driver)
+        with self._kept_lock:
+            kept = self._kept.get(key)
+            if kept is None:
+                kept = self._kept[key] = _Kept(key)
+            if kept.busy:
+                return None
+            kept.busy = True
+            return kept
+
+    def _release(self, kept: _Kept) -> None:
+        with self._kept_lock:
+            kept.busy = False
+
+    def _begin_sync(self, kept: _Kept, test_id: str, driver: str) -> Any:
+        """The outer transaction on the kept connection; its first statement tags the
+        connection with the test (until the rollback) and proves it alive: a connection
+        that died since the last test (terminated, server restarted) is replaced."""
+        for attempt in range(2):
+            if kept.connection is None or kept.connection.closed or kept.connection.invalidated:
+                _end_sync(kept)
+                kept.engine = create_engine(self._url_for(test_id, driver), poolclass=NullPool)
+                kept.connection = kept.engine.connect()
+                self.metrics.count("postgres_connections_opened")
+            outer = kept.connection.begin()
+            try:
+                _tag(kept.connection, self.application_name(test_id))
+                return outer
+            except DBAPIError:
+                _end_sync(kept)
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _begin_async(self, kept: _Kept, test_id: str) -> Any:
+        for attempt in range(2):
+            connection = kept.connection
+            if connection is None or connection.closed or connection.invalidated:
+                await _end_async(kept)
+                kept.engine = create_async_engine(
+                    self._url_for(test_id, "psycopg_async"), poolclass=NullPool
+                )
+                kept.connection = await kept.engine.connect()
+                self.metrics.count("postgres_connections_opened")
+            outer = await kept.connection.begin()
+            try:
+                await kept.connection.run_sync(_tag, self.application_name(test_id))
+                return outer
+            except DBAPIError:
+                await _end_async(kept)
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    @asynccontextmanager
+    async def session(self, test_id: str, *, rollback: bool = False) -> AsyncIterator[AsyncSession]:
+        """An AsyncSession on the test's database; with `rollback`, inside an outer transaction
+        joined by SAVEPOINTs, so `commit()` in the code under test is still rolled back.
+
+        With `rollback` the connection is kept for the next test on the same database (the
+        worker's, at `transaction` level), reset after each test (`DISCARD ALL`): the psycopg
+        driver's async connection, which any event loop can use (an asyncpg connection
+        belongs to the loop it was made on, and pytest-asyncio makes one per test). An
+        async driver named by `postgres_driver` or the app's engine (asyncpg) gets a
+        connection of its own per test instead."""
+        if rollback and not _async_driver_named(self.settings):
+            kept = self._keep(test_id, "psycopg_async")
+            if kept is not None:
+                try:
+                    async with self._kept_session(kept, test_id) as session:
+                        yield session
+                finally:
+                    self._release(kept)
+                return
+        engine = create_async_engine(
+            self.database_url(test_id, "asyncpg"),
+            poolclass=NullPool,
+            connect_args={"server_settings": {"application_name": self.application_name(test_id)}},
+        )
+        try:
+            if not rollback:
+                async with AsyncSession(engine, expire_on_commit=False) as session:
+                    yield session
+                return
+            async with engine.connect() as connection:
+                outer = await connection.begin()
+                session = AsyncSession(
+                    bind=connection,
+                    join_transaction_mode="create_savepoint",
+                    expire_on_commit=False,
+                )
+                try:
+                    yield session
+                finally:
+                    # the outer transaction first: the app's sessions joined this connection
+                    # with SAVEPOINTs of their own, and one rolled back to an older savepoint
+                    # has already ended this session's
+                    await outer.rollback()
+                    await session.close()
+        finally:
+            await engine.dispose()
+
+    @asynccontextmanager
+    async def _kept_session(self, kept: _Kept, test_id: str) -> AsyncIterator[AsyncSession]:
+        outer = await self._begin_async(kept, test_id)
+        session = AsyncSession(
+            bind=kept.connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+        )
+        try:
+            yield session
+        finally:
+            try:
+                await kept.connection.run_sync(
+                    _finish, outer.sync_transaction, session.sync_session
+                )
+            except Exception:  # broken (say, terminated by the test): the next test's is new
+                await _end_async(kept)
+
+    @contextmanager
+    def session_sync(self, test_id: str, *, rollback: bool = False) -> Iterator[Session]:
+        """The synchronous twin of `session()`, with the app's driver (`postgres_driver`:
+        psycopg unless it or the app's engine says otherwise). With `rollback`, on the
+        connection kept for the test's database, reset after each test."""
+        driver = postgres_driver(self.settings, "sync")
+        kept = self._keep(test_id, driver) if rollback else None
+        if kept is not None:
+            try:
+                with self._kept_session_sync(kept, test_id, driver) as session:
+                    yield session
+            finally:
+                self._release(kept)
+            return
+        engine = create_engine(self.database_url(test_id, driver), poolclass=NullPool)
+        try:
+            if not rollback:
+                with Session(engine, expire_on_commit=False) as session:
+                    yield session
+                return
+            with engine.connect() as connection:
+                outer = connection.begin()
+                session = Session(
+                    bind=connection,
+                    join_transaction_mode="create_savepoint",
+                    expire_on_commit=False,
+                )
+                try:
+                    yield session
+                finally:
+                    outer.rollback()  # first: see session()
+                    session.close()
+        finally:
+            engine.dispose()
+
+    @contextmanager
+    def _kept_session_sync(self, kept: _Kept, test_id: str, driver: str) -> Iterator[Session]:
+        outer = self._begin_sync(kept, test_id, driver)
+        session = Session(
+            bind=kept.connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+        )
+        try:
+            yield session
+        finally:
+            try:
+                _finish(kept.connection, outer, session)
+            except Exception:  # broken (say, terminated by the test): the next test's is new
+                _end_sync(kept)
+
+    def _end_kept(self, database: str | None = None) -> None:
+        """Close the kept connections (of `database`, else all), from any thread: an async
+        one on a loop of its own (psycopg's async connection is not tied to a loop)."""
+        with self._kept_lock:
+            ending = [k for k in self._kept.values() if database in (None, k.key[0])]
+            for kept in ending:
+                del self._kept[kept.key]
+        for kept in ending:
+            if isinstance(kept.connection, AsyncConnection):
+                thread = threading.Thread(target=asyncio.run, args=(_end_async(kept),))
+                thread.start()
+                thread.join()
+            else:
+                _end_sync(kept)
+
+    def rollback_test_context(self, test_id: str) -> Any:
+        """`async with isolator.rollback_test_context(test_id) as session:` everything the
+        block does, commits included, is rolled back when it ends."""
+        return self.session(test_id, rollback=True)
+
+    def rollback_test_context_sync(self, test_id: str) -> Any:
+        return self.session_sync(test_id, rollback=True)
+
+    def close(self) -> None:
+        """Drop the unused copies, close the admin connections of every thread."""
+        self._end_kept()
+        if self.has_server:
+            self.drain()
+        with self._server_lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
+        if (lease := getattr(self, "_lease", None)) is not None:
+            lease.release()  # last: what this process made is gone, or is others' to collect
