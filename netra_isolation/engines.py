@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import importlib.util
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import greenlet_spawn
 
 from netra_isolation.errors import ConfigurationError
 from netra_isolation.settings import (
@@ -36,6 +37,8 @@ from netra_isolation.settings import (
     drivers_named,
     resolve_name,
 )
+
+T = TypeVar("T")
 
 AnyEngine = Engine | AsyncEngine
 
@@ -204,3 +207,18 @@ def postgres_driver(settings: Settings, kind: str) -> str:
             f"(pip install {install.split(' ')[0]}), or set postgres_driver to one that is"
         )
     return driver
+
+
+@asynccontextmanager
+async def in_greenlet(context: AbstractContextManager[T]) -> AsyncIterator[T]:
+    """A sync context manager over an async driver's connection, entered and left in
+    SQLAlchemy's greenlet (as `AsyncSession` runs its sync `Session`), so that sync code
+    written once serves async callers."""
+    value = await greenlet_spawn(context.__enter__)
+    try:
+        yield value
+    except BaseException as exc:
+        if not await greenlet_spawn(context.__exit__, type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        await greenlet_spawn(context.__exit__, None, None, None)

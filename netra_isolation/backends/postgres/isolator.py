@@ -9,15 +9,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql
-from sqlalchemy import Connection, create_engine, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, inspect, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -27,10 +27,11 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
+from sqlalchemy.util import greenlet_spawn
 
 from netra_isolation.backends.postgres.server import EphemeralPostgres, PostgresServerInfo
 from netra_isolation.binding import bind_factories
-from netra_isolation.engines import load_engines, postgres_driver
+from netra_isolation.engines import in_greenlet, load_engines, postgres_driver
 from netra_isolation.errors import ConfigurationError, SeedError
 from netra_isolation.isolator import (
     DatabaseRef,
@@ -47,6 +48,7 @@ from netra_isolation.settings import Settings, drivers_named
 from netra_isolation.templates import TemplateBuilder
 
 MASK = "***"
+S = TypeVar("S")
 
 
 @dataclass(eq=False)
@@ -55,8 +57,9 @@ class _Kept:
     outer transaction and SAVEPOINTs on it, rolled back, then the connection reset."""
 
     key: tuple[str, str]  # (database, driver)
-    engine: Any = None  # Engine | AsyncEngine
-    connection: Any = None  # Connection | AsyncConnection
+    asynchronous: bool = False  # an async driver's: used in a greenlet, as SQLAlchemy does
+    engine: Engine | None = None  # the sync face of an async driver's engine too
+    connection: Connection | None = None
     busy: bool = False
 
 
@@ -81,7 +84,7 @@ def _reset(connection: Connection) -> None:
         raw.autocommit = False
 
 
-def _finish(connection: Connection, outer: Any, session: Session) -> None:
+def _finish(connection: Connection, outer: Any, session: Session, *, reset: bool = True) -> None:
     """After the test: its outer transaction rolled back (first: the app's sessions joined
     it with SAVEPOINTs of their own, and one rolled back to an older savepoint has already
     ended this session's), its session closed, whatever transaction the test began on the
@@ -94,10 +97,12 @@ def _finish(connection: Connection, outer: Any, session: Session) -> None:
             session.close()
     if connection.in_transaction():
         connection.rollback()
-    _reset(connection)
+    if reset:
+        _reset(connection)
 
 
-def _end_sync(kept: _Kept) -> None:
+def _end(kept: _Kept) -> None:
+    """Close the kept connection and its engine (in a greenlet for an async driver)."""
     connection, engine, kept.connection, kept.engine = kept.connection, kept.engine, None, None
     if connection is not None:
         with suppress(Exception):
@@ -106,13 +111,19 @@ def _end_sync(kept: _Kept) -> None:
         engine.dispose()
 
 
-async def _end_async(kept: _Kept) -> None:
-    connection, engine, kept.connection, kept.engine = kept.connection, kept.engine, None, None
-    if connection is not None:
-        with suppress(Exception):
-            await connection.invalidate()
-    if engine is not None:
-        await engine.dispose()
+_JOIN: dict[str, Any] = {"join_transaction_mode": "create_savepoint", "expire_on_commit": False}
+
+
+def _sync_session(connection: Connection) -> tuple[Session, Session]:
+    session = Session(bind=connection, **_JOIN)
+    return session, session
+
+
+def _async_session(connection: Connection) -> tuple[AsyncSession, Session]:
+    """An AsyncSession on the sync face of an async driver's connection."""
+    bind = AsyncConnection(AsyncEngine(connection.engine), connection)
+    session = AsyncSession(bind=bind, **_JOIN)
+    return session, session.sync_session
 
 
 def _table_rows(conn: Connection, limit: int) -> dict[str, TableRows]:
@@ -620,32 +631,37 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
         url = self.server.url(self.database(test_id).name, driver)
         return str(url.render_as_string(hide_password=False))
 
-    def _keep(self, test_id: str, driver: str) -> _Kept | None:
-        """The connection kept for the test's database and `driver`, not in use by another
-        session (None: a second session of the same test, which gets a connection of its
-        own). Ended when the database is dropped or the isolator closed."""
+    def _keep(self, test_id: str, driver: str) -> tuple[_Kept, bool]:
+        """The connection kept for the test's database and `driver`, and whether it is the
+        test's own, ended after it: a second session of the same test, and asyncpg's (a
+        connection of asyncpg belongs to the loop it was made on, and pytest-asyncio makes
+        one per test). Kept ones end when the database is dropped or the isolator closed."""
         key = (self.database(test_id).name, driver)
+        asynchronous = driver in ("asyncpg", "psycopg_async")
+        if driver == "asyncpg":
+            return _Kept(key, asynchronous), True
         with self._kept_lock:
             kept = self._kept.get(key)
             if kept is None:
-                kept = self._kept[key] = _Kept(key)
+                kept = self._kept[key] = _Kept(key, asynchronous)
             if kept.busy:
-                return None
+                return _Kept(key, asynchronous), True
             kept.busy = True
-            return kept
+            return kept, False
 
-    def _release(self, kept: _Kept) -> None:
-        with self._kept_lock:
-            kept.busy = False
-
-    def _begin_sync(self, kept: _Kept, test_id: str, driver: str) -> Any:
+    def _begin(self, kept: _Kept, test_id: str) -> Any:
         """The outer transaction on the kept connection; its first statement tags the
         connection with the test (until the rollback) and proves it alive: a connection
         that died since the last test (terminated, server restarted) is replaced."""
         for attempt in range(2):
             if kept.connection is None or kept.connection.closed or kept.connection.invalidated:
-                _end_sync(kept)
-                kept.engine = create_engine(self._url_for(test_id, driver), poolclass=NullPool)
+                _end(kept)
+                url = self._url_for(test_id, kept.key[1])
+                kept.engine = (
+                    create_async_engine(url, poolclass=NullPool).sync_engine
+                    if kept.asynchronous
+                    else create_engine(url, poolclass=NullPool)
+                )
                 kept.connection = kept.engine.connect()
                 self.metrics.count("postgres_connections_opened")
             outer = kept.connection.begin()
@@ -653,30 +669,37 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
                 _tag(kept.connection, self.application_name(test_id))
                 return outer
             except DBAPIError:
-                _end_sync(kept)
+                _end(kept)
                 if attempt:
                     raise
         raise AssertionError("unreachable")
 
-    async def _begin_async(self, kept: _Kept, test_id: str) -> Any:
-        for attempt in range(2):
-            connection = kept.connection
-            if connection is None or connection.closed or connection.invalidated:
-                await _end_async(kept)
-                kept.engine = create_async_engine(
-                    self._url_for(test_id, "psycopg_async"), poolclass=NullPool
-                )
-                kept.connection = await kept.engine.connect()
-                self.metrics.count("postgres_connections_opened")
-            outer = await kept.connection.begin()
+    @contextmanager
+    def _rollback_session(
+        self, test_id: str, driver: str, make: Callable[[Connection], tuple[S, Session]]
+    ) -> Iterator[S]:
+        """The test's session (`make` gives it and its sync core) inside an outer
+        transaction, joined by SAVEPOINTs, on the connection kept for the database: rolled
+        back after the test, the connection reset for the next one. The one implementation
+        of both sessions: an async driver's runs it in a greenlet (`in_greenlet`)."""
+        kept, own = self._keep(test_id, driver)
+        try:
+            outer = self._begin(kept, test_id)
+            assert kept.connection is not None
+            session, core = make(kept.connection)
             try:
-                await kept.connection.run_sync(_tag, self.application_name(test_id))
-                return outer
-            except DBAPIError:
-                await _end_async(kept)
-                if attempt:
-                    raise
-        raise AssertionError("unreachable")
+                yield session
+            finally:
+                try:
+                    _finish(kept.connection, outer, core, reset=not own)
+                except Exception:  # broken (say, terminated by the test): the next is new
+                    _end(kept)
+        finally:
+            if own:
+                _end(kept)
+            else:
+                with self._kept_lock:
+                    kept.busy = False
 
     @asynccontextmanager
     async def session(self, test_id: str, *, rollback: bool = False) -> AsyncIterator[AsyncSession]:
@@ -685,111 +708,39 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
 
         With `rollback` the connection is kept for the next test on the same database (the
         worker's, at `transaction` level), reset after each test (`DISCARD ALL`): the psycopg
-        driver's async connection, which any event loop can use (an asyncpg connection
-        belongs to the loop it was made on, and pytest-asyncio makes one per test). An
-        async driver named by `postgres_driver` or the app's engine (asyncpg) gets a
-        connection of its own per test instead."""
-        if rollback and not _async_driver_named(self.settings):
-            kept = self._keep(test_id, "psycopg_async")
-            if kept is not None:
-                try:
-                    async with self._kept_session(kept, test_id) as session:
-                        yield session
-                finally:
-                    self._release(kept)
-                return
+        driver's async connection, which any event loop can use. An async driver named by
+        `postgres_driver` or the app's engine (asyncpg) gets a connection per test instead."""
+        if rollback:
+            driver = "asyncpg" if _async_driver_named(self.settings) else "psycopg_async"
+            async with in_greenlet(self._rollback_session(test_id, driver, _async_session)) as s:
+                yield s
+            return
         engine = create_async_engine(
             self.database_url(test_id, "asyncpg"),
             poolclass=NullPool,
             connect_args={"server_settings": {"application_name": self.application_name(test_id)}},
         )
         try:
-            if not rollback:
-                async with AsyncSession(engine, expire_on_commit=False) as session:
-                    yield session
-                return
-            async with engine.connect() as connection:
-                outer = await connection.begin()
-                session = AsyncSession(
-                    bind=connection,
-                    join_transaction_mode="create_savepoint",
-                    expire_on_commit=False,
-                )
-                try:
-                    yield session
-                finally:
-                    # the outer transaction first: the app's sessions joined this connection
-                    # with SAVEPOINTs of their own, and one rolled back to an older savepoint
-                    # has already ended this session's
-                    await outer.rollback()
-                    await session.close()
+            async with AsyncSession(engine, expire_on_commit=False) as session:
+                yield session
         finally:
             await engine.dispose()
 
-    @asynccontextmanager
-    async def _kept_session(self, kept: _Kept, test_id: str) -> AsyncIterator[AsyncSession]:
-        outer = await self._begin_async(kept, test_id)
-        session = AsyncSession(
-            bind=kept.connection, join_transaction_mode="create_savepoint", expire_on_commit=False
-        )
-        try:
-            yield session
-        finally:
-            try:
-                await kept.connection.run_sync(
-                    _finish, outer.sync_transaction, session.sync_session
-                )
-            except Exception:  # broken (say, terminated by the test): the next test's is new
-                await _end_async(kept)
-
     @contextmanager
     def session_sync(self, test_id: str, *, rollback: bool = False) -> Iterator[Session]:
-        """The synchronous twin of `session()`, with the app's driver (`postgres_driver`:
-        psycopg unless it or the app's engine says otherwise). With `rollback`, on the
-        connection kept for the test's database, reset after each test."""
+        """`session()` for sync code, with the app's driver (`postgres_driver`: psycopg unless
+        it or the app's engine says otherwise)."""
         driver = postgres_driver(self.settings, "sync")
-        kept = self._keep(test_id, driver) if rollback else None
-        if kept is not None:
-            try:
-                with self._kept_session_sync(kept, test_id, driver) as session:
-                    yield session
-            finally:
-                self._release(kept)
+        if rollback:
+            with self._rollback_session(test_id, driver, _sync_session) as session:
+                yield session
             return
         engine = create_engine(self.database_url(test_id, driver), poolclass=NullPool)
         try:
-            if not rollback:
-                with Session(engine, expire_on_commit=False) as session:
-                    yield session
-                return
-            with engine.connect() as connection:
-                outer = connection.begin()
-                session = Session(
-                    bind=connection,
-                    join_transaction_mode="create_savepoint",
-                    expire_on_commit=False,
-                )
-                try:
-                    yield session
-                finally:
-                    outer.rollback()  # first: see session()
-                    session.close()
+            with Session(engine, expire_on_commit=False) as session:
+                yield session
         finally:
             engine.dispose()
-
-    @contextmanager
-    def _kept_session_sync(self, kept: _Kept, test_id: str, driver: str) -> Iterator[Session]:
-        outer = self._begin_sync(kept, test_id, driver)
-        session = Session(
-            bind=kept.connection, join_transaction_mode="create_savepoint", expire_on_commit=False
-        )
-        try:
-            yield session
-        finally:
-            try:
-                _finish(kept.connection, outer, session)
-            except Exception:  # broken (say, terminated by the test): the next test's is new
-                _end_sync(kept)
 
     def _end_kept(self, database: str | None = None) -> None:
         """Close the kept connections (of `database`, else all), from any thread: an async
@@ -799,12 +750,12 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
             for kept in ending:
                 del self._kept[kept.key]
         for kept in ending:
-            if isinstance(kept.connection, AsyncConnection):
-                thread = threading.Thread(target=asyncio.run, args=(_end_async(kept),))
+            if kept.asynchronous:  # in a greenlet, on a loop of its own
+                thread = threading.Thread(target=asyncio.run, args=(greenlet_spawn(_end, kept),))
                 thread.start()
                 thread.join()
             else:
-                _end_sync(kept)
+                _end(kept)
 
     def rollback_test_context(self, test_id: str) -> Any:
         """`async with isolator.rollback_test_context(test_id) as session:` everything the
