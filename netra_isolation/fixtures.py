@@ -20,7 +20,7 @@ yours to use.
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -174,42 +174,50 @@ def _clickhouse(request: pytest.FixtureRequest, manager: TestDatabaseManager) ->
     return around
 
 
-@pytest_asyncio.fixture
-async def isolated_postgres(
-    request: pytest.FixtureRequest, netra_manager: TestDatabaseManager
-) -> Any:
-    """`(AsyncSession, config)` on a PostgreSQL database of the test's own."""
-    async with _postgres(request, netra_manager) as (session, config):
-        yield session, config
-        await _validate_before_rollback(request, config)
+Around = Callable[[pytest.FixtureRequest, "TestDatabaseManager"], IsolatedDatabase[Any, Any]]
 
 
-@pytest.fixture
-def isolated_postgres_sync(
-    request: pytest.FixtureRequest, netra_manager: TestDatabaseManager
-) -> Any:
-    """`(Session, config)`: the synchronous form of `isolated_postgres`."""
-    with _postgres(request, netra_manager) as pair:
-        yield pair
+def _sync_fixture(around: Around, name: str | None = None, doc: str | None = None) -> Any:
+    """A fixture entering `around(request, netra_manager)` with `with` for the test."""
+
+    def fixture(request: pytest.FixtureRequest, netra_manager: TestDatabaseManager) -> Any:
+        with around(request, netra_manager) as value:
+            yield value
+
+    fixture.__doc__ = doc
+    return pytest.fixture(name=name)(fixture)
 
 
-@pytest_asyncio.fixture
-async def isolated_clickhouse(
-    request: pytest.FixtureRequest, netra_manager: TestDatabaseManager
-) -> Any:
-    """`(client, db_name, config)`: a ClickHouse database of the test's own; `await` the
-    client's `execute`, `insert`, `scalar` and `count`."""
-    async with _clickhouse(request, netra_manager) as triple:
-        yield triple
+def _async_fixture(around: Around, name: str | None = None, doc: str | None = None) -> Any:
+    """A fixture entering `around(request, netra_manager)` with `async with` for the test;
+    at `transaction` level its uncommitted work is validated before the rollback."""
+
+    async def fixture(request: pytest.FixtureRequest, netra_manager: TestDatabaseManager) -> Any:
+        async with around(request, netra_manager) as value:
+            yield value
+            await _validate_before_rollback(request, value[-1])
+
+    fixture.__doc__ = doc
+    return pytest_asyncio.fixture(name=name)(fixture)
 
 
-@pytest.fixture
-def isolated_clickhouse_sync(
-    request: pytest.FixtureRequest, netra_manager: TestDatabaseManager
-) -> Any:
-    """The synchronous form of `isolated_clickhouse`."""
-    with _clickhouse(request, netra_manager) as triple:
-        yield triple
+isolated_postgres = _async_fixture(
+    _postgres,
+    "isolated_postgres",
+    "`(AsyncSession, config)` on a PostgreSQL database of the test's own.",
+)
+isolated_postgres_sync = _sync_fixture(
+    _postgres, "isolated_postgres_sync", "`(Session, config)`: `isolated_postgres`, synchronous."
+)
+isolated_clickhouse = _async_fixture(
+    _clickhouse,
+    "isolated_clickhouse",
+    "`(client, db_name, config)`: a ClickHouse database of the test's own; `await` the "
+    "client's `execute`, `insert`, `scalar` and `count`.",
+)
+isolated_clickhouse_sync = _sync_fixture(
+    _clickhouse, "isolated_clickhouse_sync", "`isolated_clickhouse` with a synchronous client."
+)
 
 
 @pytest.fixture
@@ -296,23 +304,7 @@ def _factory(
         keep = lambda: _keep_if_failed(request, config)  # noqa: E731
         return kind(config, schema, scenario, bind=False, before_cleanup=keep)
 
-    if asynchronous:
-
-        @pytest_asyncio.fixture
-        async def async_database(
-            request: pytest.FixtureRequest, netra_manager: TestDatabaseManager
-        ) -> Any:
-            async with around(request, netra_manager) as value:
-                yield value
-
-        return async_database
-
-    @pytest.fixture
-    def database(request: pytest.FixtureRequest, netra_manager: TestDatabaseManager) -> Any:
-        with around(request, netra_manager) as value:
-            yield value
-
-    return database
+    return (_async_fixture if asynchronous else _sync_fixture)(around)
 
 
 def postgres_fixture(

@@ -13,12 +13,14 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from functools import partialmethod
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from netra_isolation import backends
 from netra_isolation.errors import ConfigurationError
 from netra_isolation.naming import slug
 from netra_isolation.settings import LEVELS
+from netra_isolation.threads import in_thread
 
 T = TypeVar("T")
 
@@ -133,46 +135,37 @@ class IsolatedTestConfig:
         self.databases[backend] = db
         return db
 
-    async def setup(
-        self,
-        backend: str,
-        schema_type: str | None = None,
-        scenario: str | None = None,
-        scale: int = 1,
-    ) -> DatabaseRef:
-        return await asyncio.to_thread(self.setup_sync, backend, schema_type, scenario, scale)
+    setup = in_thread(setup_sync)
 
     # -- PostgreSQL ----------------------------------------------------------------------
-    def setup_postgres_sync(
-        self, schema_type: str | None = None, scenario: str | None = None
-    ) -> DatabaseRef:
-        return self.setup_sync("postgres", schema_type, scenario)
-
-    async def setup_postgres(
-        self, schema_type: str | None = None, scenario: str | None = None
-    ) -> DatabaseRef:
-        return await self.setup("postgres", schema_type, scenario)
+    setup_postgres_sync = partialmethod(setup_sync, "postgres")
+    setup_postgres = partialmethod(setup, "postgres")
 
     @asynccontextmanager
     async def postgres_session(self) -> AsyncIterator[AsyncSession]:
         """The test's AsyncSession (rolled back afterwards at `transaction` level)."""
         rollback = self.level == "transaction"
         async with self.manager.postgres.session(self.test_id, rollback=rollback) as session:
-            self._sessions.append(session)
-            try:
+            with self._tracked(session):
                 yield session
-            finally:
-                self._sessions.remove(session)
 
     @contextmanager
     def postgres_session_sync(self) -> Iterator[Session]:
         rollback = self.level == "transaction"
-        with self.manager.postgres.session_sync(self.test_id, rollback=rollback) as session:
-            self._sessions.append(session)
-            try:
-                yield session
-            finally:
-                self._sessions.remove(session)
+        with (
+            self.manager.postgres.session_sync(self.test_id, rollback=rollback) as session,
+            self._tracked(session),
+        ):
+            yield session
+
+    @contextmanager
+    def _tracked(self, session: AsyncSession | Session) -> Iterator[None]:
+        """The test's open sessions: what validation reads through and snapshots close."""
+        self._sessions.append(session)
+        try:
+            yield
+        finally:
+            self._sessions.remove(session)
 
     @contextmanager
     def bind_test_session(self, session: AsyncSession | Session) -> Iterator[None]:
@@ -365,15 +358,8 @@ class IsolatedTestConfig:
                 session.close()
 
     # -- ClickHouse ----------------------------------------------------------------------
-    def setup_clickhouse_sync(
-        self, table_set: str | None = None, scenario: str | None = None
-    ) -> DatabaseRef:
-        return self.setup_sync("clickhouse", table_set, scenario)
-
-    async def setup_clickhouse(
-        self, table_set: str | None = None, scenario: str | None = None
-    ) -> DatabaseRef:
-        return await self.setup("clickhouse", table_set, scenario)
+    setup_clickhouse_sync = partialmethod(setup_sync, "clickhouse")
+    setup_clickhouse = partialmethod(setup, "clickhouse")
 
     def clickhouse_client_sync(self) -> ClickHouseClient:
         client = self.manager.clickhouse.client(self.test_id)

@@ -6,7 +6,6 @@ design) live here once."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import itertools
 import json
@@ -15,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import MetaData
 
@@ -32,6 +31,7 @@ from netra_isolation.templates import (
     metadata_of,
     no_builder_error,
 )
+from netra_isolation.threads import in_thread
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,17 @@ class DatabaseRef:
 # (at most a limit), and whether there were more.
 TableRows = tuple[list[str], list[dict[str, Any]], bool]
 _UNSET: Any = object()
+MASK = "***"  # what a password shows as, everywhere
+
+
+class IsolatorOptions(TypedDict, total=False):
+    """What every isolator takes besides its settings (and its backend's own server)."""
+
+    metrics: Metrics | None
+    owner: Owner | None
+    scenarios: ScenarioRegistry | None
+    builder: TemplateBuilder | None
+    label: str  # another database of the same tests: in its databases' names
 
 
 class TestIsolatorBase:
@@ -279,6 +290,15 @@ class TestIsolatorBase:
         raise NotImplementedError
 
     def connection_info(self, db: DatabaseRef) -> dict[str, Any]:
+        """Where `db` is: host, port(s), user, database, URL, its template; password masked."""
+        template = db.template.name if db.template else None
+        where = self._where(db)
+        return {"backend": self.backend, **where, "password": MASK, "database": db.name} | {
+            "template": template
+        }
+
+    def _where(self, db: DatabaseRef) -> dict[str, Any]:
+        """The server's address and user, and `db`'s URL with the password masked."""
         raise NotImplementedError
 
     def server_identity(self) -> list[str]:
@@ -471,23 +491,7 @@ class TestIsolatorBase:
         self._databases[test_id] = db
         return db
 
-    async def create_isolated_database(
-        self,
-        test_id: str,
-        schema_type: str | None = None,
-        scenario: str | None = None,
-        *,
-        scale: int = 1,
-        nodeid: str | None = None,
-    ) -> DatabaseRef:
-        return await asyncio.to_thread(
-            self.create_isolated_database_sync,
-            test_id,
-            schema_type,
-            scenario,
-            scale=scale,
-            nodeid=nodeid,
-        )
+    create_isolated_database = in_thread(create_isolated_database_sync)
 
     def database(self, test_id: str) -> DatabaseRef:
         try:
@@ -509,15 +513,13 @@ class TestIsolatorBase:
     def cleanup_test_database_sync(self, test_id: str) -> None:
         self.drop(self.forget(test_id))
 
-    async def cleanup_test_database(self, test_id: str) -> None:
-        await asyncio.to_thread(self.cleanup_test_database_sync, test_id)
+    cleanup_test_database = in_thread(cleanup_test_database_sync)
 
     def cleanup_all_sync(self) -> None:
         for test_id in list(self._databases):
             self.cleanup_test_database_sync(test_id)
 
-    async def cleanup_all(self) -> None:
-        await asyncio.to_thread(self.cleanup_all_sync)
+    cleanup_all = in_thread(cleanup_all_sync)
 
     def get_connection_info(self, test_id: str) -> dict[str, Any]:
         return self.connection_info(self.database(test_id))

@@ -16,7 +16,7 @@ import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, Unpack
 
 from filelock import FileLock
 from sqlalchemy import create_engine
@@ -31,22 +31,20 @@ from netra_isolation.backends.clickhouse.server import (
 )
 from netra_isolation.errors import SeedError
 from netra_isolation.isolator import (
+    MASK,
     DatabaseRef,
+    IsolatorOptions,
     TableRows,
     TemplateRef,
     TemplateSpec,
     TestIsolatorBase,
 )
 from netra_isolation.liveness import ClickHouseLease, clickhouse_owner_alive
-from netra_isolation.metrics import Metrics
 from netra_isolation.naming import Owner, slug
-from netra_isolation.seed_data_manager import ScenarioRegistry
 from netra_isolation.settings import Settings
-from netra_isolation.templates import TemplateBuilder
 
 OWNER_TABLE = "_netra_owner"
 SEALED_TABLE = "_netra_sealed"
-MASK = "***"
 UNPARTITIONED = {"Log", "TinyLog", "StripeLog", "Memory"}
 VIEWS = {"View", "MaterializedView", "LiveView"}
 
@@ -127,21 +125,10 @@ class ClickHouseTestIsolator(TestIsolatorBase):
         *,
         executor: Executor | None = None,
         server: ClickHouseServerInfo | None = None,
-        metrics: Metrics | None = None,
-        owner: Owner | None = None,
-        scenarios: ScenarioRegistry | None = None,
-        builder: TemplateBuilder | None = None,
-        label: str = "",
+        **options: Unpack[IsolatorOptions],
     ) -> None:
         compat.apply()  # ClickHouse's upstream gaps, fixed once ClickHouse is used
-        super().__init__(
-            settings,
-            metrics=metrics,
-            owner=owner,
-            scenarios=scenarios,
-            builder=builder,
-            label=label,
-        )
+        super().__init__(settings, **options)
         self._server = server
         self._executor = executor
         self._lock = threading.Lock()
@@ -467,18 +454,15 @@ class ClickHouseTestIsolator(TestIsolatorBase):
                 refs.append(DatabaseRef(self.backend, str(database), slug(owner.test), owner))
         return refs
 
-    def connection_info(self, db: DatabaseRef) -> dict[str, Any]:
+    def _where(self, db: DatabaseRef) -> dict[str, Any]:
         server = self.server
+        url = f"clickhouse+http://{server.user}:{MASK}@{server.host}:{server.http_port}/{db.name}"
         return {
-            "backend": self.backend,
             "host": server.host,
             "http_port": server.http_port,
             "native_port": server.native_port,
             "user": server.user,
-            "password": MASK,
-            "database": db.name,
-            "url": f"clickhouse+http://{server.user}:{MASK}@{server.host}:{server.http_port}/{db.name}",
-            "template": db.template.name if db.template else None,
+            "url": url,
         }
 
     def client(self, test_id: str) -> ClickHouseClient:

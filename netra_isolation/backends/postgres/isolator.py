@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 import psycopg
 from psycopg import sql
@@ -35,19 +35,16 @@ from netra_isolation.engines import in_greenlet, load_engines, postgres_driver
 from netra_isolation.errors import ConfigurationError, SeedError
 from netra_isolation.isolator import (
     DatabaseRef,
+    IsolatorOptions,
     TableRows,
     TemplateRef,
     TemplateSpec,
     TestIsolatorBase,
 )
 from netra_isolation.liveness import Lease, owner_alive
-from netra_isolation.metrics import Metrics
 from netra_isolation.naming import Owner, database_name, slug
-from netra_isolation.seed_data_manager import ScenarioRegistry
 from netra_isolation.settings import Settings, drivers_named
-from netra_isolation.templates import TemplateBuilder
 
-MASK = "***"
 S = TypeVar("S")
 
 
@@ -159,20 +156,9 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
         settings: Settings | None = None,
         *,
         server: PostgresServerInfo | None = None,
-        metrics: Metrics | None = None,
-        owner: Owner | None = None,
-        scenarios: ScenarioRegistry | None = None,
-        builder: TemplateBuilder | None = None,
-        label: str = "",
+        **options: Unpack[IsolatorOptions],
     ) -> None:
-        super().__init__(
-            settings,
-            metrics=metrics,
-            owner=owner,
-            scenarios=scenarios,
-            builder=builder,
-            label=label,
-        )
+        super().__init__(settings, **options)
         self._server = server
         self._local = threading.local()
         self._connections: list[psycopg.Connection[Any]] = []
@@ -521,18 +507,10 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
                 refs.append(DatabaseRef(self.backend, name, slug(owner.test or name), owner))
         return refs
 
-    def connection_info(self, db: DatabaseRef) -> dict[str, Any]:
+    def _where(self, db: DatabaseRef) -> dict[str, Any]:
         server = self.server
-        return {
-            "backend": self.backend,
-            "host": server.host,
-            "port": server.port,
-            "user": server.user,
-            "password": MASK,
-            "database": db.name,
-            "url": server.url(db.name).render_as_string(hide_password=True),
-            "template": db.template.name if db.template else None,
-        }
+        url = server.url(db.name).render_as_string(hide_password=True)
+        return {"host": server.host, "port": server.port, "user": server.user, "url": url}
 
     @contextmanager
     def connect_to(self, name: str) -> Iterator[Any]:
