@@ -115,3 +115,16 @@ def test_the_readme_demo_runs_the_readme_examples_and_both_commands_bootstrap() 
     assert any(line.endswith("scripts/bootstrap.sh") for line in targets["bootstrap"][1])
     assert os.access(ROOT / "scripts/bootstrap.sh", os.X_OK)
     assert "scripts/bootstrap.sh" in README.read_text().split("## The two commands", 1)[1]
+
+
+def test_every_setting_is_in_the_readmes_configuration_table() -> None:
+    """A setting a user can set (pyproject, environment) is in the table, by its name."""
+    import dataclasses
+
+    from netra_isolation.settings import Settings
+
+    readme = README.read_text()
+    table = readme[readme.index("## Configuration") : readme.index("## The throwaway servers")]
+    internal = {"project_root", "sources", "postgres", "clickhouse"}  # TEST_* rows, not keys
+    names = [f.name for f in dataclasses.fields(Settings) if f.name not in internal]
+    assert [name for name in names if f"`{name}`" not in table] == []
