@@ -242,6 +242,7 @@ class TestIsolatorBase:
             self.validate(spec)
             fingerprint = self.fingerprint(spec)
             name = template_name(self.settings.prefix, spec.labels(), fingerprint)
+            self._use_template(name)  # first: a pruning of it ends before it is looked at
             with self._build_lock(name):
                 sealed = self._is_sealed(name)
                 if not sealed:
@@ -251,7 +252,37 @@ class TestIsolatorBase:
                 self.metrics.count("templates_reused" if sealed else "templates_built")
             ref = TemplateRef(self.backend, name, fingerprint, spec, not sealed)
             self._templates[spec] = ref
-            return ref
+        self.prune_superseded(ref)
+        return ref
+
+    def prune_superseded(self, current: TemplateRef) -> list[str]:
+        """Drop the templates of `current`'s schema type, scenario, scale and builder that
+        were built from other code (migrations, scenario, server), beyond the newest
+        `keep_superseded` of them, and never one a live process uses: RAM and disk stay
+        bounded however often the code changes. Returns the names dropped."""
+        older = []
+        for name, owner in self.template_owners().items():
+            spec, fingerprint, label = _built_from(owner)
+            same = owner is not None and spec == current.spec and label == self.label
+            if same and owner is not None and fingerprint != current.fingerprint:
+                older.append((owner.created, name))
+        dropped = []
+        for _created, name in sorted(older, reverse=True)[self.settings.keep_superseded :]:
+            with self._unused(name) as unused:
+                if unused:
+                    self.drop_template(name)
+                    dropped.append(name)
+        if dropped:
+            self.metrics.count("templates_pruned", len(dropped))
+        return dropped
+
+    def _use_template(self, name: str) -> None:
+        """Record, for as long as this process lives, that it uses the template `name`."""
+        raise NotImplementedError
+
+    def _unused(self, name: str) -> AbstractContextManager[bool]:
+        """Whether no live process uses the template `name`, held for the block."""
+        raise NotImplementedError
 
     def _build_lock(self, name: str) -> AbstractContextManager[object]:
         """Held while the template `name` is looked at and built: one builder per server."""

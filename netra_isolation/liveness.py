@@ -20,6 +20,8 @@ import hashlib
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,14 +34,32 @@ def lock_key(owner: Owner) -> int:
     return int.from_bytes(digest.digest()[:8], "big", signed=True)
 
 
+USE_CLASS = 0x6E69  # "ni": template uses are two-int keys, a key space apart from runs'
+
+
+def use_key(template: str) -> tuple[int, int]:
+    """The advisory-lock key of using the template `template` (two signed 32-bit numbers)."""
+    digest = hashlib.sha256(f"netra-isolation template\0{template}".encode()).digest()
+    return USE_CLASS, int.from_bytes(digest[:4], "big", signed=True)
+
+
 class Lease:
     """This process's proof of life on one PostgreSQL server: a connection of its own holding
-    the run's key (shared) until the process ends or `release()`."""
+    the run's key (shared) until the process ends or `release()`; and the keys of the
+    templates the process uses (shared), so that none is pruned under it."""
 
     def __init__(self, connect: Any, owner: Owner) -> None:
         self._conn = connect()
         self._conn.execute("SELECT pg_advisory_lock_shared(%s)", (lock_key(owner),))
         self._lock = threading.Lock()
+        self._held: set[str] = set()
+
+    def use_template(self, template: str) -> None:
+        """Hold `template`'s use key while this process lives (waits while it is pruned)."""
+        with self._lock:
+            if template not in self._held and not self._conn.closed:
+                self._conn.execute("SELECT pg_advisory_lock_shared(%s, %s)", use_key(template))
+                self._held.add(template)
 
     def release(self) -> None:
         with self._lock:
@@ -55,6 +75,19 @@ def owner_alive(execute: Any, owner: Owner) -> bool:
     if taken:
         execute("SELECT pg_advisory_unlock(%s)", (key,))
     return not taken
+
+
+@contextmanager
+def template_unused(execute: Any, template: str) -> Iterator[bool]:
+    """Whether no live process uses `template`: its use key taken exclusively, held for the
+    block (a process about to use it waits, then finds it gone and builds it anew)."""
+    key = use_key(template)
+    [(taken,)] = execute("SELECT pg_try_advisory_lock(%s, %s)", key)
+    try:
+        yield bool(taken)
+    finally:
+        if taken:
+            execute("SELECT pg_advisory_unlock(%s, %s)", key)
 
 
 def process_alive_here(owner: Owner) -> bool | None:
@@ -73,6 +106,7 @@ def process_alive_here(owner: Owner) -> bool | None:
 # The lease table lives in a database of its own, never one of the prefix.
 LEASE_DATABASE = "netra_isolation_leases"
 LEASE_TABLE = "runs"
+USES_TABLE = "template_uses"
 
 
 class ClickHouseLease:
@@ -89,11 +123,24 @@ class ClickHouseLease:
             f"CREATE TABLE IF NOT EXISTS {LEASE_DATABASE}.{LEASE_TABLE} (key String, "
             "alive UInt8, at DateTime, seq UInt64) ENGINE = MergeTree ORDER BY (key, seq)"
         )
+        run_sql(
+            f"CREATE TABLE IF NOT EXISTS {LEASE_DATABASE}.{USES_TABLE} (template String, "
+            "key String, at DateTime) ENGINE = MergeTree ORDER BY (template, key)"
+        )
+        self._used: set[str] = set()
         self._renew(1)
         self._thread = threading.Thread(
             target=self._keep, args=(lease_seconds / 3,), name="netra-lease", daemon=True
         )
         self._thread.start()
+
+    def use_template(self, template: str) -> None:
+        """Record that this process uses `template`: not pruned while its lease lives."""
+        if template not in self._used:
+            now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+            columns = ["template", "key", "at"]
+            self._insert(f"{LEASE_DATABASE}.{USES_TABLE}", columns, [[template, self._key, now]])
+            self._used.add(template)
 
     def _renew(self, alive: int) -> None:
         now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
@@ -129,3 +176,15 @@ def clickhouse_owner_alive(run_sql: Any, owner: Owner, lease_seconds: float) -> 
     )
     alive, age = int(rows[0][0]), float(rows[0][1])
     return bool(alive) and age <= lease_seconds
+
+
+def clickhouse_template_used(run_sql: Any, template: str, lease_seconds: float) -> bool:
+    """Whether a process whose lease lives has recorded a use of `template`."""
+    quoted = template.replace("\\", "\\\\").replace("'", "\\'")
+    rows = run_sql(
+        f"SELECT count() FROM (SELECT key, argMax(alive, seq) AS last_alive, max(at) AS last_at "
+        f"FROM {LEASE_DATABASE}.{LEASE_TABLE} WHERE key IN (SELECT key FROM "
+        f"{LEASE_DATABASE}.{USES_TABLE} WHERE template = '{quoted}') GROUP BY key) "
+        f"WHERE last_alive = 1 AND now() - last_at <= {float(lease_seconds)}"
+    )
+    return bool(int(rows[0][0]))

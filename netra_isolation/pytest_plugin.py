@@ -281,6 +281,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         f"{counters['databases_dropped']}, kept {counters['databases_kept']}, "
         f"left behind {counters['databases_left_behind']}"
     )
+    if counters["templates_pruned"]:
+        tr.write_line(
+            f"dropped {counters['templates_pruned']} template(s) built from older code "
+            "(keep_superseded)"
+        )
     if counters["orphans_removed"]:
         tr.write_line(
             f"removed {counters['orphans_removed']} database(s) that runs which are over left"

@@ -107,6 +107,9 @@ class Settings:
     # where throwaway servers keep their data: auto (RAM when a tmpfs has room) | ram | disk
     server_data: str = "auto"
     template_build_timeout: float = 600.0
+    # builds of a template's schema type, scenario and scale from older code kept (newest
+    # first) beside the current one; older ones are dropped once no live run uses them
+    keep_superseded: int = 1
     # ClickHouse: a run renews its lease every third of this; unrenewed this long, it is over
     lease_seconds: float = 30.0
     # seconds a step (server start, template build) runs before it says so; 0: at once

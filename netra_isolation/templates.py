@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 SetupFunction = Callable[..., Any]
 
 
+_UNSET: Any = object()
+
+
 class TemplateBuilder:
     """The base: one schema type (`head`), nothing to check after building."""
 
@@ -81,14 +84,19 @@ class TemplateBuilder:
 class AlembicBuilder(TemplateBuilder):
     """The project's Alembic tree, run in-process on the template (migrations.upgrade)."""
 
-    def __init__(self, ini: Path, section: str | None, backend: str = "postgres") -> None:
+    def __init__(
+        self, ini: Path, section: str | None, backend: str = "postgres", version: str = ""
+    ) -> None:
         self.config: Config = alembic_config(ini, section, backend)
+        self.version = version  # a string of the project's, in the fingerprint
+        self._models: MetaData | None = _UNSET
 
     def schema_types(self) -> list[str]:
         return schema_types(self.config)
 
     def fingerprint(self) -> str:
-        return migrations_fingerprint(self.config)
+        fingerprint = migrations_fingerprint(self.config)
+        return f"{fingerprint}:{self.version}" if self.version else fingerprint
 
     def build(self, connection: Any, url: str, schema_type: str) -> None:
         upgrade(self.config, connection, schema_type, url)
@@ -104,7 +112,7 @@ class AlembicBuilder(TemplateBuilder):
 
     def models(self, url: str) -> MetaData | None:
         """env.py's `target_metadata`: env.py run in offline mode, migrating nothing."""
-        if not hasattr(self, "_models"):
+        if self._models is _UNSET:
             self._models = target_metadata(self.config, url)
         return self._models
 
@@ -244,7 +252,7 @@ def builder_from_settings(settings: Any, backend: str) -> TemplateBuilder | None
     section = ini_section(settings.alembic_ini, getattr(settings, f"{backend}_section"), backend)
     if section is None:
         return None
-    return AlembicBuilder(settings.alembic_ini, section, backend)
+    return AlembicBuilder(settings.alembic_ini, section, backend, version)
 
 
 def no_builder_error(settings: Any, backend: str) -> ConfigurationError:

@@ -39,7 +39,11 @@ from netra_isolation.isolator import (
     TemplateSpec,
     TestIsolatorBase,
 )
-from netra_isolation.liveness import ClickHouseLease, clickhouse_owner_alive
+from netra_isolation.liveness import (
+    ClickHouseLease,
+    clickhouse_owner_alive,
+    clickhouse_template_used,
+)
 from netra_isolation.naming import Owner, slug
 from netra_isolation.settings import Settings
 
@@ -129,6 +133,7 @@ class ClickHouseTestIsolator(TestIsolatorBase):
     ) -> None:
         compat.apply()  # ClickHouse's upstream gaps, fixed once ClickHouse is used
         super().__init__(settings, **options)
+        self._lease: ClickHouseLease | None = None
         self._server = server
         self._executor = executor
         self._lock = threading.Lock()
@@ -473,13 +478,22 @@ class ClickHouseTestIsolator(TestIsolatorBase):
             self._run, self.executor.insert, self.owner, self.settings.lease_seconds
         )
 
+    def _use_template(self, name: str) -> None:
+        if self._lease is not None:
+            self._lease.use_template(name)
+
+    @contextmanager
+    def _unused(self, name: str) -> Iterator[bool]:
+        with self._build_lock(name):  # this host's builders and users of it wait
+            yield not clickhouse_template_used(self._run, name, self.settings.lease_seconds)
+
     def owner_alive(self, owner: Owner) -> bool | None:
         alive = clickhouse_owner_alive(self._run, owner, self.settings.lease_seconds)
         return self.liveness(owner) if alive is None else alive
 
     def close(self) -> None:
-        if (lease := getattr(self, "_lease", None)) is not None:
-            lease.release()
+        if self._lease is not None:
+            self._lease.release()
         if isinstance(self._executor, ServerExecutor):
             self._executor.close()
 

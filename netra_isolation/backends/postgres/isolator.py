@@ -41,7 +41,7 @@ from netra_isolation.isolator import (
     TemplateSpec,
     TestIsolatorBase,
 )
-from netra_isolation.liveness import Lease, owner_alive
+from netra_isolation.liveness import Lease, owner_alive, template_unused
 from netra_isolation.naming import Owner, database_name, slug
 from netra_isolation.settings import Settings, drivers_named
 
@@ -169,6 +169,7 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
         self._kept: dict[tuple[str, str], _Kept] = {}  # (database, driver) -> its connection
         self._kept_lock = threading.Lock()
         self._version: int | None = None
+        self._lease: Lease | None = None
 
     # -- server and admin connections ----------------------------------------------
     @property
@@ -296,8 +297,20 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
             lambda: self.server.connect(timeout=self.settings.connect_timeout), self.owner
         )
 
+    def _admin_execute(self, query: str, params: tuple[Any, ...]) -> list[Any]:
+        return self._execute(sql.SQL(query), params)
+
     def owner_alive(self, owner: Owner) -> bool | None:
-        return owner_alive(lambda query, params: self._execute(sql.SQL(query), params), owner)
+        return owner_alive(self._admin_execute, owner)
+
+    def _use_template(self, name: str) -> None:
+        if self._lease is not None:
+            self._lease.use_template(name)
+
+    @contextmanager
+    def _unused(self, name: str) -> Iterator[bool]:
+        with template_unused(self._admin_execute, name) as unused:  # on one admin session
+            yield unused
 
     def sqlalchemy_url(self, database: str | None = None) -> str:
         return self.server.url(database).render_as_string(hide_password=False)
@@ -752,5 +765,5 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
             connections, self._connections = self._connections, []
         for conn in connections:
             conn.close()
-        if (lease := getattr(self, "_lease", None)) is not None:
-            lease.release()  # last: what this process made is gone, or is others' to collect
+        if self._lease is not None:
+            self._lease.release()  # last: what this process made is gone, or is others' to collect
