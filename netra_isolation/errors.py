@@ -70,6 +70,10 @@ class ServerStartError(ServerError):
         super().__init__(f"could not start the throwaway {backend} server: {reason}{tail}")
 
 
+class OutOfSpaceError(ServerError):
+    """The server's data directory is full: what uses it, and how to make room."""
+
+
 class MigrationError(NetraIsolationError):
     """Alembic failed while building a template; the half-built template was dropped."""
 

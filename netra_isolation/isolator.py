@@ -14,16 +14,22 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypedDict
 
 from sqlalchemy import MetaData
 
-from netra_isolation.errors import ConfigurationError, ServerError
+from netra_isolation.errors import (
+    ConfigurationError,
+    OutOfSpaceError,
+    ServerError,
+)
 from netra_isolation.liveness import process_alive_here
 from netra_isolation.metrics import Metrics
 from netra_isolation.migrations import HEAD
 from netra_isolation.naming import Owner, database_name, template_name
 from netra_isolation.seed_data_manager import ScenarioRegistry, registry
+from netra_isolation.servers import EphemeralServer, space_of
 from netra_isolation.settings import Settings
 from netra_isolation.templates import (
     TemplateBuilder,
@@ -137,6 +143,7 @@ class TestIsolatorBase:
         self.inspection_cache: dict[str, Any] = {}  # per template: its schema, its counts
         self.progress: Callable[[str], None] = lambda line: None  # the plugin prints these
         self._server: Any = None
+        self.throwaway: EphemeralServer[Any, Any] | None = None  # the local server, if ours
         self._server_error: ServerError | None = None
         self._server_lock = threading.Lock()
         # how to tell whether another process lives, where no lease on the server says
@@ -247,7 +254,7 @@ class TestIsolatorBase:
                 sealed = self._is_sealed(name)
                 if not sealed:
                     self.drop_database(name)
-                    with self.step("template_build", f"building template {name}"):
+                    with self.step("template_build", f"building template {name}"), self._space():
                         self._build(spec, name, fingerprint)
                 self.metrics.count("templates_reused" if sealed else "templates_built")
             ref = TemplateRef(self.backend, name, fingerprint, spec, not sealed)
@@ -295,6 +302,52 @@ class TestIsolatorBase:
     def _build(self, spec: TemplateSpec, name: str, fingerprint: str) -> None:
         """Migrate and seed a new template `name`; seal it last; leave nothing on failure."""
         raise NotImplementedError
+
+    # -- a full server ----------------------------------------------------------------------
+    @contextmanager
+    def _space(self) -> Iterator[None]:
+        """A build or clone that found the server's data directory full fails saying so,
+        what takes the room, and how to make some (what it made is gone already)."""
+        try:
+            yield
+        except OutOfSpaceError:
+            raise
+        except Exception as exc:  # the driver's, or a SeedError / MigrationError carrying it
+            if "No space left on device" not in str(exc):
+                raise
+            raise self.out_of_space(exc) from exc
+
+    def out_of_space(self, cause: BaseException) -> OutOfSpaceError:
+        def mib(names: list[str]) -> str:
+            total = 0
+            for name in names:
+                try:
+                    total += self.database_size(name)
+                except Exception:  # gone meanwhile
+                    continue
+            return f"{len(names)} taking {total >> 20} MiB"
+
+        data = self.data_path()
+        where = f"in {space_of(data)}" if data is not None else "in its data directory"
+        templates = sorted(self.template_owners())
+        databases = [db.name for db in self.owned()]
+        first = str(cause).strip().splitlines()[0][:200]
+        elsewhere = (
+            "free space on that filesystem"
+            if self.settings.server_data == "disk" or data is None
+            else 'keep the throwaway servers\' data on disk: server_data = "disk" in '
+            "[tool.netra_isolation], then `netra-isolation servers down --purge`"
+        )
+        return OutOfSpaceError(
+            f"the {self.backend} server ran out of space {where} ({first}). Templates of "
+            f"prefix {self.settings.prefix!r}: {mib(templates)}; test databases: "
+            f"{mib(databases)}. Make room with `netra-isolation gc --templates` (stale "
+            f"ones) or `gc --all-templates`, lower keep_superseded, or {elsewhere}."
+        )
+
+    def data_path(self) -> Path | None:
+        """Where a throwaway server keeps its data (None: an external server's, unknown)."""
+        return self.throwaway.data_path() if self.throwaway is not None else None
 
     # -- backend hooks ----------------------------------------------------------------------
     @property
@@ -517,7 +570,8 @@ class TestIsolatorBase:
             self.label,
         )
         name = database_name(self.settings.prefix, test_id, *unique, max_length=self.name_length)
-        db = self.clone(template, name, owner)
+        with self._space():
+            db = self.clone(template, name, owner)
         db = DatabaseRef(db.backend, db.name, test_id, db.owner, db.template)
         self._databases[test_id] = db
         return db

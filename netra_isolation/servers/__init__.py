@@ -163,6 +163,12 @@ class EphemeralServer(Generic[StateT, InfoT]):
         raise NotImplementedError
 
     # -- shared ----------------------------------------------------------------------------
+    def data_path(self) -> Path | None:
+        """Where the server keeps its data (None: not made yet)."""
+        state = self._read_state()
+        data_dir = str(getattr(state, "data_dir", "") or "")
+        return Path(data_dir) if data_dir else None
+
     def ensure_running(self, timeout: float = 60.0) -> InfoT:
         """Reuse the running server, or start one; at most one starts across processes."""
         self.home.mkdir(parents=True, exist_ok=True)
@@ -212,3 +218,30 @@ class EphemeralServer(Generic[StateT, InfoT]):
         with os.fdopen(fd, "w") as handle:
             json.dump(asdict(state), handle)  # type: ignore[call-overload]
         os.replace(tmp, self.state_path)
+
+
+def filesystem_of(path: Path, mounts: Path = Path("/proc/mounts")) -> str:
+    """The type of the filesystem `path` is on (its longest mount point), e.g. "tmpfs"."""
+    try:
+        table = [line.split() for line in mounts.read_text().splitlines()]
+    except OSError:
+        return "unknown"
+    resolved = str(path.resolve())
+    best = ("", "unknown")
+    for fields in table:
+        if len(fields) > 2:
+            point, kind = fields[1], fields[2]
+            inside = resolved == point or resolved.startswith(point.rstrip("/") + "/")
+            if inside and len(point) > len(best[0]):
+                best = (point, kind)
+    return best[1]
+
+
+def space_of(path: Path) -> str:
+    """`path`'s filesystem, its type and free space, as an error says it."""
+    try:
+        stat = os.statvfs(path)
+    except OSError:
+        return str(path)
+    free, total = stat.f_bavail * stat.f_frsize >> 20, stat.f_blocks * stat.f_frsize >> 20
+    return f"{path} ({filesystem_of(path)}, {free} MiB free of {total} MiB)"

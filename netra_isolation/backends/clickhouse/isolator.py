@@ -149,6 +149,7 @@ class ClickHouseTestIsolator(TestIsolatorBase):
         with self.step("server_start", "starting ClickHouse", announce=False):
             if self.settings.clickhouse is None:
                 server = EphemeralClickHouse(self.settings.cache_dir, self.settings.server_data)
+                self.throwaway = server
                 return server.ensure_running(self.settings.server_start_timeout)
             return server_info_from(self.settings)
 

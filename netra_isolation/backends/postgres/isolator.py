@@ -186,6 +186,7 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
         with self.step("server_start", "starting PostgreSQL", announce=False):
             if external is None:
                 server = EphemeralPostgres(self.settings.cache_dir, self.settings.server_data)
+                self.throwaway = server
                 return server.ensure_running(self.settings.server_start_timeout)
             info = PostgresServerInfo(
                 external.host,
