@@ -128,6 +128,7 @@ class ClickHouseLease:
             "key String, at DateTime) ENGINE = MergeTree ORDER BY (template, key)"
         )
         self._used: set[str] = set()
+        trim(run_sql)
         self._renew(1)
         self._thread = threading.Thread(
             target=self._keep, args=(lease_seconds / 3,), name="netra-lease", daemon=True
@@ -159,6 +160,19 @@ class ClickHouseLease:
             self._stop.set()
             self._thread.join()
             self._renew(0)
+
+
+KEEP_ROWS_SECONDS = 86400  # lease rows older than this say nothing: a live run renews its own
+KEEP_USES_SECONDS = 7 * 86400  # a use recorded this long ago: no run lasts that long
+
+
+def trim(run_sql: Any) -> None:
+    """Delete the lease rows nobody needs any more (a run's last row stays recent while it
+    lives), so the lease tables do not grow run after run; a mutation only when there are."""
+    for table, seconds in ((LEASE_TABLE, KEEP_ROWS_SECONDS), (USES_TABLE, KEEP_USES_SECONDS)):
+        old = f"at < now() - {seconds}"
+        if int(run_sql(f"SELECT count() FROM {LEASE_DATABASE}.{table} WHERE {old}")[0][0]):
+            run_sql(f"ALTER TABLE {LEASE_DATABASE}.{table} DELETE WHERE {old}")
 
 
 def clickhouse_owner_alive(run_sql: Any, owner: Owner, lease_seconds: float) -> bool | None:

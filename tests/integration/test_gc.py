@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -270,3 +271,40 @@ def test_a_users_own_database_with_the_prefix_is_never_dropped(
         else:
             admin.executor.execute(f"DROP DATABASE IF EXISTS {mine}")
         admin.close()
+
+
+def test_clickhouse_lease_rows_nobody_needs_are_trimmed_when_a_run_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The lease tables do not grow run after run: rows older than a day (a live run's last
+    row is seconds old) and uses older than a week go when a run starts."""
+    import time
+    import uuid
+
+    from netra_isolation.liveness import LEASE_DATABASE, LEASE_TABLE, USES_TABLE
+
+    settings = own_prefix(monkeypatch)
+    first = run_on(ClickHouseTestIsolator, settings)
+    assert first.executor.version  # the server answered: this run's lease (and its tables)
+    old_key, recent_key = f"old-{uuid.uuid4().hex}", f"recent-{uuid.uuid4().hex}"
+    ago = datetime.now(UTC).replace(tzinfo=None, microsecond=0) - timedelta(days=8)
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    runs, uses = f"{LEASE_DATABASE}.{LEASE_TABLE}", f"{LEASE_DATABASE}.{USES_TABLE}"
+    first.executor.insert(runs, ["key", "alive", "at", "seq"], [[old_key, 1, ago, 1]])
+    first.executor.insert(runs, ["key", "alive", "at", "seq"], [[recent_key, 1, now, 1]])
+    first.executor.insert(uses, ["template", "key", "at"], [["t", old_key, ago]])
+    first.close()
+
+    second = run_on(ClickHouseTestIsolator, settings)
+    assert second.executor.version  # a run starting trims (mutations: done in a moment)
+    count = "SELECT count() FROM {} WHERE key = '{}'"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (
+        second.executor.execute(count.format(runs, old_key))[0][0]
+        or second.executor.execute(count.format(uses, old_key))[0][0]
+    ):
+        time.sleep(0.2)
+    assert second.executor.execute(count.format(runs, old_key))[0][0] == 0
+    assert second.executor.execute(count.format(uses, old_key))[0][0] == 0
+    assert second.executor.execute(count.format(runs, recent_key))[0][0] == 1
+    second.close()
