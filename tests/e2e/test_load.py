@@ -27,18 +27,17 @@ INSERT = text("INSERT INTO test_users (email, full_name) VALUES ('same@example.c
 COUNT = text("SELECT count(*) FROM test_users WHERE email = 'same@example.com'")
 
 
-@pytest.mark.parametrize("n", range({EACH}))
-def test_database_level(isolated_postgres_sync, n):
-    session, _ = isolated_postgres_sync
-    session.execute(INSERT)
-    session.commit()
-    assert session.execute(COUNT).scalar() == 1
+LEVELS = [
+    pytest.param(level, n, marks=pytest.mark.isolation(level=level), id=f"{{level}}-{{n}}")
+    for level in ("database", "transaction")
+    for n in range({EACH})
+]
 
 
-@pytest.mark.isolation(level="transaction")
-@pytest.mark.parametrize("n", range({EACH}))
-def test_transaction_level(isolated_postgres_sync, n):
-    session, _ = isolated_postgres_sync
+@pytest.mark.parametrize("level, n", LEVELS)
+def test_postgres(isolated_postgres_sync, level, n):
+    session, config = isolated_postgres_sync
+    assert config.level == level
     session.execute(INSERT)
     session.commit()
     assert session.execute(COUNT).scalar() == 1
@@ -85,11 +84,14 @@ def test_2000_colliding_tests_under_4_workers_pass_and_leave_nothing(
             isolator.drop_template(name)
         isolator.close()
     tests = json.loads(metrics.read_text())["tests"]
-    for kind in ("database_level", "transaction_level", "transaction_level_async", "clickhouse"):
-        setups = [
-            tests[f"test_load.py::test_{kind}[{n}]"]["setup_s"]
-            for n in range(EACH)
-            if "setup_s" in tests.get(f"test_load.py::test_{kind}[{n}]", {})
-        ]
+    kinds = {
+        "database level": "test_postgres[database-{}]",
+        "transaction level": "test_postgres[transaction-{}]",
+        "transaction level, async": "test_transaction_level_async[{}]",
+        "clickhouse": "test_clickhouse[{}]",
+    }
+    for kind, test in kinds.items():
+        nodeids = [f"test_load.py::{test.format(n)}" for n in range(EACH)]
+        setups = [tests[i]["setup_s"] for i in nodeids if "setup_s" in tests.get(i, {})]
         first, last = medians(setups, 150)
         print(f"{kind:<26} setup median, first 150: {first:7.2f} ms, last 150: {last:7.2f} ms")

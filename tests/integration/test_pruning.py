@@ -41,6 +41,16 @@ def templates(isolator: Any) -> set[str]:
     return set(isolator.template_owners())
 
 
+def finish(kind: type, settings: Settings, *isolators: Any) -> None:
+    """Close the runs; drop every template of the test's prefix."""
+    for isolator in isolators:
+        isolator.close()
+    cleanup = kind(settings)
+    for name in templates(cleanup):
+        cleanup.drop_template(name)
+    cleanup.close()
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_older_builds_go_once_their_runs_are_over_keeping_the_newest(
     kind: type, monkeypatch: pytest.MonkeyPatch
@@ -57,12 +67,7 @@ def test_older_builds_go_once_their_runs_are_over_keeping_the_newest(
     left = templates(v4)
     assert len(left) == 2 and not first & left  # v4 and v3 (the newest superseded)
     assert v4.metrics.counters["templates_pruned"] == 2  # v1 and v2
-    for isolator in (v3, v4):
-        isolator.close()
-    cleanup = kind(settings)
-    for name in templates(cleanup):
-        cleanup.drop_template(name)
-    cleanup.close()
+    finish(kind, settings, v3, v4)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -81,9 +86,4 @@ def test_a_pruned_template_is_built_again_by_a_run_that_still_needs_it(
     db = again.create_isolated_database_sync("after_pruning")
     assert db.template is not None and db.template.name == name
     again.cleanup_all_sync()
-    for isolator in (new, again):
-        isolator.close()
-    cleanup = kind(settings)
-    for template in templates(cleanup):
-        cleanup.drop_template(template)
-    cleanup.close()
+    finish(kind, settings, new, again)
