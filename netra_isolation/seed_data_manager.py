@@ -344,8 +344,8 @@ def bulk_create(factory: type[Any], rows: Rows, /, **kwargs: Any) -> list[Any]:
     For factories whose `create()` is the model made from its values, added and flushed
     (factory-boy's own, and overrides that only add and flush): the model's own `__init__`
     and the factory's `_create` are not run. Post-generation declarations, sub-factories
-    left to make their object, and one-to-many or many-to-many values are refused: use
-    `create_each` for those. On SQLAlchemy before 2.0.10 (no ordered RETURNING), rows whose
+    left to make their object, one-to-many or many-to-many values and SQL expressions as
+    values are refused: use `create_each` for those. On SQLAlchemy before 2.0.10 (no ordered RETURNING), rows whose
     keys the database makes are inserted one statement each."""
     from factory.alchemy import SQLAlchemyModelFactory
 
@@ -510,13 +510,25 @@ class _Table:
         return fresh
 
     def insert(self, session: Session, rows: list[dict[str, Any]], made: list[Any]) -> None:
-        from sqlalchemy import insert
+        from sqlalchemy import ClauseElement, insert
 
         if not rows:
             return
         keyless = [i for i, row in enumerate(rows) if any(row.get(k) is None for k in self.keys)]
         if _copy(session.connection(), self, rows, keyless):
             pass
+        elif expressions := sorted(
+            {
+                k
+                for row in rows
+                for k, v in row.items()
+                if isinstance(v, ClauseElement) or hasattr(v, "__clause_element__")
+            }
+        ):
+            raise ConfigurationError(
+                f"bulk_create({self.name}): {', '.join(expressions)} given as SQL expressions, "
+                "which an INSERT of many rows cannot take: use create_each"
+            )
         elif not keyless:
             session.execute(insert(self.model), rows)
         else:  # every row, in order, as the flush would: the database gives the missing keys

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, inspect, make_url, text
+from sqlalchemy import create_engine, func, inspect, make_url, text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
@@ -24,6 +24,7 @@ from sqlalchemy.pool import NullPool
 from factories import MembershipFactory, MessageFactory, OrganizationFactory, UserFactory
 from factories.scenarios import SCENARIOS, build
 from netra_isolation.binding import abulk_create
+from netra_isolation.errors import ConfigurationError
 from netra_isolation.seed_data_manager import (
     bind_session,
     bulk_create,
@@ -172,3 +173,11 @@ async def test_abulk_create_in_an_async_test(isolated_postgres: Any) -> None:
     assert [m.thread_id for m in messages] == [thread.id, thread.id]
     got = await session.execute(text("SELECT user_id FROM messages WHERE id = :id"), {"id": 2})
     assert got.scalar_one() == users[0].id
+
+
+@pytest.mark.isolation(schema="user_management")
+def test_sql_expressions_are_refused(isolated_postgres_sync: Any) -> None:
+    """create() takes `created_at=func.now()`; an INSERT of many rows cannot."""
+    refused = r"created_at given as SQL expressions.*create_each"
+    with pytest.raises(ConfigurationError, match=refused):
+        bulk_create(UserFactory, 2, created_at=func.now())
