@@ -328,7 +328,7 @@ def create_each(factory: type[Any], rows: Rows, /, **kwargs: Any) -> list[Any]:
 
 
 def bulk_create(factory: type[Any], rows: Rows, /, **kwargs: Any) -> list[Any]:
-    """The rows `create_each(factory, rows, **kwargs)` inserts, in one INSERT per table.
+    """The rows `create_each(factory, rows, **kwargs)` inserts, in one statement.
 
     Each row's values come from the factory as `create()` makes them (its declarations,
     sequences and random draws, in the same order), so the table ends up as it would with one
@@ -345,8 +345,10 @@ def bulk_create(factory: type[Any], rows: Rows, /, **kwargs: Any) -> list[Any]:
     (factory-boy's own, and overrides that only add and flush): the model's own `__init__`
     and the factory's `_create` are not run. Post-generation declarations, sub-factories
     left to make their object, one-to-many or many-to-many values and SQL expressions as
-    values are refused: use `create_each` for those. On SQLAlchemy before 2.0.10 (no ordered RETURNING), rows whose
-    keys the database makes are inserted one statement each."""
+    values are refused: use `create_each` for those.
+
+    PostgreSQL on psycopg: COPY (see `_copy`); elsewhere one ORM bulk INSERT .. RETURNING the
+    keys (one statement a row on SQLAlchemy before 2.0.10, which cannot order RETURNING)."""
     from factory.alchemy import SQLAlchemyModelFactory
 
     if not (isinstance(factory, type) and issubclass(factory, SQLAlchemyModelFactory)):
@@ -363,8 +365,8 @@ def bulk_create(factory: type[Any], rows: Rows, /, **kwargs: Any) -> list[Any]:
     table = _Table(meta.get_model_class(), factory.__name__)
     session = _factory_session(factory)
     each = [kwargs] * rows if isinstance(rows, int) else [{**kwargs, **row} for row in rows]
-    stub: Any = factory.stub  # factory-boy is untyped
-    made = [stub(**values) for values in each]
+    make: Any = factory.stub  # factory-boy's stub strategy: the values, no model (untyped)
+    made = [make(**values) for values in each]
     session.flush()  # objects made one by one before: their keys
     values = [table.values(stub) for stub in made]
     lookup = tuple(meta.sqlalchemy_get_or_create)
@@ -553,8 +555,7 @@ def _copy(connection: Any, table: _Table, rows: list[dict[str, Any]], keyless: l
     column reads as the INSERT's cast would (`_copy_fits`: not a tz-aware datetime into a
     column without time zone, not a float into NUMERIC, ...), no Python-side default left to
     run, no schema_translate_map, one table without inheritance or version counter, a key
-    with a sequence.
-    Otherwise False, with nothing done: the caller INSERTs."""
+    with a sequence of its own. Otherwise False, with nothing done: the caller INSERTs."""
     from sqlalchemy import text
 
     dialect = connection.dialect
