@@ -19,9 +19,9 @@ teardown); the figure is the median over the N tests. The alternatives:
   drops.
 
 The other figures say what they are: whole `pytest` runs of one test (process start to exit),
-the plugin's import in a fresh interpreter, seeding rate, snapshot restore. Each row carries
-the issue's target (issue 9) and whether this run met it. Numbers are wall-clock on whatever
-machine runs this: compare within one run.
+the plugin's import in a fresh interpreter, seeding rate (`--only-seeding`: those rows alone,
+no pytest runs), snapshot restore. Each row carries the issue's target (issue 9) and whether
+this run met it. Numbers are wall-clock on whatever machine runs this: compare within one run.
 """
 
 from __future__ import annotations
@@ -456,6 +456,7 @@ LABELS = {
     "one_netra": "one-test run, database level sync",
     "import": "plugin import (after pytest)",
     "seed": "seeding performance x{scale} into PostgreSQL",
+    "seed_ch": "seeding performance x{scale} into ClickHouse",
     "restore_pg": "snapshot restore, PostgreSQL (basic_workflow)",
     "restore_ch": "snapshot restore, ClickHouse (analytics)",
 }
@@ -497,9 +498,10 @@ def import_ms(runs: int) -> float:
     return statistics.median(times)
 
 
-def seeding_ms_per_100_rows(settings: Any, scale: int) -> float:
+def seeding_ms_per_100_rows(settings: Any, scale: int, runs: int = 1) -> float:
     """The `performance` scenario at `scale` into a migrated, empty thread_messages database,
-    as a template build seeds it (the factories, one flush, the commit)."""
+    as a template build seeds it (the scenario's factories and inserts, the commit), per 100
+    rows made; the median of `runs`, each into a database of its own."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.orm import Session
     from sqlalchemy.pool import NullPool
@@ -509,37 +511,84 @@ def seeding_ms_per_100_rows(settings: Any, scale: int) -> float:
     from netra_isolation.seed_data_manager import registry
 
     isolator = PostgreSQLTestIsolator(settings)
-    db = isolator.create_isolated_database_sync("bench_seed", "thread_messages", None)
-    engine = create_engine(isolator.server.url(db.name), poolclass=NullPool)
+    figures = []
     try:
-        with engine.connect() as connection:
-            tables = [
-                t
-                for (t,) in connection.execute(
-                    text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-                )
-            ]
+        for run in range(runs):
+            test_id = f"bench_seed_{run}"
+            db = isolator.create_isolated_database_sync(test_id, "thread_messages", None)
+            engine = create_engine(isolator.server.url(db.name), poolclass=NullPool)
+            try:
+                with engine.connect() as connection:
+                    tables = [
+                        t
+                        for (t,) in connection.execute(
+                            text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+                        )
+                    ]
 
-            def rows() -> int:
-                return sum(
-                    connection.execute(text(f'SELECT count(*) FROM "{t}"')).scalar_one()
-                    for t in tables
-                )
+                    def rows() -> int:
+                        return sum(
+                            connection.execute(text(f'SELECT count(*) FROM "{t}"')).scalar_one()
+                            for t in tables  # noqa: B023 (called in this iteration)
+                        )
 
-            before = rows()
-            connection.commit()
-            bind_factories(settings.factories)
-            started = time.perf_counter()
-            with Session(bind=connection) as session:
-                registry.seed_postgres("performance", session, scale)
-                session.commit()
-            elapsed = time.perf_counter() - started
-            made = rows() - before
+                    before = rows()
+                    connection.commit()
+                    bind_factories(settings.factories)
+                    started = time.perf_counter()
+                    with Session(bind=connection) as session:
+                        registry.seed_postgres("performance", session, scale)
+                        session.commit()
+                    elapsed = time.perf_counter() - started
+                    made = rows() - before
+            finally:
+                engine.dispose()
+                isolator.cleanup_test_database_sync(test_id)
+            figures.append(elapsed * 1000 / (made / 100))
     finally:
-        engine.dispose()
-        isolator.cleanup_test_database_sync("bench_seed")
         isolator.close()
-    return elapsed * 1000 / (made / 100)
+    return statistics.median(figures)
+
+
+def clickhouse_seeding_ms_per_100_rows(settings: Any, scale: int, runs: int = 1) -> float:
+    """The `performance` scenario's ClickHouse rows at `scale` into a migrated, empty
+    `events` database, as a template build seeds them (the rows made, one INSERT a table),
+    per 100 rows made; the median of `runs`, each into a database of its own."""
+    from netra_isolation import ClickHouseTestIsolator
+    from netra_isolation.seed_data_manager import registry
+
+    isolator = ClickHouseTestIsolator(settings)
+    figures = []
+    try:
+        for run in range(runs):
+            test_id = f"bench_ch_seed_{run}"
+            db = isolator.create_isolated_database_sync(test_id, "events", None)
+            try:
+                started = time.perf_counter()
+                made = 0
+                for table, rows in registry.seed_clickhouse("performance", scale).items():
+                    columns = list(rows[0])
+                    isolator.executor.insert(
+                        f"`{db.name}`.`{table}`", columns, [[r[c] for c in columns] for r in rows]
+                    )
+                    made += len(rows)
+                elapsed = time.perf_counter() - started
+            finally:
+                isolator.cleanup_test_database_sync(test_id)
+            figures.append(elapsed * 1000 / (made / 100))
+    finally:
+        isolator.close()
+    return statistics.median(figures)
+
+
+def seeding_rows(settings: Any, scale: int, runs: int) -> list[Row]:
+    unit = "ms/100rows"
+    return [
+        Row(LABELS["seed"].format(scale=scale), seeding_ms_per_100_rows(settings, scale, runs),
+            unit, None, "<= 5 ms"),
+        Row(LABELS["seed_ch"].format(scale=scale),
+            clickhouse_seeding_ms_per_100_rows(settings, scale, runs), unit, None, "<= 5 ms"),
+    ]  # fmt: skip
 
 
 def restore_ms(settings: Any, runs: int) -> tuple[float, float]:
@@ -589,6 +638,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--one-test-runs", type=int, default=5, help="one-test runs of each")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each approach")
     parser.add_argument("--seed-scale", type=int, default=5)
+    parser.add_argument("--seed-runs", type=int, default=3, help="seedings of each backend")
+    parser.add_argument(
+        "--only-seeding", action="store_true", help="the seeding rows alone (no pytest runs)"
+    )
     parser.add_argument("--restores", type=int, default=10)
     parser.add_argument("--no-warmup", action="store_true", help="skip the one-test warm-ups")
     parser.add_argument("--json", type=Path, help="also write the rows here")
@@ -600,6 +653,14 @@ def main(argv: list[str] | None = None) -> None:
 
     settings = Settings.load(root=ROOT)
     registry.load(settings.scenario_modules)
+    if args.only_seeding:
+        rows = seeding_rows(settings, args.seed_scale, args.seed_runs)
+        judge(rows)
+        print(f"\nseedings of each backend: {args.seed_runs}, medians\n")
+        print(render(rows))
+        if args.json:
+            args.json.write_text(json.dumps([row.__dict__ for row in rows], indent=2))
+        return
     # servers up and the templates the runs use built, before anything is timed
     pg = PostgreSQLTestIsolator(settings)
     ch = ClickHouseTestIsolator(settings)
@@ -652,9 +713,7 @@ def main(argv: list[str] | None = None) -> None:
             Row(LABELS["one_netra"], statistics.median(one["netra_db_sync"]), "ms/run",
                 LABELS["one_hand"], "<= 1.3x"),
             Row(LABELS["import"], import_ms(args.one_test_runs), "ms", None, "<= 150 ms"),
-            Row(LABELS["seed"].format(scale=args.seed_scale),
-                seeding_ms_per_100_rows(settings, args.seed_scale), "ms/100rows", None,
-                "<= 5 ms"),
+            *seeding_rows(settings, args.seed_scale, args.seed_runs),
             Row(LABELS["restore_pg"], pg_restore, "ms", None, "<= 40 ms"),
             Row(LABELS["restore_ch"], ch_restore, "ms", None, "<= 25 ms"),
         ]  # fmt: skip

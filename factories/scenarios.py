@@ -6,6 +6,7 @@ tests only pay for a clone. A project adds its own with `@netra_isolation.scenar
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,6 @@ from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
 from factories.clickhouse import EventFactory
-from factories.models import User
 from factories.postgres import (
     MembershipFactory,
     MessageFactory,
@@ -24,9 +24,11 @@ from factories.postgres import (
     UserFactory,
 )
 from netra_isolation.errors import SeedError
-from netra_isolation.seed_data_manager import registry, scenario
+from netra_isolation.seed_data_manager import bulk_create, registry, scenario
 
 registry.depends_on_code(Path(__file__).parent)
+
+Create = Callable[..., list[Any]]  # bulk_create or create_each: (factory, rows) -> made
 
 SCENARIOS: dict[str, dict[str, int]] = {
     "minimal": {"users": 3, "threads": 2, "messages": 5, "participants": 1},
@@ -43,8 +45,13 @@ SCENARIOS: dict[str, dict[str, int]] = {
 }
 
 
-def build(session: Session, counts: dict[str, int], scale: int = 1) -> list[User]:
-    """Users in organizations of ten, threads with participants, messages among them."""
+def build(
+    session: Session, counts: dict[str, int], scale: int = 1, create: Create = bulk_create
+) -> list[Any]:
+    """Users in organizations of ten, threads with participants, messages among them.
+
+    `create` makes each table's rows: `bulk_create` (one INSERT a table), or `create_each`
+    (one `create()` a row), which gives the same rows."""
     connection = session.connection()
     if not inspect(connection).has_table("users"):
         raise SeedError(
@@ -52,26 +59,39 @@ def build(session: Session, counts: dict[str, int], scale: int = 1) -> list[User
             "ask for one with schema=... or schema_type=..."
         )
     n_users = counts["users"] * scale
-    organizations = OrganizationFactory.create_batch(max(1, -(-n_users // 10)))
-    users = UserFactory.create_batch(n_users)
-    for i, user in enumerate(users):
-        MembershipFactory(user=user, organization=organizations[i // 10])
+    organizations = create(OrganizationFactory, max(1, -(-n_users // 10)))
+    users = create(UserFactory, n_users)
+    create(
+        MembershipFactory,
+        [{"user": user, "organization": organizations[i // 10]} for i, user in enumerate(users)],
+    )
     if not inspect(connection).has_table("threads"):
         return users  # user_management: the users and organizations are what fits
     rand = factory.random.randgen
-    threads = []
-    for i in range(counts["threads"] * scale):
-        creator = users[i % n_users]
-        thread = ThreadFactory(creator=creator, organization_id=None)
-        others = rand.sample(
-            [u for u in users if u is not creator], min(counts["participants"] - 1, n_users - 1)
-        )
-        for user in [creator, *others]:
-            ThreadParticipantFactory(thread=thread, user=user)
-        threads.append((thread, [creator, *others]))
-    for i in range(counts["messages"] * scale):
-        thread, members = threads[i % len(threads)]
-        MessageFactory(thread=thread, author=rand.choice(members))
+    n_threads = counts["threads"] * scale
+    others = min(counts["participants"] - 1, n_users - 1)
+    members = []
+    for i in range(n_threads):
+        c = i % n_users  # the creator, then others chosen among the rest
+        members.append([users[c], *rand.sample(users[:c] + users[c + 1 :], others)])
+    threads = create(
+        ThreadFactory, [{"creator": people[0], "organization_id": None} for people in members]
+    )
+    create(
+        ThreadParticipantFactory,
+        [
+            {"thread": thread, "user": user}
+            for thread, people in zip(threads, members, strict=True)
+            for user in people
+        ],
+    )
+    create(
+        MessageFactory,
+        [
+            {"thread": threads[i % n_threads], "author": rand.choice(members[i % n_threads])}
+            for i in range(counts["messages"] * scale)
+        ],
+    )
     return users
 
 
@@ -84,7 +104,7 @@ def events(user_ids: list[int], count: int) -> list[dict[str, Any]]:
 def _register(name: str, seed: int, description: str) -> None:
     counts = SCENARIOS[name]
 
-    def seed_postgres(session: Session, scale: int = 1) -> list[User]:
+    def seed_postgres(session: Session, scale: int = 1) -> list[Any]:
         return build(session, counts, scale)
 
     def seed_clickhouse(user_ids: list[int], scale: int = 1) -> dict[str, list[dict[str, Any]]]:

@@ -24,7 +24,11 @@ from sqlalchemy.orm import Session, scoped_session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from netra_isolation.errors import ConfigurationError
-from netra_isolation.seed_data_manager import current_async_session, current_session
+from netra_isolation.seed_data_manager import (
+    bulk_create,
+    current_async_session,
+    current_session,
+)
 from netra_isolation.settings import resolve_name
 
 # factory-boy (with Faker, ~400 ms) is imported only for a project that configures factories.
@@ -89,6 +93,15 @@ async def acreate_batch(factory: Any, size: int, **kwargs: Any) -> list[Any]:
     """`await acreate_batch(Factory, n, **kwargs)`: `create_batch` the same way."""
     made: list[Any] = await current_async_session().run_sync(
         lambda _: factory.create_batch(size, **kwargs)
+    )
+    return made
+
+
+async def abulk_create(factory: Any, rows: Any, /, **kwargs: Any) -> list[Any]:
+    """`await abulk_create(Factory, rows, **kwargs)`: `seed_data_manager.bulk_create` in an
+    async test, run inside `AsyncSession.run_sync`."""
+    made: list[Any] = await current_async_session().run_sync(
+        lambda _: bulk_create(factory, rows, **kwargs)
     )
     return made
 

@@ -37,3 +37,21 @@ def test_speed_table_prints_every_row(tmp_path: Path) -> None:
         if row["versus"]:
             assert row["ratio"] > 0, row
             assert f"#{expected.index(row['versus']) + 1}" in line, line
+
+
+def test_only_seeding_prints_the_seeding_rows(tmp_path: Path) -> None:
+    out = tmp_path / "rows.json"
+    tiny = ["--only-seeding", "--seed-scale", "1", "--seed-runs", "1", "--json", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.speed", *tiny],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = json.loads(out.read_text())
+    assert [row["label"] for row in rows] == [
+        LABELS[key].format(scale=1) for key in ("seed", "seed_ch")
+    ]
+    assert all(row["value"] > 0 and row["met"] in (True, False) for row in rows), rows
