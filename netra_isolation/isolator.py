@@ -160,11 +160,16 @@ class TestIsolatorBase:
         one, no gc needed."""
         self.start_lease()
         if self.clean_on_start:
-            orphans = self.orphans()
-            for db, _why in orphans:
-                self.remove(db)
-            if orphans:
-                self.metrics.count("orphans_removed", len(orphans))
+            self.remove_orphans()
+
+    def remove_orphans(self, run: str | None = None) -> None:
+        """Drop the databases whose owner is over (of `run`, if given): at a session start,
+        what dead runs left; at a session's end, what its own dead workers left."""
+        orphans = self.orphans(run)
+        for db, _why in orphans:
+            self.remove(db)
+        if orphans:
+            self.metrics.count("orphans_removed", len(orphans))
 
     def start_lease(self) -> None:
         """Hold this process's proof of life on the server (the backend's way, if any)."""
@@ -173,12 +178,12 @@ class TestIsolatorBase:
         """Whether the process `owner` names lives (None: cannot tell from here)."""
         return self.liveness(owner)
 
-    def orphans(self) -> list[tuple[DatabaseRef, str]]:
-        """This prefix's databases whose owner is over (and why), never a live one's, never a
-        template, never one without the tool's tag."""
+    def orphans(self, run: str | None = None) -> list[tuple[DatabaseRef, str]]:
+        """This prefix's databases (of `run`, if given) whose owner is over (and why), never a
+        live one's, never a template, never one without the tool's tag."""
         found = []
         alive: dict[tuple[str, str], bool | None] = {}  # one question per process, not per db
-        for db in self.owned():
+        for db in self.owned(run):
             owner = db.owner
             process = (owner.run, owner.worker)
             if owner.kept or process == (self.owner.run, self.owner.worker):

@@ -189,6 +189,10 @@ class TestDatabaseManager:
             self._dropper = None
         if not self.label:  # counted once, by the manager the derived ones belong to
             self.metrics.count("databases_left_behind", left)
+        # what this run's workers that died (SIGKILL, OOM) left: their leases ended with them
+        for isolator in self._isolators.values():
+            if isolator.has_server and isolator.clean_on_start:
+                isolator.remove_orphans(self.owner.run)
         for isolator in self._isolators.values():
             isolator.close()
         return left

@@ -1,0 +1,160 @@
+"""Crashes, each followed by a clean server: a run (or one of its workers, or a template
+build) ended by SIGKILL or Ctrl-C, a test that leaves connections open, and a server that
+never answers. Each test uses a prefix of its own, so no other process of the suite sweeps
+its databases, and looks at the real server afterwards: nothing of the run is left but
+sealed templates.
+
+(A whole run killed by SIGKILL mid-test is test_self_cleaning.py's.)"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from netra_isolation import PostgreSQLTestIsolator, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def pg(monkeypatch: pytest.MonkeyPatch) -> Iterator[PostgreSQLTestIsolator]:
+    """The suite's PostgreSQL server, seen through a prefix of the test's own, which the
+    test's pytest runs use too (NETRA_ISOLATION_PREFIX); everything of that prefix is dropped
+    after the test, templates included."""
+    prefix = f"nicrash{uuid.uuid4().hex[:6]}"
+    monkeypatch.setenv("NETRA_ISOLATION_PREFIX", prefix)
+    isolator = PostgreSQLTestIsolator(Settings.load(root=ROOT).with_overrides(prefix=prefix))
+    isolator.clean_on_start = False  # look, do not touch
+    yield isolator
+    try:
+        for name in databases(isolator):
+            isolator.drop_template(name)  # any database: not a template any more, dropped
+    finally:
+        isolator.close()
+
+
+def databases(isolator: PostgreSQLTestIsolator, *, sealed: bool | None = None) -> list[str]:
+    """Every database of the isolator's prefix, tagged by the tool or not (a half-made copy
+    or build has no tag yet); with `sealed`, only the sealed templates, or all but them."""
+    with isolator.server.connect() as conn:
+        rows = conn.execute(
+            "SELECT datname, datistemplate AND NOT datallowconn FROM pg_database "
+            "WHERE datname LIKE %s ORDER BY datname",
+            (f"{isolator.settings.prefix}\\_%",),
+        ).fetchall()
+    return [name for name, is_sealed in rows if sealed is None or is_sealed == sealed]
+
+
+def leftovers(isolator: PostgreSQLTestIsolator) -> list[str]:
+    """What a run must not leave: every database of the prefix but the sealed templates."""
+    return databases(isolator, sealed=False)
+
+
+def wait_for(check: Callable[[], object], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"waited {timeout}s for {what}"
+        time.sleep(0.05)
+
+
+class Started:
+    """A pytest run over the project in a subprocess of its own session (a process group,
+    as a terminal's foreground job is), its output in a file, to be signalled mid-way."""
+
+    def __init__(self, project: pytest.Pytester, *args: str) -> None:
+        self.log = project.path / f"run-{uuid.uuid4().hex[:6]}.log"
+        with self.log.open("w") as out:
+            self.process = project.popen(
+                [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def signal_group(self, signum: int) -> None:
+        """What a key press in the terminal does: the signal to every process of the job."""
+        os.killpg(self.process.pid, signum)
+
+    def wait(self, timeout: float = 60) -> str:
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.signal_group(signal.SIGKILL)
+            self.process.wait()
+            raise AssertionError(f"the run did not end within {timeout}s:\n{self.output}") from None
+        return self.output
+
+    @property
+    def output(self) -> str:
+        return self.log.read_text()
+
+
+# -- 1. one xdist worker killed --------------------------------------------------------------
+
+WORKER_KILLED = """
+import os, signal, time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+HERE = Path(__file__).parent
+WORKER = os.environ["PYTEST_XDIST_WORKER"]
+
+
+def dead(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in ("Z", "X")  # gone, or only its exit status waits for the controller
+
+
+def wait(check):
+    deadline = time.monotonic() + 60
+    while not check():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("n", range(4))
+def test_t(request, n):
+    if WORKER not in ("gw0", "gw1"):
+        return  # the worker that replaces the dead one makes no database of its own
+    session, config = request.getfixturevalue("isolated_postgres_sync")
+    session.execute(text("INSERT INTO test_users (email, full_name) VALUES ('s@x.org', 'S')"))
+    session.commit()
+    assert session.scalar(text("SELECT count(*) FROM test_users")) == 1
+    if WORKER == "gw0":
+        # the victim, once the other worker has its database (and so has cleaned up at
+        # its start)
+        wait((HERE / "gw1.ready").exists)
+        (HERE / "victim.pid.tmp").write_text(str(os.getpid()))
+        (HERE / "victim.pid.tmp").rename(HERE / "victim.pid")
+        os.kill(os.getpid(), signal.SIGKILL)  # as an OOM kill of one worker would
+    (HERE / "gw1.ready").touch()
+    pid = HERE / "victim.pid"
+    wait(lambda: pid.exists() and dead(int(pid.read_text())))
+"""
+
+
+def test_a_killed_worker_leaves_nothing_and_the_other_finishes(
+    project: pytest.Pytester, run: Callable[..., pytest.RunResult], pg: PostgreSQLTestIsolator
+) -> None:
+    """One xdist worker dies by SIGKILL mid-test, after the other worker's start-of-session
+    cleanup: the other worker's tests pass (and the worker xdist starts in its place runs
+    what was left of its share, with no database), and the end of that same run removes
+    the dead worker's databases: its lease on the server ended with it."""
+    project.makepyfile(test_worker_killed=WORKER_KILLED)
+    result = run("-n", "2")
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(["*worker 'gw0' crashed while running*test_t*"])
+    assert leftovers(pg) == []
