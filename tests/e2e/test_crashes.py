@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -157,4 +158,90 @@ def test_a_killed_worker_leaves_nothing_and_the_other_finishes(
     result = run("-n", "2")
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(["*worker 'gw0' crashed while running*test_t*"])
+    assert leftovers(pg) == []
+
+
+# -- a run killed while a copy made ahead is being created -------------------------------------
+
+BEHIND_A_LOCK = """
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+def wait(name):
+    deadline = time.monotonic() + 60
+    while not (HERE / name).exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_first(isolated_postgres_sync):
+    (HERE / "first.done").touch()
+    wait("locked")  # the test harness holds its lock now
+
+
+def test_second(isolated_postgres_sync):
+    (HERE / "second.started").touch()
+    time.sleep(120)  # killed or interrupted here, or earlier
+"""
+
+
+def ready_copy(pg: PostgreSQLTestIsolator) -> str | None:
+    """The copy of the template made ahead for the next test, once it is made and tagged."""
+    ready = [db.name for db in pg.owned() if db.owner.test == "ready:"]
+    return ready[0] if ready else None
+
+
+@contextmanager
+def lock_held_on(pg: PostgreSQLTestIsolator, database: str) -> Iterator[None]:
+    """For the block, a lock on `database` (an uncommitted `COMMENT ON DATABASE` holds one)
+    that makes copying it (`CREATE DATABASE .. TEMPLATE`) and renaming it wait."""
+    with pg.server.connect() as conn:
+        conn.execute("BEGIN")
+        conn.execute(f'COMMENT ON DATABASE "{database}" IS NULL')
+        try:
+            yield
+        finally:
+            conn.execute("ROLLBACK")
+
+
+def blocked(pg: PostgreSQLTestIsolator, statement: str, name: str) -> bool:
+    """Whether a statement starting with `statement` and naming `name` waits for a lock."""
+    with pg.server.connect() as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND query LIKE %s AND position(%s in query) > 0",
+            (f"{statement}%", name),
+        ).fetchone()
+    return bool(row and row[0])
+
+
+def test_a_copy_being_made_when_the_run_is_killed_is_removed_by_the_next_run(
+    project: pytest.Pytester, run: Callable[..., pytest.RunResult], pg: PostgreSQLTestIsolator
+) -> None:
+    """The process is killed while it makes the copy of the template for its next test
+    (`CREATE DATABASE` held open by a lock this test takes on the template): the server
+    finishes that copy after the process is gone, without the tag naming its owner. The next
+    ordinary run still tells it is the dead run's, by its name, and removes it."""
+    project.makepyfile(test_behind_a_lock=BEHIND_A_LOCK)
+    started = Started(project)
+    wait_for((project.path / "first.done").exists, "the first test")
+    wait_for(lambda: ready_copy(pg), "the copy made ahead")
+    [template] = databases(pg, sealed=True)
+    with lock_held_on(pg, template):  # until the process is gone
+        (project.path / "locked").touch()
+        wait_for(lambda: blocked(pg, "CREATE DATABASE", template), "the next copy to wait")
+        started.signal_group(signal.SIGKILL)
+        started.wait()
+    untagged = lambda: [name for name in leftovers(pg) if pg.owner_of(name) is None]  # noqa: E731
+    wait_for(untagged, "the server to finish the copy")
+    assert len(untagged()) == 1 and len(leftovers(pg)) == 2  # and the second test's own
+
+    (project.path / "test_behind_a_lock.py").unlink()
+    project.makepyfile(test_next="def test_next(isolated_postgres_sync):\n    pass\n")
+    result = run()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["removed 2 database(s) that runs which are over left"])
     assert leftovers(pg) == []
