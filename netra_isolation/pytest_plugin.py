@@ -236,7 +236,17 @@ def test_failed(item: pytest.Item) -> bool:
 test_failed.__test__ = False  # type: ignore[attr-defined]
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionfinish(session: pytest.Session) -> Generator[None, None, None]:
+    """After pytest's own session finish, which tears down the fixtures a Ctrl-C left set up
+    (their databases are released first, then the manager finishes), even when that raised."""
+    try:
+        return (yield)
+    finally:
+        _finish_session(session)
+
+
+def _finish_session(session: pytest.Session) -> None:
     config = session.config
     if MANAGER in config.stash:
         config.stash[MANAGER].finish()

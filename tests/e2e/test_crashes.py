@@ -245,3 +245,75 @@ def test_a_copy_being_made_when_the_run_is_killed_is_removed_by_the_next_run(
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["removed 2 database(s) that runs which are over left"])
     assert leftovers(pg) == []
+
+
+# -- 2. Ctrl-C ----------------------------------------------------------------------------------
+
+INTERRUPTED = """
+import time
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+
+
+@pytest.mark.parametrize("n", range(4))
+def test_waits(isolated_postgres_sync, n):
+    (HERE / f"started.{n}").touch()
+    if n == 1:
+        time.sleep(120)  # interrupted here
+"""
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one process", "xdist"])
+def test_ctrl_c_mid_test_leaves_nothing(
+    project: pytest.Pytester,
+    run: Callable[..., pytest.RunResult],
+    pg: PostgreSQLTestIsolator,
+    workers: list[str],
+) -> None:
+    """Ctrl-C (SIGINT to the run's process group, workers included) while a test runs: the
+    run ends as pytest ends an interrupted run, with no traceback through the tool. One
+    process tears the test's fixtures down, then the tool finishes: nothing is left. Under
+    xdist, the signal may reach a worker anywhere, even in its own end-of-session cleanup:
+    whatever that left, the next ordinary run's start removes."""
+    project.makepyfile(test_interrupted=INTERRUPTED)
+    started = Started(project, *workers)
+    wait_for((project.path / "started.1").exists, "the test to start")
+    started.signal_group(signal.SIGINT)
+    output = started.wait()
+    assert "KeyboardInterrupt" in output and "netra_isolation/" not in output, output
+    if not workers:
+        # (xdist's controller may be interrupted anywhere, even in a gc callback it shows)
+        assert "Traceback" not in output, output
+        assert "databases created 2, dropped 2, kept 0, left behind 0" in output, output
+        assert leftovers(pg) == []
+        return
+    (project.path / "test_interrupted.py").unlink()
+    project.makepyfile(test_next="def test_next(isolated_postgres_sync):\n    pass\n")
+    run().assert_outcomes(passed=1)
+    assert leftovers(pg) == []
+
+
+def test_ctrl_c_while_a_test_database_is_made_leaves_nothing(
+    project: pytest.Pytester, pg: PostgreSQLTestIsolator
+) -> None:
+    """Ctrl-C while the tool makes a test's database (its copy made ahead, being renamed for
+    the test, waits for a lock this test holds): the database is neither the test's yet nor
+    a copy in waiting, and the end of the same run still drops it."""
+    project.makepyfile(test_behind_a_lock=BEHIND_A_LOCK)
+    started = Started(project)
+    wait_for((project.path / "first.done").exists, "the first test")
+    wait_for(lambda: ready_copy(pg), "the copy made ahead")
+    copy = ready_copy(pg)
+    assert copy is not None
+    with lock_held_on(pg, copy):  # until the interrupt is in
+        (project.path / "locked").touch()
+        wait_for(lambda: blocked(pg, "ALTER DATABASE", copy), "the rename to wait")
+        started.signal_group(signal.SIGINT)
+        time.sleep(0.5)  # the interrupt cancels the rename before the lock goes
+    output = started.wait()
+    assert "KeyboardInterrupt" in output and "Traceback" not in output, output
+    assert not (project.path / "second.started").exists()
+    assert leftovers(pg) == []
