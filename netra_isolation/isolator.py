@@ -141,7 +141,9 @@ class TestIsolatorBase:
     def _cached_server(self) -> Any:
         with self._server_lock:
             if self._server_error is not None:
-                raise self._server_error  # one wait per run, not one per test
+                # one wait per run, not one per test; its traceback reset, it does not keep
+                # every earlier test's frames (formatting those made a long run quadratic)
+                raise self._server_error.with_traceback(None)
             first = self._server is None
             if first:
                 try:

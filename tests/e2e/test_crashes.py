@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -317,3 +318,39 @@ def test_ctrl_c_while_a_test_database_is_made_leaves_nothing(
     assert "KeyboardInterrupt" in output and "Traceback" not in output, output
     assert not (project.path / "second.started").exists()
     assert leftovers(pg) == []
+
+
+# -- 6. a server that never answers --------------------------------------------------------------
+
+
+def test_a_thousand_tests_against_a_silent_server_end_within_a_minute(
+    project: pytest.Pytester, run: Callable[..., pytest.RunResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that accepts connections and never answers (a hung host, a firewall that
+    swallows replies): the first test waits the connect timeout (5 s by default), every
+    later one fails at once naming it; the run of 1,000 tests ends in under a minute, the
+    error shown in full once and in one line for each other test."""
+    project.makepyfile(
+        test_silent="""
+        import pytest
+
+        @pytest.mark.parametrize("n", range(1000))
+        def test_needs_db(isolated_postgres_sync, n):
+            pass
+        """
+    )
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)  # the kernel completes the handshake; nothing ever replies
+        port = sock.getsockname()[1]
+        monkeypatch.setenv("TEST_POSTGRES_HOST", "127.0.0.1")
+        monkeypatch.setenv("TEST_POSTGRES_PORT", str(port))
+        began = time.monotonic()
+        result = run()
+        elapsed = time.monotonic() - began
+    result.assert_outcomes(errors=1000)
+    assert elapsed < 60, f"{elapsed:.1f}s"
+    out = result.stdout.str()
+    assert out.count("did not answer within 5s (connection timeout expired)") == 1000
+    assert out.count("(`netra-isolation servers status`)") == 1  # the end of the full text
+    assert out.count("(in full at test_silent.py::test_needs_db[0])") == 999
