@@ -320,6 +320,180 @@ def test_ctrl_c_while_a_test_database_is_made_leaves_nothing(
     assert leftovers(pg) == []
 
 
+# -- 3, 4. a template build interrupted or killed half-way --------------------------------------
+
+SLOW_BUILD = """
+import os, time
+from pathlib import Path
+
+from factories import UserFactory
+from netra_isolation import scenario
+
+HERE = Path(__file__).parent
+
+
+@scenario("slow", seed=3)
+def slow(session):
+    UserFactory.create_batch(2)
+    session.flush()
+    if (HERE / "slow").exists():  # a file, not code: the template's fingerprint stays
+        (HERE / "building").touch()
+        time.sleep(120)  # interrupted or killed here, half-way through the build
+"""
+
+SEEDED = """
+import pytest
+from sqlalchemy import text
+
+import slow_build
+
+
+@pytest.mark.parametrize("n", range(2))
+@pytest.mark.isolation(schema="user_management", scenario="slow")
+def test_seeded(isolated_postgres_sync, n):
+    session, config = isolated_postgres_sync
+    assert session.scalar(text("SELECT count(*) FROM users")) == 2
+    assert session.scalar(text("SELECT to_regclass('half_built')")) is None
+"""
+
+
+@pytest.fixture
+def slow_build(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., pytest.RunResult]:
+    """A project whose one template takes as long as the test wants to build (while the file
+    `slow` exists); `rebuild()` runs it again without the wait, the deadline for waiting on
+    another process's build at 20 s (instead of 600): a lock left by a dead process would
+    fail it, not hang it. Returns `rebuild`."""
+    project.makepyfile(slow_build=SLOW_BUILD, test_seeded=SEEDED)
+    (project.path / "slow").touch()
+
+    def rebuild() -> pytest.RunResult:
+        (project.path / "slow").unlink(missing_ok=True)
+        monkeypatch.setenv("NETRA_ISOLATION_TEMPLATE_BUILD_TIMEOUT", "20")
+        result = project.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", timeout=120)
+        monkeypatch.delenv("NETRA_ISOLATION_TEMPLATE_BUILD_TIMEOUT")
+        return result
+
+    return rebuild
+
+
+def waiting_for_the_build(pg: PostgreSQLTestIsolator) -> bool:
+    """Whether a process waits for another's template build (the build's advisory lock)."""
+    with pg.server.connect() as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND query LIKE 'SELECT pg_advisory_lock(%'"
+            "AND datname = current_database()"
+        ).fetchone()
+    return bool(row and row[0])
+
+
+def test_ctrl_c_during_a_template_build_then_the_next_run_builds_it(
+    project: pytest.Pytester,
+    pg: PostgreSQLTestIsolator,
+    slow_build: Callable[..., pytest.RunResult],
+) -> None:
+    """Ctrl-C while one xdist worker builds the template and the other waits for it: both
+    stop; the half-built database and the lock go with the build. The next run builds the
+    same template again at once and its tests see the seeded rows."""
+    started = Started(project, "-n", "2")
+    wait_for((project.path / "building").exists, "the build to start")
+    wait_for(lambda: waiting_for_the_build(pg), "the other worker to wait for it")
+    started.signal_group(signal.SIGINT)
+    output = started.wait()
+    assert "KeyboardInterrupt" in output, output
+    assert databases(pg) == []  # no template, sealed or half-built, no test database
+
+    began = time.monotonic()
+    result = slow_build()
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["templates built 1, reused 1; *left behind 0"])
+    assert time.monotonic() - began < 20
+    assert leftovers(pg) == [] and len(databases(pg, sealed=True)) == 1
+
+
+def test_a_template_build_killed_half_way_is_never_used(
+    project: pytest.Pytester,
+    pg: PostgreSQLTestIsolator,
+    slow_build: Callable[..., pytest.RunResult],
+) -> None:
+    """SIGKILL half-way through a template build leaves the database being built (untagged,
+    unsealed); a kill between its rename and its seal would leave it under the template's
+    own name, unsealed, which this test adds (with a table that marks it). The next run
+    takes the build's lock at once (its holder is gone), uses neither, builds the template
+    again and seals it: its tests see the seeded rows and no mark. Nothing else is left."""
+    started = Started(project)
+    wait_for((project.path / "building").exists, "the build to start")
+    started.signal_group(signal.SIGKILL)
+    started.wait()
+    [half_built] = leftovers(pg)
+    assert half_built.endswith("_b") and pg.owner_of(half_built) is None
+    assert databases(pg, sealed=True) == []
+    template = half_built.removesuffix("_b")
+    with pg.server.connect() as admin:
+        admin.execute(f'CREATE DATABASE "{template}"')
+    with pg.connect_to(template) as conn:
+        conn.exec_driver_sql("CREATE TABLE half_built (id int)")
+
+    began = time.monotonic()
+    result = slow_build()
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["templates built 1, reused 1; *left behind 0"])
+    assert time.monotonic() - began < 20
+    assert leftovers(pg) == [] and databases(pg, sealed=True) == [template]
+
+
+# -- 5. connections a test leaves open -----------------------------------------------------------
+
+LEAVES_CONNECTIONS = """
+import psycopg
+import pytest
+from sqlalchemy import create_engine, make_url, text
+
+OPEN = []  # never closed: they live as long as the process
+
+
+def leave_open(url):
+    engine = create_engine(url)  # its pool keeps the connection, never disposed
+    connection = engine.connect()
+    connection.execute(text("SELECT * FROM test_users FOR UPDATE"))  # a transaction, open
+    raw = psycopg.connect(make_url(url).set(drivername="postgresql").render_as_string(False))
+    raw.execute("LOCK TABLE test_users IN ROW SHARE MODE")  # another, holding a lock
+    OPEN.extend([connection, raw])
+
+
+def test_database_level(netra_database_url):
+    leave_open(netra_database_url)
+
+
+@pytest.mark.isolation(level="transaction")
+def test_transaction_level(netra_database_url):
+    leave_open(netra_database_url)  # the worker's database, dropped at the end of the run
+
+
+def test_they_were_ended(isolated_postgres_sync, netra_manager):
+    netra_manager.wait_for_drops()  # the first test's database is dropped by now
+    connection, raw = OPEN[:2]
+    with pytest.raises(psycopg.OperationalError, match="terminating connection"):
+        raw.execute("SELECT 1")
+"""
+
+
+def test_connections_a_test_leaves_open_do_not_keep_its_database(
+    project: pytest.Pytester, run: Callable[..., pytest.RunResult], pg: PostgreSQLTestIsolator
+) -> None:
+    """Tests that leave connections to their databases open, in transactions holding locks
+    (a raw psycopg connection, an engine never disposed): the tool ends those connections
+    and drops the databases anyway, a test's own after the test and the worker's (at
+    `transaction` level) at the end of the run."""
+    project.makepyfile(test_leaves_connections=LEAVES_CONNECTIONS)
+    result = run()
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["*databases created 3, dropped 3, kept 0, left behind 0*"])
+    assert leftovers(pg) == []
+
+
 # -- 6. a server that never answers --------------------------------------------------------------
 
 
