@@ -157,7 +157,9 @@ class TestIsolatorBase:
     def _cached_server(self) -> Any:
         with self._server_lock:
             if self._server_error is not None:
-                raise self._server_error  # one wait per run, not one per test
+                # one wait per run, not one per test; its traceback reset, it does not keep
+                # every earlier test's frames (formatting those made a long run quadratic)
+                raise self._server_error.with_traceback(None)
             first = self._server is None
             if first:
                 try:
@@ -176,11 +178,16 @@ class TestIsolatorBase:
         one, no gc needed."""
         self.start_lease()
         if self.clean_on_start:
-            orphans = self.orphans()
-            for db, _why in orphans:
-                self.remove(db)
-            if orphans:
-                self.metrics.count("orphans_removed", len(orphans))
+            self.remove_orphans()
+
+    def remove_orphans(self, run: str | None = None) -> None:
+        """Drop the databases whose owner is over (of `run`, if given): at a session start,
+        what dead runs left; at a session's end, what its own dead workers left."""
+        orphans = self.orphans(run)
+        for db, _why in orphans:
+            self.remove(db)
+        if orphans:
+            self.metrics.count("orphans_removed", len(orphans))
 
     def start_lease(self) -> None:
         """Hold this process's proof of life on the server (the backend's way, if any)."""
@@ -189,12 +196,12 @@ class TestIsolatorBase:
         """Whether the process `owner` names lives (None: cannot tell from here)."""
         return self.liveness(owner)
 
-    def orphans(self) -> list[tuple[DatabaseRef, str]]:
-        """This prefix's databases whose owner is over (and why), never a live one's, never a
-        template, never one without the tool's tag."""
+    def orphans(self, run: str | None = None) -> list[tuple[DatabaseRef, str]]:
+        """This prefix's databases (of `run`, if given) whose owner is over (and why), never a
+        live one's, never a template, never one without the tool's tag."""
         found = []
         alive: dict[tuple[str, str], bool | None] = {}  # one question per process, not per db
-        for db in self.owned():
+        for db in self.owned(run):
             owner = db.owner
             process = (owner.run, owner.worker)
             if owner.kept or process == (self.owner.run, self.owner.worker):

@@ -8,6 +8,7 @@ wires them in.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import sys
 import threading
@@ -112,6 +113,7 @@ def pytest_configure(config: pytest.Config) -> None:
         compat.apply()
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistController(config), "netra_isolation_xdist")
+    config.pluginmanager.register(_ToolErrorReports(), "netra_isolation_reports")
 
 
 def manager_for(config: pytest.Config) -> TestDatabaseManager:
@@ -194,6 +196,27 @@ def pytest_runtest_makereport(
     return report
 
 
+class _ToolErrorReports:
+    """The report of a test the tool's own error failed, made without formatting the error's
+    traceback (through the tool and the driver, with the source of each frame's file), which
+    `pytest_runtest_makereport` above replaces by the message anyway: for a failure every test
+    meets (a server that does not answer) that formatting took longer than the test."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> pytest.TestReport | None:
+        error = call.excinfo.value if call.excinfo is not None else None
+        if not isinstance(error, NetraIsolationError):
+            return None
+        try:
+            pytest.fail(f"{type(error).__name__}: {error}", pytrace=False)
+        except pytest.fail.Exception:
+            plain = copy.copy(call)  # the call other hooks see keeps the error itself
+            plain.excinfo = pytest.ExceptionInfo.from_current()
+        return pytest.TestReport.from_item_and_call(item, plain)
+
+
 def _said_once(config: pytest.Config, nodeid: str, error: NetraIsolationError) -> str:
     """The tool's own error as its message, without a traceback through the tool or the
     driver (as `pytest.fail(pytrace=False)` shows it); the same error again (a server that is
@@ -232,7 +255,17 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     return result
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionfinish(session: pytest.Session) -> Generator[None, None, None]:
+    """After pytest's own session finish, which tears down the fixtures a Ctrl-C left set up
+    (their databases are released first, then the manager finishes), even when that raised."""
+    try:
+        return (yield)
+    finally:
+        _finish_session(session)
+
+
+def _finish_session(session: pytest.Session) -> None:
     config = session.config
     if MANAGER in config.stash:
         config.stash[MANAGER].finish()

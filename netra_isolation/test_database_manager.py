@@ -172,8 +172,9 @@ class TestDatabaseManager:
             future.result()
 
     def finish(self) -> int:
-        """Drop what this process created; return how many of its databases are left behind
-        (the derived managers' too: they share the owner this one counts by)."""
+        """Drop what this process created, whether or not an interrupt kept it from tracking
+        it; return how many of its databases are left behind (the derived managers' too:
+        they share the owner this one counts by)."""
         for manager in self._derived.values():
             manager.finish()
         self.wait_for_drops()
@@ -189,16 +190,32 @@ class TestDatabaseManager:
                 continue
             isolator.drain()
             isolator.cleanup_all_sync()
-            left += sum(
-                1
+            untracked = [
+                db
                 for db in isolator.owned(self.owner.run)
                 if db.owner.worker == self.owner.worker and db.name not in kept
-            )
+            ]
+            if self.label:
+                left += len(untracked)
+                continue
+            # a Ctrl-C between making a database and tracking it (say, a copy made ahead,
+            # taken for a test and being renamed) leaves one of this process's: the derived
+            # managers are done, so whatever of this process is still there and not kept
+            # is removed now
+            for db in untracked:
+                if not db.owner.kept:
+                    isolator.remove(db)
+                else:
+                    left += 1
         if self._dropper is not None:
             self._dropper.shutdown(wait=True)
             self._dropper = None
         if not self.label:  # counted once, by the manager the derived ones belong to
             self.metrics.count("databases_left_behind", left)
+        # what this run's workers that died (SIGKILL, OOM) left: their leases ended with them
+        for isolator in self._isolators.values():
+            if isolator.has_server and isolator.clean_on_start:
+                isolator.remove_orphans(self.owner.run)
         for isolator in self._isolators.values():
             isolator.close()
         return left

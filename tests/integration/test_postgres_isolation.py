@@ -228,7 +228,7 @@ def test_copies_are_made_ahead_renamed_for_tests_and_dropped_at_the_end() -> Non
     def ready() -> list[str]:
         rows = isolator.server.connect().execute(
             "SELECT datname FROM pg_database WHERE datname LIKE %s",
-            (f"%\\_rdy\\_{isolator.owner.run[:8]}\\_%",),
+            (f"%\\_rdy\\_{isolator.owner.run}\\_%",),
         )
         return [r[0] for r in rows.fetchall()]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -422,7 +423,8 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
     def _fill(self, template: TemplateRef) -> None:
         try:
             while len(self._ready.get(template.name, [])) < self.settings.prefetch:
-                name = f"{self.settings.prefix}_rdy_{self.owner.run[:8]}_{self.owner.pid}"
+                # whose it is, in its name: a crash before its tag is written leaves it untagged
+                name = f"{self.settings.prefix}_rdy_{self.owner.run}_{self.owner.worker}"
                 name += f"_{template.fingerprint[:8]}_{next(self._counter)}"
                 self._copy_database(template.name, name, self.owner.for_test("ready:"))
                 with self._ready_lock:
@@ -516,10 +518,19 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
         )
         refs = []
         for name, comment in rows:
-            owner = Owner.parse(comment)
+            owner = Owner.parse(comment) or self._ready_owner(name)
             if owner is not None and (run is None or owner.run == run):
                 refs.append(DatabaseRef(self.backend, name, slug(owner.test or name), owner))
         return refs
+
+    def _ready_owner(self, name: str) -> Owner | None:
+        """The maker of an untagged copy made ahead (killed between `CREATE DATABASE` and its
+        tag), read from its name; None for any other untagged database (a user's own)."""
+        prefix = re.escape(self.settings.prefix)
+        made = re.fullmatch(prefix + r"_rdy_([^_]+)_([^_]+)_[0-9a-f]{8}_[0-9]+", name)
+        if made is None:
+            return None
+        return Owner(made[1], made[2], host="?", pid=0, test="ready:")
 
     def _where(self, db: DatabaseRef) -> dict[str, Any]:
         server = self.server
