@@ -17,9 +17,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
 from netra_isolation.errors import ConfigurationError
 
 LEVELS = ("database", "transaction")
@@ -345,6 +342,10 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
 
 def _external_postgres(env: Mapping[str, str]) -> tuple[ExternalPostgres | None, str]:
     if url := env.get("TEST_POSTGRES_URL"):
+        # SQLAlchemy loads when a URL is to be read: the plugin's import stays light
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
         try:
             parsed = make_url(url)
         except ArgumentError as exc:

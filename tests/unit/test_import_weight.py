@@ -48,6 +48,7 @@ def test_importing_the_plugin_loads_nothing_heavy() -> None:
     modules = loaded_after("import pytest, netra_isolation.pytest_plugin")
     assert "netra_isolation.pytest_plugin" in modules
     assert heavy(modules) == []
+    assert "sqlalchemy" not in modules  # not even its core: read a URL, and it loads
 
 
 def test_importing_the_package_loads_nothing_heavy() -> None:
