@@ -93,6 +93,7 @@ class DatabaseRef:
 TableRows = tuple[list[str], list[dict[str, Any]], bool]
 _UNSET: Any = object()
 MASK = "***"  # what a password shows as, everywhere
+BUILDING = "_b"  # a template's name while it is being built (PostgreSQL)
 
 
 class IsolatorOptions(TypedDict, total=False):
@@ -272,10 +273,12 @@ class TestIsolatorBase:
     def prune_superseded(self, current: TemplateRef) -> list[str]:
         """Drop the templates of `current`'s schema type, scenario, scale and builder that
         were built from other code (migrations, scenario, server), beyond the newest
-        `keep_superseded` of them, and never one a live process uses: RAM and disk stay
-        bounded however often the code changes. Returns the names dropped."""
+        `keep_superseded` of them, and never one a live process uses; and what builds that
+        died half-way left: RAM and disk stay bounded however often the code changes and
+        whatever kills a build. Returns the names dropped."""
+        owners = self.template_owners()
         older = []
-        for name, owner in self.template_owners().items():
+        for name, owner in owners.items():
             spec, fingerprint, label = _built_from(owner)
             same = owner is not None and spec == current.spec and label == self.label
             if same and owner is not None and fingerprint != current.fingerprint:
@@ -286,9 +289,20 @@ class TestIsolatorBase:
                 if unused:
                     self.drop_template(name)
                     dropped.append(name)
+        for name, owner in owners.items():
+            # untagged: a build running, or one that died (killed half-way): its lock tells
+            if owner is None and name != current.name:
+                with self._not_building(name.removesuffix(BUILDING)) as dead:
+                    if dead:
+                        self.drop_database(name)
+                        dropped.append(name)
         if dropped:
             self.metrics.count("templates_pruned", len(dropped))
         return dropped
+
+    def _not_building(self, name: str) -> AbstractContextManager[bool]:
+        """Whether no live process is building the template `name`, held for the block."""
+        raise NotImplementedError
 
     def _use_template(self, name: str) -> None:
         """Record, for as long as this process lives, that it uses the template `name`."""

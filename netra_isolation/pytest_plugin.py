@@ -317,7 +317,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if counters["templates_pruned"]:
         tr.write_line(
             f"dropped {counters['templates_pruned']} template(s) built from older code "
-            "(keep_superseded)"
+            "(keep_superseded) or left half-built"
         )
     if counters["orphans_removed"]:
         tr.write_line(

@@ -87,3 +87,42 @@ def test_a_pruned_template_is_built_again_by_a_run_that_still_needs_it(
     assert db.template is not None and db.template.name == name
     again.cleanup_all_sync()
     finish(kind, settings, new, again)
+
+
+def test_what_a_build_that_died_left_goes_and_a_running_build_stays(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An untagged database of the template family is a build running (its builder holds the
+    build's lock) or one that died half-way (nobody does): the first stays, the second goes,
+    when a run next builds or reuses a template."""
+    import threading
+
+    from netra_isolation import SetupBuilder, TemplateSpec
+
+    settings = settings_of_own(monkeypatch)
+    building, release = threading.Event(), threading.Event()
+
+    def slow_setup(connection: Any) -> None:
+        building.set()
+        assert release.wait(60)
+
+    slow = PostgreSQLTestIsolator(settings, builder=SetupBuilder(slow_setup))
+    thread = threading.Thread(target=slow.ensure_template, args=(TemplateSpec("head"),))
+    thread.start()
+    try:
+        assert building.wait(60)
+        dead = f"{settings.prefix}_tpl_basic_empty_0123456789ab_b"  # as a killed build leaves it
+        with slow.server.connect() as admin:
+            admin.execute(f'CREATE DATABASE "{dead}"')
+        untagged = {name for name, owner in slow.template_owners().items() if owner is None}
+        running = untagged - {dead}
+        assert len(running) == 1  # the slow build's database
+
+        other = build(PostgreSQLTestIsolator, settings, "v1")
+        left = templates(other)
+        assert dead not in left and running <= left
+        assert other.metrics.counters["templates_pruned"] == 1
+    finally:
+        release.set()
+        thread.join(60)
+    finish(PostgreSQLTestIsolator, settings, slow, other)

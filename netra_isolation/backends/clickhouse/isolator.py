@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol, Unpack
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 from sqlalchemy import create_engine
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
@@ -213,6 +213,27 @@ class ClickHouseTestIsolator(TestIsolatorBase):
 
     def _is_sealed(self, name: str) -> bool:
         return self.exists(name, SEALED_TABLE)
+
+    @contextmanager
+    def _not_building(self, name: str) -> Iterator[bool]:
+        """No build of it on this host (its file lock is free), and none elsewhere: its tables
+        are older than a build may take (a build on another host does not take this host's
+        file lock)."""
+        lock = self._build_lock(name)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            yield False
+            return
+        try:
+            rows = self._run(
+                "SELECT count(), max(metadata_modification_time) < now() - "
+                f"{float(self.settings.template_build_timeout)} FROM system.tables "
+                f"WHERE database = {literal(name)}"
+            )
+            yield bool(rows and int(rows[0][0]) and int(rows[0][1]))
+        finally:
+            lock.release()
 
     def _build(self, spec: TemplateSpec, name: str, fingerprint: str) -> None:
         self._run(f"CREATE DATABASE {quote(name)}")

@@ -35,6 +35,7 @@ from netra_isolation.binding import bind_factories
 from netra_isolation.engines import in_greenlet, load_engines, postgres_driver
 from netra_isolation.errors import ConfigurationError, SeedError
 from netra_isolation.isolator import (
+    BUILDING,
     DatabaseRef,
     IsolatorOptions,
     TableRows,
@@ -122,6 +123,11 @@ def _async_session(connection: Connection) -> tuple[AsyncSession, Session]:
     bind = AsyncConnection(AsyncEngine(connection.engine), connection)
     session = AsyncSession(bind=bind, **_JOIN)
     return session, session.sync_session
+
+
+def _build_key(template: str) -> int:
+    """The advisory-lock key of building `template` (held by its builder)."""
+    return int.from_bytes(hashlib.sha256(template.encode()).digest()[:8], "big", signed=True)
 
 
 def _table_rows(conn: Connection, limit: int) -> dict[str, TableRows]:
@@ -235,7 +241,7 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
 
     @contextmanager
     def _build_lock(self, name: str) -> Iterator[None]:
-        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        key = _build_key(name)
         timeout_ms = int(self.settings.template_build_timeout * 1000)
         with self.server.connect(timeout=self.settings.connect_timeout) as conn:
             conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(timeout_ms)))
@@ -252,8 +258,18 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
+    @contextmanager
+    def _not_building(self, name: str) -> Iterator[bool]:
+        key = _build_key(name)
+        [(taken,)] = self._execute(sql.SQL("SELECT pg_try_advisory_lock(%s)"), (key,))
+        try:
+            yield bool(taken)
+        finally:
+            if taken:
+                self._execute(sql.SQL("SELECT pg_advisory_unlock(%s)"), (key,))
+
     def _build(self, spec: TemplateSpec, name: str, fingerprint: str) -> None:
-        building = f"{name}_b"
+        building = f"{name}{BUILDING}"
         self.drop_database(building)
         self._execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(building)))
         try:
@@ -361,10 +377,13 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
 
     def _copy_database(self, source: str, name: str, owner: Owner) -> None:
         """`CREATE DATABASE name TEMPLATE source`; a source that is not a sealed template has
-        its connections ended first (PostgreSQL copies only an idle database)."""
+        its connections ended first (PostgreSQL copies only an idle database). Made under a
+        name that says whose it is (`_staged_owner`), tagged, then renamed: a process killed
+        before the tag leaves a database the next run can tell is the dead run's."""
+        staged = name if self._staged_owner(name) else self._staging_name("new")
         strategy = sql.SQL(" STRATEGY FILE_COPY" if self.server_version >= 150000 else "")
         statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}{}").format(
-            sql.Identifier(name), sql.Identifier(source), strategy
+            sql.Identifier(staged), sql.Identifier(source), strategy
         )
         for attempt in range(5):
             try:
@@ -374,7 +393,18 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
                 if attempt == 4:
                     raise
                 self._disconnect(source)
-        self._comment(name, owner)
+        self._comment(staged, owner)
+        if staged != name:
+            self._execute(
+                sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                    sql.Identifier(staged), sql.Identifier(name)
+                )
+            )
+
+    def _staging_name(self, kind: str, *more: str) -> str:
+        """`<prefix>_<kind>_<run>_<worker>_..._<n>`: whose a database is, in its name."""
+        parts = [self.settings.prefix, kind, self.owner.run, self.owner.worker, *more]
+        return "_".join([*parts, str(next(self._counter))])
 
     def _disconnect(self, name: str) -> None:
         self._execute(
@@ -424,8 +454,7 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
         try:
             while len(self._ready.get(template.name, [])) < self.settings.prefetch:
                 # whose it is, in its name: a crash before its tag is written leaves it untagged
-                name = f"{self.settings.prefix}_rdy_{self.owner.run}_{self.owner.worker}"
-                name += f"_{template.fingerprint[:8]}_{next(self._counter)}"
+                name = self._staging_name("rdy", template.fingerprint[:8])
                 self._copy_database(template.name, name, self.owner.for_test("ready:"))
                 with self._ready_lock:
                     self._ready.setdefault(template.name, []).append(name)
@@ -518,19 +547,22 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
         )
         refs = []
         for name, comment in rows:
-            owner = Owner.parse(comment) or self._ready_owner(name)
+            owner = Owner.parse(comment) or self._staged_owner(name)
             if owner is not None and (run is None or owner.run == run):
                 refs.append(DatabaseRef(self.backend, name, slug(owner.test or name), owner))
         return refs
 
-    def _ready_owner(self, name: str) -> Owner | None:
-        """The maker of an untagged copy made ahead (killed between `CREATE DATABASE` and its
-        tag), read from its name; None for any other untagged database (a user's own)."""
+    def _staged_owner(self, name: str) -> Owner | None:
+        """The maker of an untagged copy (killed between `CREATE DATABASE` and its tag), read
+        from its staging name (`_staging_name`); None for any other untagged database (a
+        user's own)."""
         prefix = re.escape(self.settings.prefix)
-        made = re.fullmatch(prefix + r"_rdy_([^_]+)_([^_]+)_[0-9a-f]{8}_[0-9]+", name)
+        made = re.fullmatch(
+            prefix + r"_(rdy|new)_([0-9a-f]+)_([^_]+)_(?:[0-9a-f]{8}_)?[0-9]+", name
+        )
         if made is None:
             return None
-        return Owner(made[1], made[2], host="?", pid=0, test="ready:")
+        return Owner(made[2], made[3], host="?", pid=0, test="ready:" if made[1] == "rdy" else "")
 
     def _where(self, db: DatabaseRef) -> dict[str, Any]:
         server = self.server
