@@ -100,11 +100,13 @@ def _request_isolation(
     try:
         return isolation(*marker.args, **{**defaults, **marker.kwargs})
     except (TypeError, ConfigurationError) as exc:
-        pytest.fail(
-            f"bad @pytest.mark.isolation on {request.node.nodeid}: {exc}. "
-            "Use @pytest.mark.isolation(level='database'|'transaction', schema=..., scenario=...)",
-            pytrace=False,
-        )
+        why = str(exc)
+    # outside the `except`: the report shows the message, not the error it replaces
+    pytest.fail(
+        f"bad @pytest.mark.isolation on {request.node.nodeid}: {why}. "
+        "Use @pytest.mark.isolation(level='database'|'transaction', schema=..., scenario=...)",
+        pytrace=False,
+    )
 
 
 def _test_config(

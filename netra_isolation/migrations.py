@@ -126,11 +126,33 @@ def upgrade(cfg: Config, connection: Any, schema_type: str, url: str) -> None:
                 )
     except Exception as exc:
         location = cfg.get_main_option("script_location")
+        if _could_not_connect(exc):
+            env_py = Path(script_directory(cfg).dir) / "env.py"
+            first = str(exc).strip().splitlines()[0][:200]
+            raise MigrationError(
+                f"alembic upgrade {target}: {env_py} tried to connect to a database of its "
+                f"own ({type(exc).__name__}: {first}) instead of using the connection "
+                "netra-isolation hands it. Make env.py use the connection it is given, first "
+                f"thing in run_migrations_online():\n\n{ENV_FIX}\nThe half-built template was "
+                "dropped, nothing else was touched."
+            ) from exc
         raise MigrationError(
             f"alembic upgrade {target} failed ({type(exc).__name__}: {exc}); "
             f"fix the migration under {location} and run again: the half-built template "
             "was dropped, nothing else was touched"
         ) from exc
+
+
+def _could_not_connect(exc: BaseException) -> bool:
+    """An error of connecting (env.py reaching for a server of its own), not of a migration."""
+    text = str(exc).lower()
+    signs = (
+        "connection refused",
+        "could not connect",
+        "connect call failed",
+        "connection to server",
+    )
+    return any(sign in text for sign in signs) or isinstance(exc, ConnectionError)
 
 
 ENV_FIX = """    connection = config.attributes.get("connection")

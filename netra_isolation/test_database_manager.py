@@ -14,7 +14,7 @@ from netra_isolation.isolator import DatabaseRef, TemplateSpec, TestIsolatorBase
 from netra_isolation.metrics import Metrics
 from netra_isolation.naming import Owner
 from netra_isolation.settings import Settings, resolve_name
-from netra_isolation.templates import TemplateBuilder
+from netra_isolation.templates import TemplateBuilder, no_builder_error
 
 if TYPE_CHECKING:
     from netra_isolation.backends.clickhouse.isolator import ClickHouseTestIsolator
@@ -78,7 +78,11 @@ class TestDatabaseManager:
         """This manager's isolator of `backend` (a registered backend's name), made once."""
         with self._lock:
             if backend not in self._isolators:
-                kind = backends.get(backend).parts().isolator
+                registered = backends.get(backend)
+                if backend not in self.builders and not self.settings.uses(backend):
+                    # before its drivers load: what to add, not what to install
+                    raise no_builder_error(self.settings, backend)
+                kind = registered.parts().isolator
                 isolator = kind(
                     self.settings,
                     metrics=self.metrics,

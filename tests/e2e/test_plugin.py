@@ -94,6 +94,9 @@ def test_marker_typo_fails_clearly(project: pytest.Pytester, run) -> None:
             "*unknown postgres schema type 'user_managment'*'thread_messages'*",
         ]
     )
+    out = result.stdout.str()  # the message alone, not the TypeError it replaces
+    assert "During handling of the above exception" not in out
+    assert "TypeError: isolation()" not in out
 
 
 def test_failed_test_database_is_kept_when_asked(project: pytest.Pytester, run) -> None:

@@ -101,6 +101,34 @@ def test_an_env_py_that_migrates_elsewhere_is_refused_and_nothing_is_sealed(
     assert app_templates.templates() == []  # nothing half-built was kept or sealed
 
 
+def test_an_env_py_reaching_for_a_server_that_is_down_is_told_to_use_the_connection(
+    run_app: Any, app: pytest.Pytester, app_templates: PostgreSQLTestIsolator
+) -> None:
+    """An env.py that connects to its own URL (say, DATABASE_URL) with that server down: the
+    error says env.py connected elsewhere and shows the lines to add, not "fix the migration"."""
+    import socket
+
+    with socket.socket() as sock:  # a port where nothing listens
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env_py = app.path / "migrations" / "env.py"
+    down = f"postgresql+psycopg://dev:dev@127.0.0.1:{port}/dev"
+    env_py.write_text(
+        env_py.read_text().replace(
+            "    connectable = engine_from_config(\n"
+            "        config.get_section(config.config_ini_section, {}),",
+            f"    connectable = engine_from_config(\n        {{'sqlalchemy.url': {down!r}}},",
+        )
+    )
+    result = run_app("-x", "-k", "register and database")
+    result.assert_outcomes(errors=1)
+    output = result.stdout.str()
+    assert "env.py tried to connect to a database of its own" in output
+    assert 'config.attributes.get("connection")' in output
+    assert "fix the migration" not in output
+    assert app_templates.templates() == []
+
+
 def test_validation_compares_with_the_apps_own_models(
     run_app: Any, app: pytest.Pytester, scratch_database: object
 ) -> None:
