@@ -219,17 +219,18 @@ def blocked(pg: PostgreSQLTestIsolator, statement: str, name: str) -> bool:
     return bool(row and row[0])
 
 
-def test_a_copy_being_made_when_the_run_is_killed_is_removed_by_the_next_run(
-    project: pytest.Pytester, run: Callable[..., pytest.RunResult], pg: PostgreSQLTestIsolator
-) -> None:
-    """The process is killed while it makes the copy of the template for its next test
-    (`CREATE DATABASE` held open by a lock this test takes on the template): the server
-    finishes that copy after the process is gone, without the tag naming its owner. The next
-    ordinary run still tells it is the dead run's, by its name, and removes it."""
+def killed_while_copying(
+    project: pytest.Pytester, pg: PostgreSQLTestIsolator, *, made_ahead: bool
+) -> list[str]:
+    """Run BEHIND_A_LOCK and SIGKILL it while its next copy of the template (`CREATE
+    DATABASE`, held open by a lock this test takes on the template) is being made: a copy
+    made ahead, or the second test's own clone. Returns the untagged databases the server
+    is left with once it has finished that copy after the process is gone."""
     project.makepyfile(test_behind_a_lock=BEHIND_A_LOCK)
     started = Started(project)
     wait_for((project.path / "first.done").exists, "the first test")
-    wait_for(lambda: ready_copy(pg), "the copy made ahead")
+    if made_ahead:
+        wait_for(lambda: ready_copy(pg), "the copy made ahead")
     [template] = databases(pg, sealed=True)
     with lock_held_on(pg, template):  # until the process is gone
         (project.path / "locked").touch()
@@ -238,12 +239,21 @@ def test_a_copy_being_made_when_the_run_is_killed_is_removed_by_the_next_run(
         started.wait()
     untagged = lambda: [name for name in leftovers(pg) if pg.owner_of(name) is None]  # noqa: E731
     wait_for(untagged, "the server to finish the copy")
-    # and the second test's own (the first's too, if its drop in the background had not
-    # run yet when the process was killed)
-    assert len(untagged()) == 1 and len(leftovers(pg)) in (2, 3)
-
     (project.path / "test_behind_a_lock.py").unlink()
     project.makepyfile(test_next="def test_next(isolated_postgres_sync):\n    pass\n")
+    return untagged()
+
+
+def test_a_copy_being_made_when_the_run_is_killed_is_removed_by_the_next_run(
+    project: pytest.Pytester, run: Callable[..., pytest.RunResult], pg: PostgreSQLTestIsolator
+) -> None:
+    """The process is killed while it makes the copy of the template for its next test: the
+    server finishes that copy after the process is gone, without the tag naming its owner.
+    The next ordinary run still tells it is the dead run's, by its name, and removes it."""
+    untagged = killed_while_copying(project, pg, made_ahead=True)
+    # and the second test's own (the first's too, if its drop in the background had not
+    # run yet when the process was killed)
+    assert len(untagged) == 1 and len(leftovers(pg)) in (2, 3)
     result = run()
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["removed [23] database(s) that runs which are over left"])
@@ -261,21 +271,8 @@ def test_a_database_being_cloned_when_the_run_is_killed_is_removed_by_the_next_r
     renamed once tagged, so the copy the server finishes after the process is gone is still
     told to be the dead run's by the next ordinary run, which removes it."""
     monkeypatch.setenv("NETRA_ISOLATION_PREFETCH", "0")
-    project.makepyfile(test_behind_a_lock=BEHIND_A_LOCK)
-    started = Started(project)
-    wait_for((project.path / "first.done").exists, "the first test")
-    [template] = databases(pg, sealed=True)
-    with lock_held_on(pg, template):  # until the process is gone
-        (project.path / "locked").touch()
-        wait_for(lambda: blocked(pg, "CREATE DATABASE", template), "the clone to wait")
-        started.signal_group(signal.SIGKILL)
-        started.wait()
-    untagged = lambda: [name for name in leftovers(pg) if pg.owner_of(name) is None]  # noqa: E731
-    wait_for(untagged, "the server to finish the clone")
-    assert [f"{pg.settings.prefix}_new_" in name for name in untagged()] == [True]
-
-    (project.path / "test_behind_a_lock.py").unlink()
-    project.makepyfile(test_next="def test_next(isolated_postgres_sync):\n    pass\n")
+    untagged = killed_while_copying(project, pg, made_ahead=False)
+    assert [f"{pg.settings.prefix}_new_" in name for name in untagged] == [True]
     result = run()
     result.assert_outcomes(passed=1)
     assert leftovers(pg) == []

@@ -63,6 +63,19 @@ def point_ini_at(app: pytest.Pytester, url: str) -> None:
     ini.write_text(text)
 
 
+def env_py_connecting_to(app: pytest.Pytester, url: str) -> None:
+    """The app's env.py made to build its engine from a URL of its own (say, an environment
+    variable's) instead of the ini's."""
+    env_py = app.path / "migrations" / "env.py"
+    env_py.write_text(
+        env_py.read_text().replace(
+            "    connectable = engine_from_config(\n"
+            "        config.get_section(config.config_ini_section, {}),",
+            f"    connectable = engine_from_config(\n        {{'sqlalchemy.url': {url!r}}},",
+        )
+    )
+
+
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_stock_project_works_with_no_configuration_and_spares_the_decoy(
     run_app: Any, app: pytest.Pytester, scratch_database: object, workers: list[str]
@@ -82,15 +95,7 @@ def test_an_env_py_that_migrates_elsewhere_is_refused_and_nothing_is_sealed(
 ) -> None:
     decoy, elsewhere = scratch_database(), scratch_database()  # type: ignore[operator]
     point_ini_at(app, decoy)
-    env_py = app.path / "migrations" / "env.py"
-    # an env.py that builds its engine from a URL of its own (say, an environment variable)
-    env_py.write_text(
-        env_py.read_text().replace(
-            "    connectable = engine_from_config(\n"
-            "        config.get_section(config.config_ini_section, {}),",
-            f"    connectable = engine_from_config(\n        {{'sqlalchemy.url': {elsewhere!r}}},",
-        )
-    )
+    env_py_connecting_to(app, elsewhere)
     result = run_app("-x", "-k", "register and database")
     result.assert_outcomes(errors=1)
     output = result.stdout.str()
@@ -111,15 +116,7 @@ def test_an_env_py_reaching_for_a_server_that_is_down_is_told_to_use_the_connect
     with socket.socket() as sock:  # a port where nothing listens
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env_py = app.path / "migrations" / "env.py"
-    down = f"postgresql+psycopg://dev:dev@127.0.0.1:{port}/dev"
-    env_py.write_text(
-        env_py.read_text().replace(
-            "    connectable = engine_from_config(\n"
-            "        config.get_section(config.config_ini_section, {}),",
-            f"    connectable = engine_from_config(\n        {{'sqlalchemy.url': {down!r}}},",
-        )
-    )
+    env_py_connecting_to(app, f"postgresql+psycopg://dev:dev@127.0.0.1:{port}/dev")
     result = run_app("-x", "-k", "register and database")
     result.assert_outcomes(errors=1)
     output = result.stdout.str()
