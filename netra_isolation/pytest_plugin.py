@@ -103,11 +103,12 @@ def pytest_configure(config: pytest.Config) -> None:
     # None when registered late (through isolated_test_config), after options were parsed
     overrides = {name: config.getoption(f"netra_{name}", None) for name in OPTIONS}
     settings = config.stash[SETTINGS] = Settings.load(overrides, root=config.rootpath)
-    if settings.uses("clickhouse"):
-        # A project that uses ClickHouse loads its drivers now, before any test: imported
-        # later inside a test that snapshots sys.modules (pytester's in-process runs), the
-        # drivers' modules would be dropped while SQLAlchemy keeps their dialect, and
-        # `requests` then fails with "You can only merge into CookieJar".
+    if settings.uses("clickhouse") and config.pluginmanager.hasplugin("pytester"):
+        # A suite that runs pytest in-process (pytester) and uses ClickHouse loads its
+        # drivers now, before any test: imported later inside a test that snapshots
+        # sys.modules (pytester's in-process runs), the drivers' modules would be dropped
+        # while SQLAlchemy keeps their dialect, and `requests` then fails with "You can only
+        # merge into CookieJar". Other runs load them when a test first uses ClickHouse.
         from netra_isolation import compat
 
         compat.apply()

@@ -100,6 +100,34 @@ def test_a_run_whose_tests_use_no_database_loads_nothing_heavy(tmp_path: Path) -
     assert heavy(json.loads((tmp_path / "modules.json").read_text())) == []
 
 
+def test_a_project_that_uses_clickhouse_loads_it_only_when_a_test_does(tmp_path: Path) -> None:
+    """This repository's alembic.ini has a [clickhouse] section; a test that asks for no
+    database loads nothing of ClickHouse (its drivers cost half a second)."""
+    root = Path(__file__).resolve().parents[2]
+    (tmp_path / "pyproject.toml").write_text(
+        f'[tool.netra_isolation]\nalembic_ini = "{root / "alembic.ini"}"\n'
+    )
+    (tmp_path / "test_light.py").write_text(
+        "import json, sys\n\n"
+        "def test_light():\n"
+        "    with open('modules.json', 'w') as out:\n"
+        "        json.dump(sorted(sys.modules), out)\n"
+    )
+    plugins = ["-p", "netra_isolation.pytest_plugin", "-p", "pytest_asyncio.plugin"]
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *plugins],
+        cwd=tmp_path,
+        env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "clickhouse = throwaway local server" in done.stdout  # it does use ClickHouse
+    modules = json.loads((tmp_path / "modules.json").read_text())
+    assert [m for m in modules if m.split(".")[0] in CLICKHOUSE] == []
+
+
 def test_every_exported_name_still_imports() -> None:
     """The package's names load on first use: each one of `__all__` resolves."""
     for name in netra_isolation.__all__:
