@@ -171,7 +171,7 @@ class EphemeralServer(Generic[StateT, InfoT]):
 
     def ensure_running(self, timeout: float = 60.0) -> InfoT:
         """Reuse the running server, or start one; at most one starts across processes."""
-        self.home.mkdir(parents=True, exist_ok=True)
+        self._make_home()
         with self._lock:
             state = self._read_state()
             if state is not None and self._alive(state):
@@ -184,9 +184,15 @@ class EphemeralServer(Generic[StateT, InfoT]):
 
     def stop(self, timeout: float = 30.0, purge: bool = False) -> bool:
         """Stop the server (and with `purge`, delete its data); True if it was running."""
-        self.home.mkdir(parents=True, exist_ok=True)
+        self._make_home()
         with self._lock:
-            state = self._read_state()
+            try:
+                state = self._read_state()
+            except ServerStartError:
+                if not purge:
+                    raise
+                self.state_path.unlink(missing_ok=True)  # unreadable: afresh next time
+                return False
             if state is None:
                 return False
             pid = int(getattr(state, "pid", 0))
@@ -205,12 +211,39 @@ class EphemeralServer(Generic[StateT, InfoT]):
         pid = int(getattr(state, "pid", 0))
         return bool(pid and pid_alive(pid) and self._answers(state))
 
+    def _make_home(self) -> None:
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+            probe = self.home / ".writable"
+            probe.touch()
+            probe.unlink()
+        except OSError as exc:
+            raise ServerStartError(
+                self.name,
+                f"its state goes under {self.home}, which cannot be written "
+                f"({exc.strerror or exc}): set cache_dir (NETRA_ISOLATION_CACHE_DIR, "
+                "--netra-cache-dir or [tool.netra_isolation]) to a writable directory",
+            ) from None
+
     def _read_state(self) -> StateT | None:
         try:
-            state: StateT = self.state_type(**json.loads(self.state_path.read_text()))
-        except (OSError, ValueError, TypeError):
+            text = self.state_path.read_text()
+        except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise self._unreadable(exc) from None
+        try:
+            state: StateT = self.state_type(**json.loads(text))
+        except (ValueError, TypeError) as exc:
+            raise self._unreadable(exc) from None
         return state
+
+    def _unreadable(self, exc: BaseException) -> ServerStartError:
+        return ServerStartError(
+            self.name,
+            f"its state file {self.state_path} cannot be read ({exc}); "
+            "`netra-isolation servers down --purge` stops it if it runs and starts afresh",
+        )
 
     def _write_state(self, state: StateT) -> None:
         tmp = self.state_path.with_suffix(".tmp")

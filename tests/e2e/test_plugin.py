@@ -320,3 +320,43 @@ def test_a_server_that_is_down_is_said_once_without_tracebacks(
     assert out.count(f"PostgreSQL at 127.0.0.1:{port} did not answer") == 3
     assert out.count("Start it, or point TEST_POSTGRES_HOST") == 1
     assert out.count("(in full at test_down.py::test_needs_db[0])") == 2
+
+
+@pytest.mark.parametrize("trouble", ["unwritable cache directory", "corrupt state file"])
+def test_a_cache_directory_the_tool_cannot_use_is_said_plainly(
+    project: pytest.Pytester, run, monkeypatch: pytest.MonkeyPatch, trouble: str
+) -> None:
+    """The throwaway servers' state lives in cache_dir: one that cannot be written, or a state
+    file that cannot be read, is said once, as a message naming what to do, no traceback;
+    `servers down --purge` gets past a corrupt state file."""
+    project.makepyfile(
+        test_cache="""
+        import pytest
+
+        @pytest.mark.parametrize("n", range(2))
+        def test_needs_db(isolated_postgres_sync, n):
+            pass
+        """
+    )
+    for name in ("TEST_POSTGRES_HOST", "TEST_POSTGRES_PORT", "TEST_POSTGRES_URL"):
+        monkeypatch.delenv(name, raising=False)
+    if trouble == "unwritable cache directory":
+        cache = Path("/proc/netra-isolation-cache")  # not even root writes there
+        expected = "cannot be written (No such file or directory): set cache_dir"
+    else:
+        cache = project.path / "cache"
+        (cache / "postgres").mkdir(parents=True)
+        (cache / "postgres" / "state.json").write_text("{not json")
+        expected = "`netra-isolation servers down --purge` stops it if it runs and starts afresh"
+    monkeypatch.setenv("NETRA_ISOLATION_CACHE_DIR", str(cache))
+    result = run()
+    result.assert_outcomes(errors=2)
+    out = result.stdout.str().split("short test summary info")[0]
+    assert "Traceback" not in out and "netra_isolation/" not in out
+    # in full once (the end of the message), in one line for the test after
+    assert out.count(expected) == 1 and "(in full at test_cache.py::test_needs_db[0])" in out
+    if trouble == "corrupt state file":
+        from netra_isolation.backends.postgres.server import EphemeralPostgres
+
+        assert EphemeralPostgres(cache).stop(purge=True) is False
+        assert not (cache / "postgres" / "state.json").exists()  # the next start is afresh
