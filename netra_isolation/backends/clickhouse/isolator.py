@@ -16,6 +16,7 @@ import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Protocol, Unpack
 
 from filelock import FileLock, Timeout
@@ -134,6 +135,7 @@ class ClickHouseTestIsolator(TestIsolatorBase):
         compat.apply()  # ClickHouse's upstream gaps, fixed once ClickHouse is used
         super().__init__(settings, **options)
         self._lease: ClickHouseLease | None = None
+        self._layouts: dict[str, list[_Table]] = {}  # sealed template -> how to copy it
         self._server = server
         self._executor = executor
         self._lock = threading.Lock()
@@ -291,8 +293,7 @@ class ClickHouseTestIsolator(TestIsolatorBase):
 
     def _mark(self, database: str, table: str, value: str) -> None:
         target = f"{quote(database)}.{quote(table)}"
-        self._run(f"CREATE TABLE {target} (value String) ENGINE = TinyLog")
-        self.executor.insert(target, ["value"], [[value]])
+        self._run(f"CREATE TABLE {target} ENGINE = TinyLog AS SELECT {literal(value)} AS value")
 
     # -- clones ---------------------------------------------------------------------------
     def tables(self, database: str) -> list[tuple[str, str, str]]:
@@ -304,34 +305,51 @@ class ClickHouseTestIsolator(TestIsolatorBase):
 
     def copy_tables(self, source: str, target: str, *, skip: Iterable[str] = ()) -> None:
         """Make `target`'s tables equal to `source`'s: hard links where the engine allows."""
+        self._copy(self._layout(source, skip), source, target)
+
+    def _layout(self, source: str, skip: Iterable[str] = ()) -> list[_Table]:
+        """What copying `source` takes: its tables, their active partitions, whether a
+        materialized view keeps its rows in a table of its own."""
         skipped = {OWNER_TABLE, SEALED_TABLE, *skip}
-        tables = [t for t in self.tables(source) if t[0] not in skipped]
-        for table, engine, _ddl in tables:
-            if engine in VIEWS:
+        layout = []
+        for table, engine, ddl in self.tables(source):
+            if table in skipped:
                 continue
-            src, dst = f"{quote(source)}.{quote(table)}", f"{quote(target)}.{quote(table)}"
-            if engine.endswith("MergeTree") and self._clone_as(src, dst):
-                continue
+            partitions = []
             if engine.endswith("MergeTree"):
-                self._run(f"CREATE TABLE {dst} AS {src}")
-                for (partition_id,) in self._run(
-                    "SELECT DISTINCT partition_id FROM system.parts WHERE "
-                    f"database = {literal(source)} AND table = {literal(table)} AND active"
-                ):
+                partitions = [
+                    str(partition_id)
+                    for (partition_id,) in self._run(
+                        "SELECT DISTINCT partition_id FROM system.parts WHERE "
+                        f"database = {literal(source)} AND table = {literal(table)} AND active"
+                    )
+                ]
+            inner = engine == "MaterializedView" and self._has_inner_table(source, table)
+            layout.append(_Table(table, engine, ddl, partitions, inner))
+        return layout
+
+    def _copy(self, layout: list[_Table], source: str, target: str) -> None:
+        for t in layout:
+            if t.engine in VIEWS:
+                continue
+            src, dst = f"{quote(source)}.{quote(t.name)}", f"{quote(target)}.{quote(t.name)}"
+            if t.engine.endswith("MergeTree") and self._clone_as(src, dst):
+                continue
+            self._run(f"CREATE TABLE {dst} AS {src}")
+            if t.engine.endswith("MergeTree"):
+                for partition_id in t.partitions:
                     self._run(
-                        f"ALTER TABLE {dst} REPLACE PARTITION ID {literal(str(partition_id))} "
-                        f"FROM {src}"
+                        f"ALTER TABLE {dst} REPLACE PARTITION ID {literal(partition_id)} FROM {src}"
                     )
             else:
-                self._run(f"CREATE TABLE {dst} AS {src}")
                 self._run(f"INSERT INTO {dst} SELECT * FROM {src}")
-        for table, engine, ddl in tables:
-            if engine in VIEWS:
-                self._run(_retarget(ddl, source, target))
-            if engine == "MaterializedView" and self._has_inner_table(source, table):
+        for t in layout:
+            if t.engine in VIEWS:
+                self._run(_retarget(t.ddl, source, target))
+            if t.inner:
                 # Its rows live in an inner table it owns (a `TO` target is copied above);
                 # inserting into the view writes there without running the view's SELECT.
-                src, dst = f"{quote(source)}.{quote(table)}", f"{quote(target)}.{quote(table)}"
+                src, dst = f"{quote(source)}.{quote(t.name)}", f"{quote(target)}.{quote(t.name)}"
                 self._run(f"INSERT INTO {dst} SELECT * FROM {src}")
 
     def _has_inner_table(self, database: str, view: str) -> bool:
@@ -358,7 +376,11 @@ class ClickHouseTestIsolator(TestIsolatorBase):
         with self.metrics.timed("clone"):
             self._run(f"CREATE DATABASE {quote(name)}")
             try:
-                self.copy_tables(template.name, name)
+                # a sealed template never changes: what copying it takes is read once
+                layout = self._layouts.get(template.name)
+                if layout is None:
+                    layout = self._layouts[template.name] = self._layout(template.name)
+                self._copy(layout, template.name, name)
                 self._mark(name, OWNER_TABLE, owner.tag())
             except BaseException:
                 self.drop_database(name)
@@ -518,6 +540,15 @@ class ClickHouseTestIsolator(TestIsolatorBase):
             self._lease.release()
         if isinstance(self._executor, ServerExecutor):
             self._executor.close()
+
+
+@dataclass(frozen=True)
+class _Table:
+    name: str
+    engine: str
+    ddl: str
+    partitions: list[str]  # a MergeTree's active partitions
+    inner: bool  # a materialized view whose rows live in a table of its own
 
 
 def _retarget(ddl: str, source: str, target: str) -> str:
