@@ -214,9 +214,9 @@ class EphemeralServer(Generic[StateT, InfoT]):
     def _make_home(self) -> None:
         try:
             self.home.mkdir(parents=True, exist_ok=True)
-            probe = self.home / ".writable"
-            probe.touch()
-            probe.unlink()
+            handle, probe = tempfile.mkstemp(dir=self.home, prefix=".writable-")  # own name:
+            os.close(handle)  # processes starting at once each probe with their own file
+            os.unlink(probe)
         except OSError as exc:
             raise ServerStartError(
                 self.name,
