@@ -74,30 +74,39 @@ def test_the_library_without_pytest_imports_no_pytest_and_no_clickhouse() -> Non
     assert [m for m in modules if m.split(".")[0] in PYTEST + CLICKHOUSE] == []
 
 
-def test_a_run_whose_tests_use_no_database_loads_nothing_heavy(tmp_path: Path) -> None:
-    """The whole plugin at work (options, configure, report header, the test's hooks) in a
-    project without ClickHouse, with one test that asks for no database."""
-    (tmp_path / "pytest.ini").write_text("[pytest]\n")
-    (tmp_path / "test_light.py").write_text(
-        "import json, sys\n\n"
-        "def test_light():\n"
-        "    assert 'netra_isolation.pytest_plugin' in sys.modules\n"
-        "    with open('modules.json', 'w') as out:\n"
-        "        json.dump(sorted(sys.modules), out)\n"
-    )
-    # Not -q, so the report header is part of the run. Only this plugin and pytest-asyncio:
-    # other installed plugins (Faker's own, pytest-postgresql's) import what they import.
+LIGHT_TEST = (
+    "import json, sys\n\n"
+    "def test_light():\n"
+    "    assert 'netra_isolation.pytest_plugin' in sys.modules\n"
+    "    with open('modules.json', 'w') as out:\n"
+    "        json.dump(sorted(sys.modules), out)\n"
+)
+
+
+def run_light_test(project: Path) -> tuple[str, list[str]]:
+    """Run LIGHT_TEST in `project` with only this plugin and pytest-asyncio (other installed
+    plugins, Faker's own, pytest-postgresql's, import what they import): the run's output
+    and the modules loaded by the time the test ran. Not -q: the report header is shown."""
+    (project / "test_light.py").write_text(LIGHT_TEST)
     plugins = ["-p", "netra_isolation.pytest_plugin", "-p", "pytest_asyncio.plugin"]
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *plugins],
-        cwd=tmp_path,
+        cwd=project,
         env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert heavy(json.loads((tmp_path / "modules.json").read_text())) == []
+    return done.stdout, json.loads((project / "modules.json").read_text())
+
+
+def test_a_run_whose_tests_use_no_database_loads_nothing_heavy(tmp_path: Path) -> None:
+    """The whole plugin at work (options, configure, report header, the test's hooks) in a
+    project without ClickHouse, with one test that asks for no database."""
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    _, modules = run_light_test(tmp_path)
+    assert heavy(modules) == []
 
 
 def test_a_project_that_uses_clickhouse_loads_it_only_when_a_test_does(tmp_path: Path) -> None:
@@ -107,24 +116,8 @@ def test_a_project_that_uses_clickhouse_loads_it_only_when_a_test_does(tmp_path:
     (tmp_path / "pyproject.toml").write_text(
         f'[tool.netra_isolation]\nalembic_ini = "{root / "alembic.ini"}"\n'
     )
-    (tmp_path / "test_light.py").write_text(
-        "import json, sys\n\n"
-        "def test_light():\n"
-        "    with open('modules.json', 'w') as out:\n"
-        "        json.dump(sorted(sys.modules), out)\n"
-    )
-    plugins = ["-p", "netra_isolation.pytest_plugin", "-p", "pytest_asyncio.plugin"]
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *plugins],
-        cwd=tmp_path,
-        env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "clickhouse = throwaway local server" in done.stdout  # it does use ClickHouse
-    modules = json.loads((tmp_path / "modules.json").read_text())
+    output, modules = run_light_test(tmp_path)
+    assert "clickhouse = throwaway local server" in output  # it does use ClickHouse
     assert [m for m in modules if m.split(".")[0] in CLICKHOUSE] == []
 
 
