@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -170,6 +171,18 @@ class ClickHouseTestIsolator(TestIsolatorBase):
 
     def _run(self, sql: str) -> list[tuple[Any, ...]]:
         return self.executor.execute(sql)
+
+    def _listing(self, sql: str) -> list[tuple[Any, ...]]:
+        """A query over system.tables, which on servers before Atomic databases fails when a
+        table it passes is being dropped (another run's cleanup): asked again, up to 5 times."""
+        for attempt in range(5):
+            try:
+                return self._run(sql)
+            except Exception as exc:
+                if getattr(exc, "code", None) not in VANISHED or attempt == 4:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     @property
     def atomic(self) -> bool:
@@ -484,7 +497,7 @@ class ClickHouseTestIsolator(TestIsolatorBase):
 
     def owned(self, run: str | None = None) -> list[DatabaseRef]:
         prefix = f"{self.settings.prefix}\\_%"
-        databases = self._run(
+        databases = self._listing(
             f"SELECT database FROM system.tables WHERE name = {literal(OWNER_TABLE)} "
             f"AND database LIKE {literal(prefix)} ORDER BY database"
         )
