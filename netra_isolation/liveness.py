@@ -28,10 +28,15 @@ from typing import Any
 from netra_isolation.naming import Owner, host_name
 
 
+def advisory_key(text: str, size: int = 8) -> int:
+    """A PostgreSQL advisory-lock key for `text`: a signed number of `size` bytes (8: the
+    one-key form; 4: one half of the two-key form)."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:size], "big", signed=True)
+
+
 def lock_key(owner: Owner) -> int:
     """The advisory-lock key of a run's worker: a signed 64-bit number."""
-    digest = hashlib.sha256(f"netra-isolation run\0{owner.run}\0{owner.worker}".encode())
-    return int.from_bytes(digest.digest()[:8], "big", signed=True)
+    return advisory_key(f"netra-isolation run\0{owner.run}\0{owner.worker}")
 
 
 USE_CLASS = 0x6E69  # "ni": template uses are two-int keys, a key space apart from runs'
@@ -39,8 +44,7 @@ USE_CLASS = 0x6E69  # "ni": template uses are two-int keys, a key space apart fr
 
 def use_key(template: str) -> tuple[int, int]:
     """The advisory-lock key of using the template `template` (two signed 32-bit numbers)."""
-    digest = hashlib.sha256(f"netra-isolation template\0{template}".encode()).digest()
-    return USE_CLASS, int.from_bytes(digest[:4], "big", signed=True)
+    return USE_CLASS, advisory_key(f"netra-isolation template\0{template}", 4)
 
 
 class Lease:

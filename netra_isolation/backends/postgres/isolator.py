@@ -7,7 +7,6 @@ API runs it in a thread, so sync and async tests share one implementation.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import re
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -43,7 +42,7 @@ from netra_isolation.isolator import (
     TemplateSpec,
     TestIsolatorBase,
 )
-from netra_isolation.liveness import Lease, owner_alive, template_unused
+from netra_isolation.liveness import Lease, advisory_key, owner_alive, template_unused
 from netra_isolation.naming import Owner, database_name, slug
 from netra_isolation.settings import Settings, drivers_named
 
@@ -123,11 +122,6 @@ def _async_session(connection: Connection) -> tuple[AsyncSession, Session]:
     bind = AsyncConnection(AsyncEngine(connection.engine), connection)
     session = AsyncSession(bind=bind, **_JOIN)
     return session, session.sync_session
-
-
-def _build_key(template: str) -> int:
-    """The advisory-lock key of building `template` (held by its builder)."""
-    return int.from_bytes(hashlib.sha256(template.encode()).digest()[:8], "big", signed=True)
 
 
 def _table_rows(conn: Connection, limit: int) -> dict[str, TableRows]:
@@ -241,7 +235,7 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
 
     @contextmanager
     def _build_lock(self, name: str) -> Iterator[None]:
-        key = _build_key(name)
+        key = advisory_key(name)  # the key of building template `name`
         timeout_ms = int(self.settings.template_build_timeout * 1000)
         with self.server.connect(timeout=self.settings.connect_timeout) as conn:
             conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(timeout_ms)))
@@ -260,7 +254,7 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
 
     @contextmanager
     def _not_building(self, name: str) -> Iterator[bool]:
-        key = _build_key(name)
+        key = advisory_key(name)  # the key of building template `name`
         [(taken,)] = self._execute(sql.SQL("SELECT pg_try_advisory_lock(%s)"), (key,))
         try:
             yield bool(taken)
