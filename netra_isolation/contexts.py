@@ -192,10 +192,16 @@ async def full_stack(
     scale: int = 1,
 ) -> AsyncIterator[dict[str, Any]]:
     """Both databases, set up at once, and a session bound for the block."""
-    pg, ch = await asyncio.gather(
+    # both to the end, a failed one too: the other's database is then the config's to clean
+    outcomes = await asyncio.gather(
         config.setup("postgres", schemas["schema"], scenario, scale),
         config.setup("clickhouse", schemas["clickhouse_schema"], scenario, scale),
+        return_exceptions=True,
     )
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    pg, ch = config.databases["postgres"], config.databases["clickhouse"]
     async with config.postgres_session() as session, config.abind_test_session(session):
         yield {
             "postgres_session": session,

@@ -9,7 +9,6 @@ Either way the session and client the test holds keep working: their database ke
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 from collections import Counter
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from netra_isolation.errors import SnapshotError
 from netra_isolation.naming import database_name
+from netra_isolation.threads import to_thread
 
 if TYPE_CHECKING:
     from netra_isolation.handle import IsolatedTestConfig
@@ -122,17 +122,17 @@ class DatabaseSnapshots:
     async def create(self, backend: str, label: str) -> str:
         self.check([backend])
         await self.config.release_sessions()
-        return await asyncio.to_thread(self.create_sync, backend, label)
+        return await to_thread(self.create_sync, backend, label)
 
     async def restore(self, snapshot_id: str) -> None:
         self.check(snapshot_id=snapshot_id)
         await self.config.release_sessions()
-        await asyncio.to_thread(self.restore_sync, snapshot_id)
+        await to_thread(self.restore_sync, snapshot_id)
 
     async def reset_to_clean_state(self, backends: list[str] | None = None) -> None:
         self.check(backends)
         await self.config.release_sessions()
-        await asyncio.to_thread(self.reset_to_clean_state_sync, backends)
+        await to_thread(self.reset_to_clean_state_sync, backends)
 
     def drop_all_sync(self) -> None:
         for snapshot in self._snapshots.values():

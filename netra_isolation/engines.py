@@ -154,6 +154,11 @@ def _dispose(include_async: bool) -> None:
             entry.engine.dispose()
 
 
+def dispose_sync_engines() -> None:
+    """Close the pooled connections of the followed sync engines."""
+    _dispose(include_async=False)
+
+
 async def dispose_async_engines() -> None:
     """Close the pooled connections of the followed async engines (on the running loop)."""
     with _lock:

@@ -20,7 +20,7 @@ from netra_isolation import backends
 from netra_isolation.errors import ConfigurationError
 from netra_isolation.naming import slug
 from netra_isolation.settings import LEVELS
-from netra_isolation.threads import in_thread
+from netra_isolation.threads import in_thread, to_thread
 
 T = TypeVar("T")
 
@@ -252,15 +252,20 @@ class IsolatedTestConfig:
         return str(url.render_as_string(hide_password=False))
 
     async def release_sessions(self) -> None:
-        """Give back the connections the test's sessions hold (they reconnect on next use):
-        a PostgreSQL database is copied or replaced only while nobody is connected."""
-        from sqlalchemy.ext.asyncio import AsyncSession
+        """Give back the connections the test's sessions and the app's followed engines hold
+        (they reconnect on next use): a PostgreSQL database is copied or replaced only while
+        nobody is connected, and a pooled connection would be ended under them."""
+        from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+        from netra_isolation.engines import dispose_async_engines
 
         for session in self._sessions:
             if isinstance(session, AsyncSession):
                 await session.close()
-            else:
-                session.close()
+                if isinstance(session.bind, AsyncEngine):  # the tool's engine for the session
+                    await session.bind.dispose()
+        self._release_sync_sessions()
+        await dispose_async_engines()
 
     # -- validation -------------------------------------------------------------------------
     def transaction_session(self) -> AsyncSession | Session | None:
@@ -281,12 +286,12 @@ class IsolatedTestConfig:
             return list(
                 await asyncio.gather(
                     session.run_sync(lambda sync: read(sync.connection(), {"postgres"})),
-                    asyncio.to_thread(read, None, backends - {"postgres"}),
+                    to_thread(read, None, backends - {"postgres"}),
                 )
             )
         if session is not None:
             return [read(session.connection(), backends)]
-        return [await asyncio.to_thread(read, None, backends)]
+        return [await to_thread(read, None, backends)]
 
     def on_test_connection_sync(self, read: Callable[[Connection | None, set[str]], T]) -> T:
         from sqlalchemy.ext.asyncio import AsyncSession
@@ -351,11 +356,17 @@ class IsolatedTestConfig:
         self.snapshots.reset_to_clean_state_sync(backends)
 
     def _release_sync_sessions(self) -> None:
+        from sqlalchemy import Engine
         from sqlalchemy.orm import Session
+
+        from netra_isolation.engines import dispose_sync_engines
 
         for session in self._sessions:
             if isinstance(session, Session):
                 session.close()
+                if isinstance(session.bind, Engine):  # the tool's engine for the session
+                    session.bind.dispose()
+        dispose_sync_engines()
 
     # -- ClickHouse ----------------------------------------------------------------------
     setup_clickhouse_sync = partialmethod(setup_sync, "clickhouse")

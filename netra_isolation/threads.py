@@ -1,14 +1,31 @@
-"""Async APIs over the synchronous core: a blocking call run in a worker thread, written once."""
+"""Async APIs over the synchronous core: a blocking call run in a worker thread, written once.
+
+The threads are the process's own few, kept for its life, not the running loop's default
+executor: pytest-asyncio gives each test a loop of its own, so a fresh executor and thread
+per test, and what a thread keeps (an isolator's admin connection, opened per thread) would
+be made again, and left open, for every test.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+_threads = ThreadPoolExecutor(8, thread_name_prefix="netra-io")
+
+
+async def to_thread(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """`asyncio.to_thread` on the process's threads: the call, with the caller's context
+    variables, off the event loop."""
+    call = functools.partial(contextvars.copy_context().run, function, *args, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(_threads, call)
 
 
 def in_thread(function: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
@@ -16,6 +33,6 @@ def in_thread(function: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
 
     @functools.wraps(function)
     async def awaitable(*args: P.args, **kwargs: P.kwargs) -> R:
-        return await asyncio.to_thread(function, *args, **kwargs)
+        return await to_thread(function, *args, **kwargs)
 
     return awaitable

@@ -11,7 +11,6 @@ and chdb's in-process engine in the tests of modern servers.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import threading
 import time
@@ -48,6 +47,7 @@ from netra_isolation.liveness import (
 )
 from netra_isolation.naming import Owner, slug
 from netra_isolation.settings import Settings
+from netra_isolation.threads import to_thread
 
 OWNER_TABLE = "_netra_owner"
 SEALED_TABLE = "_netra_sealed"
@@ -623,16 +623,16 @@ class AsyncClickHouseClient:
     async def execute(
         self, sql: str, params: Mapping[str, Any] | None = None
     ) -> list[tuple[Any, ...]]:
-        return await asyncio.to_thread(self.sync.execute, sql, params)
+        return await to_thread(self.sync.execute, sql, params)
 
     async def scalar(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
-        return await asyncio.to_thread(self.sync.scalar, sql, params)
+        return await to_thread(self.sync.scalar, sql, params)
 
     async def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
-        return await asyncio.to_thread(self.sync.insert, table, rows)
+        return await to_thread(self.sync.insert, table, rows)
 
     async def count(self, table: str) -> int:
-        return await asyncio.to_thread(self.sync.count, table)
+        return await to_thread(self.sync.count, table)
 
     def close(self) -> None:
         self.sync.close()

@@ -203,7 +203,9 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
     def _admin(self) -> psycopg.Connection[Any]:
         conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
         if conn is None or conn.closed or conn.broken:
-            conn = self.server.connect(timeout=self.settings.connect_timeout)
+            conn = self.server.connect(
+                timeout=self.settings.connect_timeout, application_name=self.admin_name
+            )
             self._local.conn = conn
             with self._server_lock:
                 self._connections.append(conn)
@@ -639,6 +641,11 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
         )
         return Owner.parse(rows[0][0]) if rows else None
 
+    @property
+    def admin_name(self) -> str:
+        """The tag of this process's own admin connections in pg_stat_activity."""
+        return f"netra:{self.owner.run}:{self.owner.worker}:admin"
+
     def application_name(self, test_id: str) -> str:
         """The tag of this test's connections in pg_stat_activity, so a check can tell another
         test's connection to this test's database."""
@@ -744,9 +751,8 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
             async with in_greenlet(self._rollback_session(test_id, driver, _async_session)) as s:
                 yield s
             return
-        engine = create_async_engine(
+        engine = create_async_engine(  # pooled: one connection through commits
             self.database_url(test_id, "asyncpg"),
-            poolclass=NullPool,
             connect_args={"server_settings": {"application_name": self.application_name(test_id)}},
         )
         try:
@@ -764,7 +770,9 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
             with self._rollback_session(test_id, driver, _sync_session) as session:
                 yield session
             return
-        engine = create_engine(self.database_url(test_id, driver), poolclass=NullPool)
+        # pooled: one connection through the session's commits, ended with the session (and
+        # when a snapshot is made or restored: `IsolatedTestConfig.release_sessions`)
+        engine = create_engine(self.database_url(test_id, driver))
         try:
             with Session(engine, expire_on_commit=False) as session:
                 yield session
