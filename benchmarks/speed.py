@@ -13,7 +13,11 @@ teardown); the figure is the median over the N tests. The alternatives:
 - pytest-postgresql: its own `postgresql_noproc` + `postgresql` fixtures (a template per
   session, a clone per test) pointed at the same server;
 - the hand-written conftest: one connection for the session, each test's
-  `Session(join_transaction_mode="create_savepoint")` rolled back;
+  `Session(join_transaction_mode="create_savepoint")` rolled back; its async form the same
+  with an `AsyncSession` on one asyncpg connection, which needs pytest-asyncio's loop to be
+  the session's (a connection belongs to its loop), so that run sets the loop scopes to
+  "session", as does the tool's own run marked "(session loop)"; the others keep a loop per
+  test, pytest-asyncio's default;
 - ClickHouse: a bare loop that creates a database, clones the seeded `analytics` template's
   tables (`CREATE TABLE .. AS` + `REPLACE PARTITION .. FROM`, hard links), inserts, counts,
   drops.
@@ -214,6 +218,62 @@ def session(connection):
 """
 )
 
+HANDWRITTEN_ASYNC_CONFTEST = (
+    COMMON
+    + """
+import uuid
+import psycopg
+import pytest_asyncio
+from sqlalchemy import URL
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+
+@pytest_asyncio.fixture(scope="session")
+async def connection():
+    name = f"bench_hwa_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(dbname="postgres", autocommit=True, **PG) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
+        url = URL.create("postgresql+asyncpg", username=PG["user"], password=PG["password"],
+                         host=PG["host"], port=PG["port"], database=name)
+        engine = create_async_engine(url)
+        try:
+            async with engine.connect() as connection:
+                yield connection
+        finally:
+            await engine.dispose()
+            admin.execute(f'DROP DATABASE "{name}"')
+
+
+@pytest_asyncio.fixture
+async def session(connection):
+    outer = await connection.begin()
+    session = AsyncSession(bind=connection, join_transaction_mode="create_savepoint")
+    try:
+        yield session
+    finally:
+        await session.close()
+        await outer.rollback()
+"""
+)
+
+HANDWRITTEN_ASYNC_TEST = f"""
+import os
+import pytest
+from sqlalchemy import text
+
+
+@pytest.mark.parametrize("i", range(int(os.environ["BENCH_TESTS"])))
+async def test_tiny(session, i):
+    await session.execute(text("{INSERT_SA}"), {{"e": f"u{{i}}@x"}})
+    await session.commit()
+    assert (await session.execute(text("{COUNT}"))).scalar() == 1
+"""
+
+# pytest-asyncio's loop for the whole session: the one way an async conftest can keep one
+# connection across tests (a connection belongs to the loop it was made on)
+SESSION_LOOP = {"asyncio_default_fixture_loop_scope": "session",
+                "asyncio_default_test_loop_scope": "session"}  # fmt: skip
+
 HANDWRITTEN_TEST = f"""
 import os
 import pytest
@@ -319,6 +379,7 @@ class Variant:
     conftest: str
     test: str
     args: tuple[str, ...]
+    ini: tuple[tuple[str, str], ...] = ()  # pytest settings of its own
 
 
 VARIANTS = [
@@ -329,18 +390,33 @@ VARIANTS = [
     Variant("bare", BARE_CONFTEST, PSYCOPG_TEST.format(fixture="db"), (*NO_NETRA, *NO_PPG)),
     Variant("ppg", PPG_CONFTEST, PSYCOPG_TEST.format(fixture="postgresql"), (*NO_NETRA,)),
     Variant("handwritten", HANDWRITTEN_CONFTEST, HANDWRITTEN_TEST, (*NO_NETRA, *NO_PPG)),
+    Variant(
+        "handwritten_async",
+        HANDWRITTEN_ASYNC_CONFTEST,
+        HANDWRITTEN_ASYNC_TEST,
+        (*NO_NETRA, *NO_PPG),
+        tuple(SESSION_LOOP.items()),
+    ),
+    Variant(
+        "netra_tx_async_session_loop",
+        "",
+        NETRA_ASYNC,
+        (*NO_PPG, "--netra-level", "transaction"),
+        tuple(SESSION_LOOP.items()),
+    ),
     Variant("ch_netra", "", CH_NETRA_TEST, (*NO_PPG,)),
     Variant("ch_bare", CH_BARE_CONFTEST, CH_BARE_TEST, (*NO_NETRA, *NO_PPG)),
 ]
 
 
-def pyproject(cache_dir: Path) -> str:
+def pyproject(cache_dir: Path, ini: tuple[tuple[str, str], ...] = ()) -> str:
     """Like tests/e2e/conftest.py's: this repository's migrations, scenarios and servers."""
+    loops = {"asyncio_default_fixture_loop_scope": "function"} | dict(ini)
     return f"""
 [tool.pytest.ini_options]
 pythonpath = ["{ROOT}"]
 asyncio_mode = "auto"
-asyncio_default_fixture_loop_scope = "function"
+{chr(10).join(f'{key} = "{value}"' for key, value in loops.items())}
 
 [tool.netra_isolation]
 alembic_ini = "{ROOT / "alembic.ini"}"
@@ -360,7 +436,7 @@ class Projects:
         for variant in VARIANTS:
             path = base / variant.name
             path.mkdir()
-            (path / "pyproject.toml").write_text(pyproject(cache_dir))
+            (path / "pyproject.toml").write_text(pyproject(cache_dir, variant.ini))
             (path / "conftest.py").write_text(textwrap.dedent(variant.conftest))
             (path / "test_tiny.py").write_text(textwrap.dedent(variant.test))
         # what a parent pytest (this benchmark's smoke test under xdist) would leak into runs
@@ -444,12 +520,15 @@ LABELS = {
     "bare": "bare loop: clone+connect+statements+drop",
     "ppg": "pytest-postgresql, template clone per test",
     "handwritten": "hand-written SAVEPOINT conftest",
+    "handwritten_async": "hand-written SAVEPOINT conftest, async (session loop)",
     "netra_db_sync": "database level, sync (isolated_postgres_sync)",
     "db_sync_ppg": "  database level sync, against pytest-postgresql",
     "netra_db_async": "database level, async (isolated_postgres)",
     "db_async_ppg": "  database level async, against pytest-postgresql",
     "netra_tx_sync": "transaction level, sync",
     "netra_tx_async": "transaction level, async",
+    "tx_async_sync_hw": "  transaction level async, against the sync conftest",
+    "netra_tx_async_session_loop": "transaction level, async (session loop)",
     "ch_bare": "ClickHouse bare loop: create+clone+drop",
     "ch_netra": "ClickHouse analytics clone (isolated_clickhouse_sync)",
     "one_hand": "one-test run, hand-written conftest",
@@ -469,12 +548,16 @@ def per_test_rows(median: dict[str, float]) -> list[Row]:
         Row(L["bare"], median["bare"], ms),
         Row(L["ppg"], median["ppg"], ms),
         Row(L["handwritten"], median["handwritten"], ms),
+        Row(L["handwritten_async"], median["handwritten_async"], ms),
         Row(L["netra_db_sync"], median["netra_db_sync"], ms, L["bare"], "<= 1.0x"),
         Row(L["db_sync_ppg"], median["netra_db_sync"], ms, L["ppg"], ">= 2x faster"),
         Row(L["netra_db_async"], median["netra_db_async"], ms, L["bare"], "<= 1.0x"),
         Row(L["db_async_ppg"], median["netra_db_async"], ms, L["ppg"], ">= 2x faster"),
         Row(L["netra_tx_sync"], median["netra_tx_sync"], ms, L["handwritten"], "<= 1.2x"),
-        Row(L["netra_tx_async"], median["netra_tx_async"], ms, L["handwritten"], "<= 1.2x"),
+        Row(L["netra_tx_async"], median["netra_tx_async"], ms, L["handwritten_async"], "<= 1.2x"),
+        Row(L["tx_async_sync_hw"], median["netra_tx_async"], ms, L["handwritten"], "<= 1.2x"),
+        Row(L["netra_tx_async_session_loop"], median["netra_tx_async_session_loop"], ms,
+            L["handwritten_async"], "<= 1.2x"),
         Row(L["ch_bare"], median["ch_bare"], ms),
         Row(L["ch_netra"], median["ch_netra"], ms, L["ch_bare"], "<= 1.2x"),
     ]  # fmt: skip

@@ -148,6 +148,19 @@ class TestDatabaseManager:
             self._worker_databases[key] = db
         return db
 
+    def has_worker_database(
+        self, backend: str, schema_type: str | None, scenario: str | None, scale: int
+    ) -> bool:
+        """Whether a `transaction`-level setup would only look things up, with nothing to wait
+        for: the process setup run, the worker's database already made."""
+        with self._lock:
+            isolator = self._isolators.get(backend)
+        if isolator is None or (self.settings.process_setup and not self._process_setup.done):
+            return False
+        spec = TemplateSpec(isolator.schema_for(schema_type, scenario), scenario, scale)
+        with self._lock:
+            return (backend, spec) in self._worker_databases
+
     def release(self, backend: str, test_id: str, *, keep: bool = False) -> None:
         """Stop tracking a test's database and drop it off the test's clock."""
         isolator = self.isolator(backend)
