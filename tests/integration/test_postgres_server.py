@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from netra_isolation.backends.clickhouse.server import EphemeralClickHouse
-from netra_isolation.backends.postgres.server import EphemeralPostgres
+from netra_isolation.backends.postgres.server import EphemeralPostgres, find_bindir
 from netra_isolation.cli import main
 from netra_isolation.servers import RAM_DIR, ram_dir
 
@@ -68,7 +68,37 @@ def test_wrong_password_is_refused(server: EphemeralPostgres) -> None:
 
     info = server.ensure_running()
     with pytest.raises(ServerUnreachableError, match="password authentication failed"):
-        replace(info, password="wrong").connect()
+        replace(info, password="wrong", socket_dir="").connect()  # over TCP
+
+
+def test_the_tools_socket_is_its_users_alone(server: EphemeralPostgres) -> None:
+    """The tool's own connections go through a socket in the server's data directory (0700),
+    without a password; another OS user cannot reach it, and TCP still asks for one."""
+    import subprocess
+    from dataclasses import replace
+
+    info = server.ensure_running()
+    assert info.socket_dir and Path(info.socket_dir, f".s.PGSQL.{info.port}").exists()
+    assert stat.S_IMODE(os.stat(info.socket_dir).st_mode) == 0o700
+    with replace(info, password="").connect() as conn:  # no password through the socket
+        assert conn.execute("SELECT current_user").fetchone() == (info.user,)
+        assert conn.pgconn.host.decode() == info.socket_dir
+    if os.geteuid() != 0:
+        return
+    # root can reach any directory; an unprivileged user other than the server's cannot
+    other = next(
+        user
+        for user in ("nobody", "daemon")
+        if user != json.loads(server.state_path.read_text())["run_as"]
+    )
+    psql = find_bindir() / "psql"
+    done = subprocess.run(
+        [str(psql), "-h", info.socket_dir, "-p", str(info.port), "-U", info.user, "-d",
+         "postgres", "-w", "-c", "SELECT 1"],
+        user=other, capture_output=True, text=True, cwd="/",
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "Permission denied" in done.stderr or "No such file" in done.stderr, done.stderr
 
 
 def test_cli_status_up_down(

@@ -18,6 +18,7 @@ from typing import Any, TypeVar, Unpack
 import psycopg
 from psycopg import sql
 from sqlalchemy import Connection, Engine, create_engine, inspect, text
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -569,7 +570,7 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
     def connect_to(self, name: str) -> Iterator[Any]:
         """A sync SQLAlchemy connection to the database `name` (autocommit), for inspection."""
         engine = create_engine(
-            self.server.url(name), poolclass=NullPool, isolation_level="AUTOCOMMIT"
+            self.server.own_url(name), poolclass=NullPool, isolation_level="AUTOCOMMIT"
         )
         try:
             with engine.connect() as connection:
@@ -655,17 +656,21 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
     def database_url(self, test_id: str, driver: str = "asyncpg") -> str:
         """The test's database URL; a libpq (psycopg) URL carries the test's tag (asyncpg takes
         it through `connect_args`, see `session`)."""
-        url = self.server.url(self.database(test_id).name, driver)
-        if driver in ("psycopg", "psycopg2"):
+        return self._tagged(self.server.url(self.database(test_id).name, driver), test_id)
+
+    def _tagged(self, url: URL, test_id: str) -> str:
+        if url.get_driver_name() in ("psycopg", "psycopg2"):
             url = url.update_query_dict({"application_name": self.application_name(test_id)})
-        return url.render_as_string(hide_password=False)
+        return str(url.render_as_string(hide_password=False))
 
     # -- the test's session ------------------------------------------------------------------
-    def _url_for(self, test_id: str, driver: str) -> str:
-        if driver == "asyncpg":
-            return self.database_url(test_id, driver)
-        url = self.server.url(self.database(test_id).name, driver)
-        return str(url.render_as_string(hide_password=False))
+    def _url_for(self, test_id: str, driver: str, *, tagged: bool = False) -> str:
+        """The test's database for the tool's own connections: through the throwaway
+        server's socket for a libpq driver (`own_url`); `tagged`: with the test's tag."""
+        url = self.server.own_url(self.database(test_id).name, driver)
+        if driver == "asyncpg" or tagged:
+            return self._tagged(url, test_id)
+        return url.render_as_string(hide_password=False)
 
     def _keep(self, test_id: str, driver: str) -> tuple[_Kept, bool]:
         """The connection kept for the test's database and `driver`, and whether it is the
@@ -772,7 +777,7 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
             return
         # pooled: one connection through the session's commits, ended with the session (and
         # when a snapshot is made or restored: `IsolatedTestConfig.release_sessions`)
-        engine = create_engine(self.database_url(test_id, driver))
+        engine = create_engine(self._url_for(test_id, driver, tagged=True))
         try:
             with Session(engine, expire_on_commit=False) as session:
                 yield session

@@ -1,8 +1,12 @@
 """A throwaway PostgreSQL for tests: found, initialised, started, reused, stopped.
 
 Loopback only, a free port, a generated password in a 0600 state file, tuned for tests
-(no fsync). When the caller is root the server runs as an unprivileged user, because
-initdb refuses root (pytest-postgresql fails here: dbfixtures/pytest-postgresql#455).
+(no fsync). The tool's own connections go through a Unix socket in the server's data
+directory (0700: its user's and root's alone), where no password is exchanged: SCRAM costs
+about 2 ms a connection on each side, and a test at `database` level makes one or two.
+
+When the caller is root the server runs as an unprivileged user, because initdb refuses
+root (pytest-postgresql fails here: dbfixtures/pytest-postgresql#455).
 """
 
 from __future__ import annotations
@@ -39,6 +43,15 @@ from netra_isolation.servers import (
 )
 
 USER = "netra"
+LIBPQ_DRIVERS = ("psycopg", "psycopg2", "psycopg_async")
+# the throwaway server's client authentication, written at each start: the socket in the data
+# directory (0700) without a password, TCP with one
+HBA = """\
+# written by netra_isolation at each start
+local all all trust
+host all all 127.0.0.1/32 scram-sha-256
+"""
+SOCKET_PATH_MAX = 100  # a Unix socket's path has at most 107 bytes on Linux, 103 on macOS
 TEST_TUNING = {
     "listen_addresses": "'127.0.0.1'",
     "unix_socket_directories": "''",
@@ -60,6 +73,7 @@ class PostgresServerInfo:
     password: str = field(repr=False)
     admin_database: str = "postgres"
     source: str = "ephemeral"
+    socket_dir: str = ""  # the throwaway server's Unix socket directory, for own_url/connect
 
     @property
     def where(self) -> str:
@@ -79,14 +93,27 @@ class PostgresServerInfo:
             query=no_tls,
         )
 
+    def own_url(self, database: str | None = None, driver: str = "psycopg") -> URL:
+        """The URL of the tool's own connections (its sessions, kept connections, checks):
+        through the throwaway server's Unix socket for a libpq driver, else `url()`."""
+        if not self.socket_dir or driver not in LIBPQ_DRIVERS:
+            return self.url(database, driver)
+        return URL.create(
+            f"postgresql+{driver}",
+            username=self.user,
+            database=database or self.admin_database,
+            query={"host": self.socket_dir, "port": str(self.port)},
+        )
+
     def connect(
         self, database: str | None = None, timeout: float = 5.0, application_name: str = ""
     ) -> psycopg.Connection[Any]:
-        """An autocommit admin connection; fails within `timeout` naming host and port."""
+        """An autocommit admin connection (through the socket when there is one); fails
+        within `timeout` naming host and port."""
         try:
             return psycopg.connect(
                 application_name=application_name,
-                host=self.host,
+                host=self.socket_dir or self.host,
                 port=self.port,
                 user=self.user,
                 password=self.password,
@@ -161,7 +188,17 @@ class EphemeralPostgres(EphemeralServer[_State, PostgresServerInfo]):
     state_type = _State
 
     def _info(self, state: _State) -> PostgresServerInfo:
-        return PostgresServerInfo("127.0.0.1", state.port, USER, state.password)
+        # a server started without the socket (too long a path, an older version) has none
+        socket = Path(state.data_dir) / f".s.PGSQL.{state.port}"
+        socket_dir = state.data_dir if state.port and socket.exists() else ""
+        return PostgresServerInfo(
+            "127.0.0.1", state.port, USER, state.password, socket_dir=socket_dir
+        )
+
+    @staticmethod
+    def _socket_dir(data_dir: Path, port: int) -> str:
+        fits = len(str(data_dir / f".s.PGSQL.{port}")) <= SOCKET_PATH_MAX
+        return f"'{data_dir}'" if fits else "''"
 
     def _answers(self, state: _State) -> bool:
         try:
@@ -253,13 +290,19 @@ class EphemeralPostgres(EphemeralServer[_State, PostgresServerInfo]):
         state.bindir = str(bindir)
         state.port = free_port()
         data_dir = Path(state.data_dir)
-        tuning = {**TEST_TUNING, "port": str(state.port)}
+        tuning = {
+            **TEST_TUNING,
+            "port": str(state.port),
+            "unix_socket_directories": self._socket_dir(data_dir, state.port),
+        }
         conf = data_dir / "netra_isolation.conf"
         conf.write_text("".join(f"{k} = {v}\n" for k, v in tuning.items()))
+        hba = data_dir / "pg_hba.conf"
+        hba.write_text(HBA)
         log = data_dir.parent / "server.log"
         if run_as:
             user = pwd.getpwnam(run_as)
-            for path in (conf, log):
+            for path in (conf, hba, log):
                 path.touch()
                 os.chown(path, user.pw_uid, user.pw_gid)
         result = self._run(
