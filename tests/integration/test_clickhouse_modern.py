@@ -133,6 +133,13 @@ def test_clone_as_is_used_where_the_server_has_it(engine: ChdbExecutor, has_clon
         assert len(clone_as) == 2 and not replace
     else:
         assert len(clone_as) == 1 and replace  # tried once, then remembered
+        # each clone moves all of a table's partitions in one ALTER
+        ((partitions,),) = engine.execute(
+            "SELECT count(DISTINCT partition_id) FROM system.parts "
+            "WHERE database = 'tpl' AND table = 'events' AND active"
+        )
+        assert partitions > 1
+        assert [s.count("REPLACE PARTITION") for s in replace] == [partitions] * 2
 
 
 def test_snapshot_statements_copy_a_changed_database(engine: ChdbExecutor) -> None:
