@@ -9,7 +9,7 @@ restored afterwards.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine
@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 from sqlalchemy.pool import NullPool
 
+from netra_isolation.engines import pooled
 from netra_isolation.errors import ConfigurationError
 from netra_isolation.seed_data_manager import (
     bulk_create,
@@ -162,6 +163,7 @@ def bind_sessions(
     engines: list[Engine] = []
     saved: list[tuple[AppSession, dict[str, Any]]] = []
     test_async = isinstance(test_session, AsyncSession)
+    stack = ExitStack()
     try:
         for spec, target in targets:
             factory = _factory(target)
@@ -210,9 +212,8 @@ def bind_sessions(
                 kw = {
                     "bind": async_engine.execution_options(**options) if options else async_engine
                 }
-            else:
-                engine = create_engine(url(sync_driver), poolclass=NullPool)
-                engines.append(engine)
+            else:  # pooled: a connection kept through the app's commits (see `pooled`)
+                engine = stack.enter_context(pooled(create_engine(url(sync_driver))))
                 kw = {"bind": engine.execution_options(**options) if options else engine}
             if isinstance(target, scoped_session):
                 target.remove()
@@ -228,3 +229,4 @@ def bind_sessions(
             factory.kw.update(kw)
         for engine in engines:
             engine.dispose()  # NullPool: nothing pooled, no IO
+        stack.close()

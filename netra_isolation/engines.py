@@ -68,6 +68,9 @@ class _Target:
 _lock = threading.Lock()
 _followed: dict[int, _Followed] = {}  # by id() of the engine's dialect, shared by its copies
 _current: _Target | None = None
+# the tool's own pooled engines on the test's database (for the app's session factories):
+# emptied with the followed ones, before a snapshot or restore ends their connections
+_pooled: set[Engine] = set()
 
 
 def _sync(engine: AnyEngine) -> Engine:
@@ -143,9 +146,26 @@ def load_engines(specs: tuple[str, ...]) -> list[tuple[str, AnyEngine]]:
     return found
 
 
+@contextmanager
+def pooled(engine: Engine) -> Iterator[Engine]:
+    """For the block, `engine` (a sync one of the tool's, on the test's database) has its pool
+    emptied wherever the followed engines' are; disposed after it."""
+    with _lock:
+        _pooled.add(engine)
+    try:
+        yield engine
+    finally:
+        with _lock:
+            _pooled.discard(engine)
+        engine.dispose()
+
+
 def _dispose(include_async: bool) -> None:
     with _lock:
         followed = list(_followed.values())
+        pooled = list(_pooled)
+    for engine in pooled:
+        engine.dispose()
     for entry in followed:
         if isinstance(entry.engine, AsyncEngine):
             if include_async:  # its connections belong to an event loop: let them go

@@ -234,7 +234,7 @@ class IsolatedTestConfig:
                     load_sessions(settings.sessions),
                     session,
                     transaction=self.shares_database("postgres"),
-                    url=lambda driver: isolator.database_url(self.test_id, driver),
+                    url=lambda driver: isolator.own_database_url(self.test_id, driver),
                     application_name=isolator.application_name(self.test_id),
                     sync_driver=postgres_driver(settings, "sync"),
                 ),

@@ -156,6 +156,22 @@ def test_the_services_writes_land_in_the_tests_own_database(isolated_postgres_sy
 
 
 @database
+def test_the_apps_bound_sessions_keep_a_connection_and_outlive_a_restore(isolated_postgres_sync):
+    session, config = isolated_postgres_sync
+    with db.Session() as bound:
+        pid = bound.scalar(text("SELECT pg_backend_pid()"))
+        bound.execute(insert(accounts).values(name="kept", balance=0))
+        bound.commit()
+    with db.Session() as bound:  # the connection went back to a pool, not closed
+        assert bound.scalar(text("SELECT pg_backend_pid()")) == pid
+    snapshot = config.create_snapshot_sync("postgres", "kept")
+    services.open_account_in_session("gone")
+    config.restore_snapshot_sync(snapshot)  # ends the pooled connection; the next is new
+    with db.Session() as bound:
+        assert bound.execute(select(accounts.c.name)).scalars().all() == ["kept"]
+
+
+@database
 async def test_the_async_engine_follows_too(isolated_postgres):
     session, config = isolated_postgres
     await session.execute(insert(accounts).values(name="async", balance=1))
@@ -245,7 +261,7 @@ def test_the_apps_engines_follow_each_test_at_both_levels(
     app: pytest.Pytester, workers: list[str]
 ) -> None:
     result = run(app, *workers)
-    result.assert_outcomes(passed=10)
+    result.assert_outcomes(passed=11)
     log = setup_log(app)
     expected = {"gw0", "gw1"} if workers else {"main"}
     assert sorted(worker for worker, _ in log) == sorted(expected)  # once per process
@@ -255,11 +271,11 @@ def test_the_process_setup_runs_in_each_worker_when_the_template_is_reused(
     app: pytest.Pytester,
 ) -> None:
     first = run(app, "-n", "2")
-    first.assert_outcomes(passed=10)
+    first.assert_outcomes(passed=11)
     first.stdout.fnmatch_lines(["templates built 1, reused *"])
     assert len(setup_log(app)) == 2
     again = run(app, "-n", "2")
-    again.assert_outcomes(passed=10)
+    again.assert_outcomes(passed=11)
     again.stdout.fnmatch_lines(["templates built 0, reused *"])  # nothing was built
     log = setup_log(app)
     assert sorted(worker for worker, _ in log) == ["gw0", "gw1"]

@@ -663,6 +663,12 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
             url = url.update_query_dict({"application_name": self.application_name(test_id)})
         return str(url.render_as_string(hide_password=False))
 
+    def own_database_url(self, test_id: str, driver: str) -> str:
+        """`database_url` for the tool's own engines (its sessions, the ones it binds the
+        app's session factories to): through the throwaway server's socket (see
+        `PostgresServerInfo.own_url`) for a libpq driver."""
+        return self._url_for(test_id, driver, tagged=True)
+
     # -- the test's session ------------------------------------------------------------------
     def _url_for(self, test_id: str, driver: str, *, tagged: bool = False) -> str:
         """The test's database for the tool's own connections: through the throwaway
@@ -777,7 +783,7 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
             return
         # pooled: one connection through the session's commits, ended with the session (and
         # when a snapshot is made or restored: `IsolatedTestConfig.release_sessions`)
-        engine = create_engine(self._url_for(test_id, driver, tagged=True))
+        engine = create_engine(self.own_database_url(test_id, driver))
         try:
             with Session(engine, expire_on_commit=False) as session:
                 yield session
