@@ -121,6 +121,15 @@ def load_sessions(specs: Iterable[str]) -> list[tuple[str, AppSession]]:
     return found
 
 
+def end_scoped_sessions(specs: Iterable[str]) -> None:
+    """Close the current session of each of the app's `scoped_session`s (`remove()`), giving
+    its connection back, its uncommitted work lost: before a snapshot or restore ends the
+    connections to the test's database. The registry makes a new session on next use."""
+    for _, target in load_sessions(specs):
+        if isinstance(target, scoped_session):
+            target.remove()
+
+
 def is_async(target: AppSession) -> bool:
     return isinstance(target, async_sessionmaker)
 

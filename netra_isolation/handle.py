@@ -264,9 +264,10 @@ class IsolatedTestConfig:
         return str(url.render_as_string(hide_password=False))
 
     async def release_sessions(self) -> None:
-        """Give back the connections the test's sessions and the app's followed engines hold
-        (they reconnect on next use): a PostgreSQL database is copied or replaced only while
-        nobody is connected, and a pooled connection would be ended under them."""
+        """Give back the connections the test's sessions, the app's scoped sessions and the
+        app's followed engines hold (they reconnect on next use): a PostgreSQL database is
+        copied or replaced only while nobody is connected, and a connection held or pooled
+        would be ended under them."""
         from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
         from netra_isolation.engines import dispose_async_engines
@@ -371,6 +372,7 @@ class IsolatedTestConfig:
         from sqlalchemy import Engine
         from sqlalchemy.orm import Session
 
+        from netra_isolation.binding import end_scoped_sessions
         from netra_isolation.engines import dispose_sync_engines
 
         for session in self._sessions:
@@ -378,6 +380,7 @@ class IsolatedTestConfig:
                 session.close()
                 if isinstance(session.bind, Engine):  # the tool's engine for the session
                     session.bind.dispose()
+        end_scoped_sessions(self.manager.settings.sessions)  # the app's (setting `sessions`)
         dispose_sync_engines()
 
     # -- ClickHouse ----------------------------------------------------------------------

@@ -30,7 +30,7 @@ asyncio_default_fixture_loop_scope = "function"
 [tool.netra_isolation]
 postgres_metadata = "ledger.models:metadata"
 engines = ["ledger.db:engine", "ledger.db:async_engine"]
-sessions = ["ledger.db:Session"]
+sessions = ["ledger.db:Session", "ledger.db:Scoped"]
 process_setup = "ledger.plugins:register"
 """,
     "ledger/__init__.py": "",
@@ -51,7 +51,7 @@ import os
 
 from sqlalchemy import create_engine
 from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import scoped_session, sessionmaker
 
 # made at import time, as apps do, from the environment
 engine = create_engine(os.environ["LEDGER_DATABASE_URL"])
@@ -59,6 +59,7 @@ async_engine = create_async_engine(
     os.environ["LEDGER_DATABASE_URL"].replace("+psycopg2", "+asyncpg")
 )
 Session = sessionmaker(engine)
+Scoped = scoped_session(sessionmaker(engine))  # a registry, as web frameworks keep
 """,
     "ledger/plugins.py": """
 import os
@@ -121,7 +122,7 @@ import os
 
 import psycopg2
 import pytest
-from sqlalchemy import exc, insert, select, text
+from sqlalchemy import exc, func, insert, select, text
 
 import netra_isolation
 from ledger import db, plugins, services
@@ -164,11 +165,15 @@ def test_the_apps_bound_sessions_keep_a_connection_and_outlive_a_restore(isolate
         bound.commit()
     with db.Session() as bound:  # the connection went back to a pool, not closed
         assert bound.scalar(text("SELECT pg_backend_pid()")) == pid
+    # the app's scoped session left in a transaction (a read autobegins one), across both
+    assert db.Scoped.execute(select(accounts.c.name)).scalars().all() == ["kept"]
     snapshot = config.create_snapshot_sync("postgres", "kept")
     services.open_account_in_session("gone")
+    assert db.Scoped.execute(select(func.count()).select_from(accounts)).scalar() == 2
     config.restore_snapshot_sync(snapshot)  # ends the pooled connection; the next is new
     with db.Session() as bound:
         assert bound.execute(select(accounts.c.name)).scalars().all() == ["kept"]
+    assert db.Scoped.execute(select(accounts.c.name)).scalars().all() == ["kept"]
 
 
 @database
