@@ -9,7 +9,8 @@ row, commit, count). A small plugin in each run times every test's whole protoco
 teardown); the figure is the median over the N tests. The alternatives:
 
 - the bare loop: `CREATE DATABASE .. TEMPLATE .. STRATEGY FILE_COPY`, connect (psycopg), the
-  statements, `DROP DATABASE`, one test after the other;
+  statements, `DROP DATABASE`, one test after the other; connecting as an app does (TCP,
+  password), and again through the server's Unix socket, where the tool's own connections go;
 - pytest-postgresql: its own `postgresql_noproc` + `postgresql` fixtures (a template per
   session, a clone per test) pointed at the same server;
 - the hand-written conftest: one connection for the session, each test's
@@ -148,6 +149,12 @@ def db(admin):
     finally:
         admin.execute(f'DROP DATABASE "{name}"')
 """
+)
+
+# the same loop through the throwaway server's Unix socket, where the tool's own connections
+# go: no password exchange (the app's URL, and the loop above, use TCP with SCRAM)
+BARE_SOCKET_CONFTEST = BARE_CONFTEST.replace(
+    "import uuid\n", 'import uuid\nPG = dict(PG, host=os.environ["BENCH_PG_SOCKET"])\n', 1
 )
 
 PSYCOPG_TEST = f"""
@@ -389,6 +396,9 @@ VARIANTS = [
     Variant("netra_tx_sync", "", NETRA_SYNC, (*NO_PPG, "--netra-level", "transaction")),
     Variant("netra_tx_async", "", NETRA_ASYNC, (*NO_PPG, "--netra-level", "transaction")),
     Variant("bare", BARE_CONFTEST, PSYCOPG_TEST.format(fixture="db"), (*NO_NETRA, *NO_PPG)),
+    Variant(
+        "bare_socket", BARE_SOCKET_CONFTEST, PSYCOPG_TEST.format(fixture="db"), (*NO_NETRA, *NO_PPG)
+    ),
     Variant("ppg", PPG_CONFTEST, PSYCOPG_TEST.format(fixture="postgresql"), (*NO_NETRA,)),
     Variant("handwritten", HANDWRITTEN_CONFTEST, HANDWRITTEN_TEST, (*NO_NETRA, *NO_PPG)),
     Variant(
@@ -519,11 +529,13 @@ def render(rows: list[Row]) -> str:
 
 LABELS = {
     "bare": "bare loop: clone+connect+statements+drop",
+    "bare_socket": "bare loop through the server's socket (no SCRAM)",
     "ppg": "pytest-postgresql, template clone per test",
     "handwritten": "hand-written SAVEPOINT conftest",
     "handwritten_async": "hand-written SAVEPOINT conftest, async (session loop)",
     "netra_db_sync": "database level, sync (isolated_postgres_sync)",
     "db_sync_ppg": "  database level sync, against pytest-postgresql",
+    "db_sync_socket": "  database level sync, against the socket loop",
     "netra_db_async": "database level, async (isolated_postgres)",
     "db_async_ppg": "  database level async, against pytest-postgresql",
     "netra_tx_sync": "transaction level, sync",
@@ -547,11 +559,13 @@ def per_test_rows(median: dict[str, float]) -> list[Row]:
     L = LABELS
     return [
         Row(L["bare"], median["bare"], ms),
+        Row(L["bare_socket"], median["bare_socket"], ms),
         Row(L["ppg"], median["ppg"], ms),
         Row(L["handwritten"], median["handwritten"], ms),
         Row(L["handwritten_async"], median["handwritten_async"], ms),
         Row(L["netra_db_sync"], median["netra_db_sync"], ms, L["bare"], "<= 1.0x"),
         Row(L["db_sync_ppg"], median["netra_db_sync"], ms, L["ppg"], ">= 2x faster"),
+        Row(L["db_sync_socket"], median["netra_db_sync"], ms, L["bare_socket"]),
         Row(L["netra_db_async"], median["netra_db_async"], ms, L["bare"], "<= 1.0x"),
         Row(L["db_async_ppg"], median["netra_db_async"], ms, L["ppg"], ">= 2x faster"),
         Row(L["netra_tx_sync"], median["netra_tx_sync"], ms, L["handwritten"], "<= 1.2x"),
@@ -769,6 +783,7 @@ def main(argv: list[str] | None = None) -> None:
         "BENCH_PG_USER": server.user,
         "BENCH_PG_PASSWORD": server.password,
         "BENCH_PG_TEMPLATE": template,
+        "BENCH_PG_SOCKET": server.socket_dir or server.host,
         "BENCH_PPG_DBNAME": f"bench_ppg_{tag}",
         "BENCH_CH_HOST": ch_server.host,
         "BENCH_CH_PORT": str(ch_server.native_port),

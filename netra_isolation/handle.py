@@ -370,6 +370,7 @@ class IsolatedTestConfig:
 
     def _release_sync_sessions(self) -> None:
         from sqlalchemy import Engine
+        from sqlalchemy.ext.asyncio import AsyncEngine
         from sqlalchemy.orm import Session
 
         from netra_isolation.binding import end_scoped_sessions
@@ -380,6 +381,11 @@ class IsolatedTestConfig:
                 session.close()
                 if isinstance(session.bind, Engine):  # the tool's engine for the session
                     session.bind.dispose()
+            elif isinstance(session.bind, AsyncEngine):
+                # an async test calling the sync form: its loop's connections cannot be
+                # closed from here; the pool lets go of them (the server ends them) and
+                # the session connects anew. Uncommitted work in it is lost, as ever.
+                session.bind.sync_engine.dispose(close=False)
         end_scoped_sessions(self.manager.settings.sessions)  # the app's (setting `sessions`)
         dispose_sync_engines()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import os
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
@@ -19,6 +20,15 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _threads = ThreadPoolExecutor(8, thread_name_prefix="netra-io")
+
+
+def _fresh_after_fork() -> None:
+    """A forked child has none of the parent's threads: its pool must be its own."""
+    global _threads
+    _threads = ThreadPoolExecutor(8, thread_name_prefix="netra-io")
+
+
+os.register_at_fork(after_in_child=_fresh_after_fork)
 
 
 async def to_thread(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:

@@ -76,3 +76,33 @@ def test_async_setups_on_fresh_loops_do_not_add_admin_connections() -> None:
             (isolator.admin_name,),
         ).fetchone()
     assert 1 <= held <= 10, held
+
+
+async def test_an_async_test_may_use_the_sync_snapshot_forms() -> None:
+    """The sync forms from an async test: the session's pooled connection on the test's loop
+    is let go (the server ends it at the snapshot) and the session connects anew."""
+    async with with_isolated_postgres("test_async_sync_snapshot") as (session, config):
+        await session.execute(INSERT, {"e": "a@x.io"})
+        await session.commit()  # its connection goes back to the pool, still open
+        snapshot = config.create_snapshot_sync("postgres", "one")
+        await session.execute(INSERT, {"e": "b@x.io"})
+        await session.commit()
+        config.restore_snapshot_sync(snapshot)
+        assert (await session.execute(COUNT)).scalar() == 1
+
+
+async def test_the_public_asyncpg_url_is_a_plain_one() -> None:
+    """What `database_url` hands out connects with asyncpg itself, and carries nothing of the
+    tool's own connection options (TLS off, the socket)."""
+    import asyncpg
+
+    async with with_isolated_postgres("test_public_url") as (_, config):
+        url = config.isolator("postgres").database_url(config.test_id, "asyncpg")
+        assert "ssl" not in url and "host=" not in url
+        connection = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            assert await connection.fetchval("SELECT current_database()") == (
+                config.databases["postgres"].name
+            )
+        finally:
+            await connection.close()

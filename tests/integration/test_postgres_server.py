@@ -159,3 +159,14 @@ def test_clickhouse_runs_unprivileged_and_restarts_on_its_data(tmp_path: Path) -
     finally:
         server.stop(purge=True)
     assert not Path(state["data_dir"]).exists()
+
+
+def test_a_data_directory_the_socket_setting_cannot_hold_is_served_over_tcp() -> None:
+    """A quote or a comma in the path would break postgresql.conf or libpq's host list; a
+    path too long for a socket cannot have one: those servers take TCP alone."""
+    assert (
+        EphemeralPostgres.socket_directories(Path("/dev/shm/n/pgdata"), 5432)
+        == "'/dev/shm/n/pgdata'"
+    )
+    for odd in ("/tmp/it's/pgdata", "/tmp/a,b/pgdata", "/tmp/" + "x" * 120):
+        assert EphemeralPostgres.socket_directories(Path(odd), 5432) == "''", odd

@@ -763,7 +763,7 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
                 yield s
             return
         engine = create_async_engine(  # pooled: one connection through commits
-            self.database_url(test_id, "asyncpg"),
+            self.own_database_url(test_id, "asyncpg"),
             connect_args={"server_settings": {"application_name": self.application_name(test_id)}},
         )
         try:

@@ -80,9 +80,6 @@ class PostgresServerInfo:
         return f"{self.host}:{self.port}"
 
     def url(self, database: str | None = None, driver: str = "psycopg") -> URL:
-        """A SQLAlchemy URL; asyncpg's to the throwaway server (which has no TLS) says so:
-        asyncpg otherwise builds an SSL context for every connection (about 1.5 ms) to ask."""
-        no_tls = {"ssl": "disable"} if driver == "asyncpg" and self.source == "ephemeral" else {}
         return URL.create(
             f"postgresql+{driver}",
             username=self.user,
@@ -90,12 +87,15 @@ class PostgresServerInfo:
             host=self.host,
             port=self.port,
             database=database or self.admin_database,
-            query=no_tls,
         )
 
     def own_url(self, database: str | None = None, driver: str = "psycopg") -> URL:
         """The URL of the tool's own connections (its sessions, kept connections, checks):
-        through the throwaway server's Unix socket for a libpq driver, else `url()`."""
+        through the throwaway server's Unix socket for a libpq driver; asyncpg's to the
+        throwaway server (which has no TLS) says so, as asyncpg otherwise builds an SSL
+        context for every connection (about 1.5 ms) to ask. Else `url()`."""
+        if driver == "asyncpg" and self.source == "ephemeral":
+            return self.url(database, driver).update_query_dict({"ssl": "disable"})
         if not self.socket_dir or driver not in LIBPQ_DRIVERS:
             return self.url(database, driver)
         return URL.create(
@@ -196,9 +196,13 @@ class EphemeralPostgres(EphemeralServer[_State, PostgresServerInfo]):
         )
 
     @staticmethod
-    def _socket_dir(data_dir: Path, port: int) -> str:
+    def socket_directories(data_dir: Path, port: int) -> str:
+        """The `unix_socket_directories` setting for `data_dir`: the data directory itself
+        where it can be (a path short enough, with nothing PostgreSQL's setting or libpq's
+        host would read apart: a quote, a comma), else none (TCP alone)."""
         fits = len(str(data_dir / f".s.PGSQL.{port}")) <= SOCKET_PATH_MAX
-        return f"'{data_dir}'" if fits else "''"
+        plain = not any(c in str(data_dir) for c in "',\\ ")
+        return f"'{data_dir}'" if fits and plain else "''"
 
     def _answers(self, state: _State) -> bool:
         try:
@@ -293,7 +297,7 @@ class EphemeralPostgres(EphemeralServer[_State, PostgresServerInfo]):
         tuning = {
             **TEST_TUNING,
             "port": str(state.port),
-            "unix_socket_directories": self._socket_dir(data_dir, state.port),
+            "unix_socket_directories": self.socket_directories(data_dir, state.port),
         }
         conf = data_dir / "netra_isolation.conf"
         conf.write_text("".join(f"{k} = {v}\n" for k, v in tuning.items()))
