@@ -169,10 +169,9 @@ def bind_sessions(
     the driver the tool uses (`sync_driver`, psycopg by default / asyncpg). The app's bind's
     execution options (say, `schema_translate_map`) are kept. `url(driver)`: the test's
     database URL."""
-    engines: list[Engine] = []
     saved: list[tuple[AppSession, dict[str, Any]]] = []
     test_async = isinstance(test_session, AsyncSession)
-    stack = ExitStack()
+    stack = ExitStack()  # the engines made here, disposed at the end
     try:
         for spec, target in targets:
             factory = _factory(target)
@@ -203,13 +202,13 @@ def bind_sessions(
                     async_engine = create_async_engine(
                         url("asyncpg"), poolclass=NullPool, creator=_refuse(spec, why)
                     )
-                    engines.append(async_engine.sync_engine)
+                    stack.callback(async_engine.sync_engine.dispose)  # NullPool: no IO
                     kw = {"bind": async_engine}
                 else:
                     engine = create_engine(
                         url("psycopg"), poolclass=NullPool, creator=_refuse(spec, why)
                     )
-                    engines.append(engine)
+                    stack.callback(engine.dispose)
                     kw = {"bind": engine}
             elif is_async(target):
                 async_engine = create_async_engine(
@@ -217,7 +216,7 @@ def bind_sessions(
                     poolclass=NullPool,
                     connect_args={"server_settings": {"application_name": application_name}},
                 )
-                engines.append(async_engine.sync_engine)
+                stack.callback(async_engine.sync_engine.dispose)  # NullPool: no IO
                 kw = {
                     "bind": async_engine.execution_options(**options) if options else async_engine
                 }
@@ -236,6 +235,4 @@ def bind_sessions(
             factory = _factory(target)
             factory.kw.clear()
             factory.kw.update(kw)
-        for engine in engines:
-            engine.dispose()  # NullPool: nothing pooled, no IO
         stack.close()

@@ -277,7 +277,7 @@ class IsolatedTestConfig:
                 await session.close()
                 if isinstance(session.bind, AsyncEngine):  # the tool's engine for the session
                     await session.bind.dispose()
-        self._release_sync_sessions()
+        self._release_sync_sessions(async_ones=False)  # closed here, on their loop
         await dispose_async_engines()
 
     # -- validation -------------------------------------------------------------------------
@@ -368,7 +368,9 @@ class IsolatedTestConfig:
         self._release_sync_sessions()
         self.snapshots.reset_to_clean_state_sync(backends)
 
-    def _release_sync_sessions(self) -> None:
+    def _release_sync_sessions(self, *, async_ones: bool = True) -> None:
+        """The sync form of `release_sessions`; `async_ones`: also let go of the async
+        sessions' pooled connections (which only their loop can close)."""
         from sqlalchemy import Engine
         from sqlalchemy.ext.asyncio import AsyncEngine
         from sqlalchemy.orm import Session
@@ -381,7 +383,7 @@ class IsolatedTestConfig:
                 session.close()
                 if isinstance(session.bind, Engine):  # the tool's engine for the session
                     session.bind.dispose()
-            elif isinstance(session.bind, AsyncEngine):
+            elif async_ones and isinstance(session.bind, AsyncEngine):
                 # an async test calling the sync form: its loop's connections cannot be
                 # closed from here; the pool lets go of them (the server ends them) and
                 # the session connects anew. Uncommitted work in it is lost, as ever.

@@ -19,16 +19,18 @@ from typing import Any, ParamSpec, TypeVar
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_threads = ThreadPoolExecutor(8, thread_name_prefix="netra-io")
+_threads: ThreadPoolExecutor
 
 
-def _fresh_after_fork() -> None:
-    """A forked child has none of the parent's threads: its pool must be its own."""
+def _fresh_threads() -> None:
+    """The process's pool; made anew in a forked child, which has none of its parent's
+    threads."""
     global _threads
     _threads = ThreadPoolExecutor(8, thread_name_prefix="netra-io")
 
 
-os.register_at_fork(after_in_child=_fresh_after_fork)
+_fresh_threads()
+os.register_at_fork(after_in_child=_fresh_threads)
 
 
 async def to_thread(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:

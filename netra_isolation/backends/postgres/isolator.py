@@ -674,9 +674,7 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
         """The test's database for the tool's own connections: through the throwaway
         server's socket for a libpq driver (`own_url`); `tagged`: with the test's tag."""
         url = self.server.own_url(self.database(test_id).name, driver)
-        if driver == "asyncpg" or tagged:
-            return self._tagged(url, test_id)
-        return url.render_as_string(hide_password=False)
+        return self._tagged(url, test_id) if tagged else url.render_as_string(hide_password=False)
 
     def _keep(self, test_id: str, driver: str) -> tuple[_Kept, bool]:
         """The connection kept for the test's database and `driver`, and whether it is the
