@@ -25,6 +25,7 @@ from sqlalchemy.pool import NullPool
 
 from netra_isolation.engines import pooled
 from netra_isolation.errors import ConfigurationError
+from netra_isolation.routing import own
 from netra_isolation.seed_data_manager import (
     bulk_create,
     current_async_session,
@@ -199,29 +200,34 @@ def bind_sessions(
                 )
                 if is_async(target):
                     # `creator`, not `async_creator` (SQLAlchemy 2.0.16+): it never connects
-                    async_engine = create_async_engine(
-                        url("asyncpg"), poolclass=NullPool, creator=_refuse(spec, why)
+                    async_engine = own(
+                        create_async_engine(
+                            url("asyncpg"), poolclass=NullPool, creator=_refuse(spec, why)
+                        )
                     )
                     stack.callback(async_engine.sync_engine.dispose)  # NullPool: no IO
                     kw = {"bind": async_engine}
                 else:
-                    engine = create_engine(
+                    refused = create_engine(
                         url("psycopg"), poolclass=NullPool, creator=_refuse(spec, why)
                     )
+                    engine = own(refused)
                     stack.callback(engine.dispose)
                     kw = {"bind": engine}
             elif is_async(target):
-                async_engine = create_async_engine(
-                    url("asyncpg"),
-                    poolclass=NullPool,
-                    connect_args={"server_settings": {"application_name": application_name}},
+                async_engine = own(
+                    create_async_engine(
+                        url("asyncpg"),
+                        poolclass=NullPool,
+                        connect_args={"server_settings": {"application_name": application_name}},
+                    )
                 )
                 stack.callback(async_engine.sync_engine.dispose)  # NullPool: no IO
                 kw = {
                     "bind": async_engine.execution_options(**options) if options else async_engine
                 }
             else:  # pooled: a connection kept through the app's commits (see `pooled`)
-                engine = stack.enter_context(pooled(create_engine(url(sync_driver))))
+                engine = stack.enter_context(pooled(own(create_engine(url(sync_driver)))))
                 kw = {"bind": engine.execution_options(**options) if options else engine}
             if isinstance(target, scoped_session):
                 target.remove()

@@ -1,17 +1,12 @@
-"""The application's own engines, pointed at the running test's database, and the driver of
-the sessions the tool hands out.
+"""The application's own engines: the ones it names (setting `engines`, `follow_engine`),
+whose pools are emptied around each test, and the driver of the sessions the tool hands out.
 
-An engine the app creates itself (often at import time, from an environment variable) is
-followed: a `do_connect` listener, registered once per engine, rewrites the connect
-parameters to the running test's database while a test runs, and the engine's pool is
-disposed before and after each test, so no pooled connection to another database is
-reused. Outside a test the listener changes nothing: the engine connects where its URL says.
-
-At `transaction` level a followed engine refuses to connect: the test's transaction lives on
-one connection of the tool's, and an engine hands out connections of its own (several at
+Where every engine of the process connects (these and any other) is `routing`'s: during a
+test, the test's database; at `transaction` level a connection that is not already there is
+refused, naming the test and saying to use `level="database"`: the test's transaction lives
+on one connection of the tool's, and an engine hands out connections of its own (several at
 once, from its pool, with its own driver), so its commits could not be made part of it; they
-would land, committed, in the worker's database that later tests share. The error names the
-engine and says to use `level="database"`.
+would land, committed, in the worker's database that later tests share.
 """
 
 from __future__ import annotations
@@ -21,14 +16,14 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from functools import partial
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from sqlalchemy import Engine, event
-from sqlalchemy.engine import URL, Dialect
+from sqlalchemy import Engine
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
+from netra_isolation import routing
 from netra_isolation.errors import ConfigurationError
 from netra_isolation.settings import (
     ASYNC_DRIVERS,
@@ -55,19 +50,10 @@ DEFAULT_DRIVERS = {"sync": "psycopg", "async": "asyncpg"}
 class _Followed:
     name: str
     engine: AnyEngine
-    own: frozenset[str]  # the connect parameters the engine's own URL gives
-
-
-@dataclass(frozen=True)
-class _Target:
-    url: URL  # the test's database (only its host, port, user, password, name are used)
-    application_name: str
-    refusal: str | None = None  # at `transaction` level: why the engine may not connect
 
 
 _lock = threading.Lock()
 _followed: dict[int, _Followed] = {}  # by id() of the engine's dialect, shared by its copies
-_current: _Target | None = None
 # the tool's own pooled engines on the test's database (for the app's session factories):
 # emptied with the followed ones, before a snapshot or restore ends their connections
 _pooled: set[Engine] = set()
@@ -78,9 +64,10 @@ def _sync(engine: AnyEngine) -> Engine:
 
 
 def follow_engine(engine: AnyEngine, name: str | None = None) -> AnyEngine:
-    """Make an `Engine` or `AsyncEngine` of the app's connect to the running test's database
-    during every PostgreSQL test of this process (as the setting `engines` does); outside a
-    test it connects where it always did. Returns the engine; calling it again is harmless.
+    """Have the pool of an `Engine` or `AsyncEngine` of the app's emptied before and after
+    every PostgreSQL test of this process (as the setting `engines` does), so that none of its
+    connections outlives the test's database. (Where it connects is `routing`'s, for every
+    engine.) Returns the engine; calling it again is harmless.
 
         engine = netra_isolation.follow_engine(myapp.db.engine)   # in conftest.py
     """
@@ -99,36 +86,9 @@ def follow_engine(engine: AnyEngine, name: str | None = None) -> AnyEngine:
     with _lock:
         if id(sync.dialect) in _followed:
             return engine
-        own = frozenset(sync.dialect.create_connect_args(sync.url)[1])
-        followed = _Followed(label, engine, own)
-        event.listen(sync, "do_connect", partial(_connect, followed))
-        _followed[id(sync.dialect)] = followed
+        _followed[id(sync.dialect)] = _Followed(label, engine)
+    routing.name_engine(engine, label)
     return engine
-
-
-def _connect(
-    followed: _Followed,
-    dialect: Dialect,
-    record: Any,
-    cargs: list[Any],
-    cparams: dict[str, Any],
-) -> None:
-    target = _current
-    if target is None:
-        return
-    if target.refusal is not None:
-        raise ConfigurationError(f"engine {followed.name}: {target.refusal}")
-    args, params = dialect.create_connect_args(target.url)
-    for key in followed.own:
-        cparams.pop(key, None)
-    cparams.update(params)
-    cargs[:] = args
-    if dialect.driver == "asyncpg":
-        server_settings = dict(cparams.get("server_settings") or {})
-        server_settings["application_name"] = target.application_name
-        cparams["server_settings"] = server_settings
-    else:  # libpq: psycopg, psycopg2
-        cparams["application_name"] = target.application_name
 
 
 def load_engines(specs: tuple[str, ...]) -> list[tuple[str, AnyEngine]]:
@@ -192,21 +152,16 @@ async def dispose_async_engines() -> None:
 def engines_on(
     url: URL, application_name: str, *, refusal: str | None = None, dispose_async: bool = True
 ) -> Iterator[None]:
-    """For the block, followed engines connect to `url` (or, with `refusal`, raise it);
-    their pools are emptied before and after. `dispose_async=False`: the caller awaits
-    `dispose_async_engines()` itself, on its loop."""
-    global _current
-    with _lock:
-        previous, _current = _current, _Target(url, application_name, refusal)
-    try:
-        _dispose(dispose_async)
-        yield
-    finally:
+    """For the block, the app's engines connect to `url` (or, with `refusal`, raise it unless
+    they are there already); the followed ones' pools are emptied before and after.
+    `dispose_async=False`: the caller awaits `dispose_async_engines()` itself, on its loop."""
+    target = routing.Target(url, application_name, refusal=refusal, what=f"database {url.database}")
+    with routing.test_target(target):
         try:
             _dispose(dispose_async)
+            yield
         finally:
-            with _lock:
-                _current = previous
+            _dispose(dispose_async)
 
 
 # -- the driver ----------------------------------------------------------------------------

@@ -124,6 +124,66 @@ def manager_for(config: pytest.Config) -> TestDatabaseManager:
 
         # Without this plugin's hooks (only isolated_test_config loaded) there are no options.
         settings = config.stash.get(SETTINGS, None) or Settings.load(root=config.rootpath)
+    if settings.uses("postgres"):
+        # from now on no connection of the app's reaches where its configuration points
+        from netra_isolation import routing
+
+        previous = routing.set_provider(lambda nodeid: manager_for(config).app_target(nodeid))
+        config.pluginmanager.register(_Routing(config, previous), "netra_isolation_routing")
+
+
+class _Routing:
+    """Tells `routing` which test runs and when a fixture of a wider scope than a test's
+    sets up or tears down: what it connects to is the worker's database, not the test's."""
+
+    def __init__(self, config: pytest.Config, previous: Any) -> None:
+        self.config = config
+        self.previous = previous  # the provider of a run this one runs inside (pytester's)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> Generator[None, object, object]:
+        from netra_isolation import routing
+
+        routing.enter_test(item.nodeid)
+        try:
+            return (yield)
+        finally:
+            routing.enter_test(None)
+            if MANAGER in self.config.stash:
+                self.config.stash[MANAGER].end_test(item.nodeid)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_fixture_setup(
+        self, fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+    ) -> Generator[None, object, object]:
+        if fixturedef.scope == "function":
+            return (yield)
+        from netra_isolation import routing
+
+        entered = [False]
+
+        def enter() -> None:
+            entered[0] = True
+            routing.enter_shared(1)
+
+        def leave() -> None:
+            if entered[0]:
+                entered[0] = False
+                routing.enter_shared(-1)
+
+        fixturedef.addfinalizer(leave)  # finalizers run last-in first: after its teardown
+        enter()
+        try:
+            result = yield
+        finally:
+            leave()
+        fixturedef.addfinalizer(enter)  # before its teardown
+        return result
+
+    def pytest_unconfigure(self) -> None:
+        from netra_isolation import routing
+
+        routing.set_provider(self.previous)
         workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
         owner = Owner.new_run(
             worker=workerinput["workerid"] if workerinput else "main",

@@ -12,7 +12,8 @@ from netra_isolation import backends
 from netra_isolation.errors import ConfigurationError
 from netra_isolation.isolator import DatabaseRef, TemplateSpec, TestIsolatorBase
 from netra_isolation.metrics import Metrics
-from netra_isolation.naming import Owner
+from netra_isolation.naming import Owner, test_id_from_nodeid
+from netra_isolation.routing import Target
 from netra_isolation.settings import Settings, resolve_name
 from netra_isolation.templates import TemplateBuilder, no_builder_error
 
@@ -51,10 +52,14 @@ class TestDatabaseManager:
         self.progress: Callable[[str], None] = lambda line: None
         self._isolators: dict[str, TestIsolatorBase] = {}
         self._lock = threading.Lock()
-        self._worker_databases: dict[tuple[str, TemplateSpec], DatabaseRef] = {}
+        self._worker_databases: dict[tuple[str, TemplateSpec, str], DatabaseRef] = {}
         self._dropper: ThreadPoolExecutor | None = None
         self._pending: list[Future[None]] = []
         self._process_setup = _Once()  # shared with the derived managers
+        # where the app's connections go without a test's fixture (routing's provider): the
+        # worker's database (key None) and the databases of tests that asked for none
+        self._app_lock = threading.RLock()
+        self._app_targets: dict[str | None, tuple[Target, str]] = {}  # and the test id
 
     def run_process_setup(self) -> None:
         """Call the setting `process_setup` (`module:function`, no arguments) once for this
@@ -129,14 +134,17 @@ class TestDatabaseManager:
         assert isinstance(isolator, ClickHouseTestIsolator)
         return isolator
 
-    def worker_database(self, backend: str, spec: TemplateSpec) -> DatabaseRef:
-        """The one clone per worker that `transaction`-level tests share (each in a SAVEPOINT)."""
-        key = (backend, spec)
+    def worker_database(
+        self, backend: str, spec: TemplateSpec, role: str = "worker"
+    ) -> DatabaseRef:
+        """The one clone per worker that `transaction`-level tests share (each in a SAVEPOINT);
+        `role="outside"`: another, where the app's connections outside any test go."""
+        key = (backend, spec, role)
         with self._lock:
             if key in self._worker_databases:
                 return self._worker_databases[key]
         isolator = self.isolator(backend)
-        test_id = "_".join(["worker", self.owner.worker, *spec.labels(), self.label])
+        test_id = "_".join([role, self.owner.worker, *spec.labels(), self.label])
         db = isolator.create_isolated_database_sync(
             test_id,
             spec.schema_type,
@@ -147,6 +155,44 @@ class TestDatabaseManager:
         with self._lock:
             self._worker_databases[key] = db
         return db
+
+    def app_target(self, nodeid: str | None) -> Target:
+        """Where the app's PostgreSQL connections go when no fixture gave the moment a
+        database (`routing`'s provider): for the test `nodeid`, a database of its own, made
+        on first connect and dropped after it (`end_test`); outside a test (None), the
+        worker's, made on first connect. Both are clones of the default template (the
+        settings' schema type and scenario), so what the app finds there is what a test
+        finds in its own; what is written in the worker's no test's database sees."""
+        with self._app_lock:
+            if nodeid in self._app_targets:
+                return self._app_targets[nodeid][0]
+            self.run_process_setup()
+            isolator = self.postgres
+            scenario = self.settings.scenario
+            spec = TemplateSpec(isolator.schema_for(None, scenario), scenario, 1)
+            if nodeid is None:
+                db = self.worker_database("postgres", spec, role="outside")
+                what = f"the database of worker {self.owner.worker} for use outside tests"
+            else:
+                db = isolator.create_isolated_database_sync(
+                    f"{test_id_from_nodeid(nodeid, 28)}_app",
+                    spec.schema_type,
+                    spec.scenario,
+                    nodeid=nodeid,
+                )
+                what = f"the database made for {nodeid}, which asked for none"
+            found = Target(
+                isolator.server.url(db.name), isolator.application_name(db.test_id), what=what
+            )
+            self._app_targets[nodeid] = (found, db.test_id)
+            return found
+
+    def end_test(self, nodeid: str) -> None:
+        """Drop the database `app_target` made for the test `nodeid`, if it made one."""
+        with self._app_lock:
+            made = self._app_targets.pop(nodeid, None)
+        if made is not None:
+            self.release("postgres", made[1])
 
     def has_worker_database(
         self, backend: str, schema_type: str | None, scenario: str | None, scale: int
@@ -159,7 +205,7 @@ class TestDatabaseManager:
             return False
         spec = TemplateSpec(isolator.schema_for(schema_type, scenario), scenario, scale)
         with self._lock:
-            return (backend, spec) in self._worker_databases
+            return (backend, spec, "worker") in self._worker_databases
 
     def release(self, backend: str, test_id: str, *, keep: bool = False) -> None:
         """Stop tracking a test's database and drop it off the test's clock."""
@@ -195,7 +241,7 @@ class TestDatabaseManager:
         for manager in self._derived.values():
             manager.finish()
         self.wait_for_drops()
-        for (backend, _spec), db in list(self._worker_databases.items()):
+        for (backend, _spec, _role), db in list(self._worker_databases.items()):
             isolator = self.isolator(backend)
             isolator.forget(db.test_id)
             isolator.drop(db)

@@ -122,7 +122,7 @@ import os
 
 import psycopg2
 import pytest
-from sqlalchemy import exc, func, insert, select, text
+from sqlalchemy import func, insert, select, text
 
 import netra_isolation
 from ledger import db, plugins, services
@@ -221,11 +221,15 @@ def test_the_apps_handler_of_a_duplicate_catches_the_tools_session(isolated_post
     assert sorted(session.execute(select(accounts.c.name)).scalars()) == ["once", "twice"]
 
 
-def test_z_outside_a_test_the_engine_points_where_it_did():
-    # no database fixture: the engine's own URL, a database that does not exist
-    with pytest.raises(exc.OperationalError, match="ledger_dev_absent"):
-        with db.engine.connect() as connection:  # nor a pooled one to a test's database
-            database_of(connection)
+def test_z_a_test_without_a_database_gets_one_of_its_own_not_the_apps():
+    # no database fixture: never the engine's own URL (a database that does not exist),
+    # nor a pooled connection to another test's database
+    services.open_account("mine")
+    with db.engine.connect() as connection:
+        name = database_of(connection)
+    assert name != "ledger_dev_absent"
+    assert name.startswith(os.environ["NETRA_ISOLATION_PREFIX"] + "_")
+    assert services.names() == ["mine"]
 """,
 }
 

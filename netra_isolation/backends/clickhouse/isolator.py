@@ -46,6 +46,7 @@ from netra_isolation.liveness import (
     clickhouse_template_used,
 )
 from netra_isolation.naming import Owner, slug
+from netra_isolation.routing import refusing
 from netra_isolation.settings import Settings
 from netra_isolation.threads import to_thread
 
@@ -253,12 +254,15 @@ class ClickHouseTestIsolator(TestIsolatorBase):
 
     def _build(self, spec: TemplateSpec, name: str, fingerprint: str) -> None:
         self._run(f"CREATE DATABASE {quote(name)}")
+        # a PostgreSQL connection of the app's here has no template to go to
+        why = f"the ClickHouse template {name} is being built, with no PostgreSQL database"
         try:
-            with self.metrics.timed("migrate"):
-                self._migrate(name, spec.schema_type)
-            if spec.scenario is not None:
-                with self.metrics.timed("seed"):
-                    self._seed(name, spec)
+            with refusing(why):
+                with self.metrics.timed("migrate"):
+                    self._migrate(name, spec.schema_type)
+                if spec.scenario is not None:
+                    with self.metrics.timed("seed"):
+                        self._seed(name, spec)
             self._mark(name, OWNER_TABLE, self.template_owner(spec, fingerprint).tag())
             # Sealing is the last step: an unsealed template is never cloned.
             self._mark(name, SEALED_TABLE, fingerprint)

@@ -45,6 +45,8 @@ from netra_isolation.isolator import (
 )
 from netra_isolation.liveness import Lease, advisory_key, owner_alive, template_unused
 from netra_isolation.naming import Owner, database_name, slug
+from netra_isolation.routing import building as building_on
+from netra_isolation.routing import own
 from netra_isolation.settings import Settings, drivers_named
 
 S = TypeVar("S")
@@ -270,9 +272,14 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
         self.drop_database(building)
         self._execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(building)))
         try:
-            engine = create_engine(self.server.url(building), poolclass=NullPool)
+            engine = own(create_engine(self.server.url(building), poolclass=NullPool))
+            # whatever URL the app's env.py, settings or helpers name, its connections go here
+            app_url = self.server.url(building)
             try:
-                with engine.begin() as connection:
+                with (
+                    building_on(app_url, f"template {name}", self.admin_name),
+                    engine.begin() as connection,
+                ):
                     with self.metrics.timed("migrate"):
                         url = self.sqlalchemy_url(building)
                         self.builder.build(connection, url, spec.schema_type)
@@ -569,8 +576,10 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
     @contextmanager
     def connect_to(self, name: str) -> Iterator[Any]:
         """A sync SQLAlchemy connection to the database `name` (autocommit), for inspection."""
-        engine = create_engine(
-            self.server.own_url(name), poolclass=NullPool, isolation_level="AUTOCOMMIT"
+        engine = own(
+            create_engine(
+                self.server.own_url(name), poolclass=NullPool, isolation_level="AUTOCOMMIT"
+            )
         )
         try:
             with engine.connect() as connection:
@@ -702,7 +711,7 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
             if kept.connection is None or kept.connection.closed or kept.connection.invalidated:
                 _end(kept)
                 url = self._url_for(test_id, kept.key[1])
-                kept.engine = (
+                kept.engine = own(
                     create_async_engine(url, poolclass=NullPool).sync_engine
                     if kept.asynchronous
                     else create_engine(url, poolclass=NullPool)
@@ -760,9 +769,13 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
             async with in_greenlet(self._rollback_session(test_id, driver, _async_session)) as s:
                 yield s
             return
-        engine = create_async_engine(  # pooled: one connection through commits
-            self.own_database_url(test_id, "asyncpg"),
-            connect_args={"server_settings": {"application_name": self.application_name(test_id)}},
+        engine = own(
+            create_async_engine(  # pooled: one connection through commits
+                self.own_database_url(test_id, "asyncpg"),
+                connect_args={
+                    "server_settings": {"application_name": self.application_name(test_id)}
+                },
+            )
         )
         try:
             async with AsyncSession(engine, expire_on_commit=False) as session:
@@ -781,7 +794,7 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
             return
         # pooled: one connection through the session's commits, ended with the session (and
         # when a snapshot is made or restored: `IsolatedTestConfig.release_sessions`)
-        engine = create_engine(self.own_database_url(test_id, driver))
+        engine = own(create_engine(self.own_database_url(test_id, driver)))
         try:
             with Session(engine, expire_on_commit=False) as session:
                 yield session
