@@ -115,15 +115,6 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistController(config), "netra_isolation_xdist")
     config.pluginmanager.register(_ToolErrorReports(), "netra_isolation_reports")
-
-
-def manager_for(config: pytest.Config) -> TestDatabaseManager:
-    """The worker's manager, made on first use so runs that need no database start no server."""
-    if MANAGER not in config.stash:
-        from netra_isolation.test_database_manager import TestDatabaseManager
-
-        # Without this plugin's hooks (only isolated_test_config loaded) there are no options.
-        settings = config.stash.get(SETTINGS, None) or Settings.load(root=config.rootpath)
     if settings.uses("postgres"):
         # from now on no connection of the app's reaches where its configuration points
         from netra_isolation import routing
@@ -184,6 +175,15 @@ class _Routing:
         from netra_isolation import routing
 
         routing.set_provider(self.previous)
+
+
+def manager_for(config: pytest.Config) -> TestDatabaseManager:
+    """The worker's manager, made on first use so runs that need no database start no server."""
+    if MANAGER not in config.stash:
+        from netra_isolation.test_database_manager import TestDatabaseManager
+
+        # Without this plugin's hooks (only isolated_test_config loaded) there are no options.
+        settings = config.stash.get(SETTINGS, None) or Settings.load(root=config.rootpath)
         workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
         owner = Owner.new_run(
             worker=workerinput["workerid"] if workerinput else "main",
