@@ -177,11 +177,13 @@ def test_target(entry: Target) -> Iterator[None]:
     install()
     with _lock:
         previous, _current = _current, entry
+    _end_crossing_transactions()
     try:
         yield
     finally:
         with _lock:
             _current = previous
+        _end_crossing_transactions()
 
 
 def enter_test(nodeid: str | None) -> None:
@@ -189,6 +191,7 @@ def enter_test(nodeid: str | None) -> None:
     global _test
     with _lock:
         _test = nodeid
+    _end_crossing_transactions()
 
 
 def enter_shared(step: int) -> None:
@@ -196,6 +199,28 @@ def enter_shared(step: int) -> None:
     global _shared_depth
     with _lock:
         _shared_depth = max(0, _shared_depth + step)
+    _end_crossing_transactions()
+
+
+def _end_crossing_transactions() -> None:
+    """Roll back the app's sessions whose transaction holds a redirected connection: where
+    the app's connections go has just changed (a test began or ended, a wider fixture set up
+    or tore down), and such a transaction would go on in the database of before (a session
+    kept by a module fixture, or refreshing an object after its commit, begins one). The
+    session starts its next transaction where the moment's connections go."""
+    from sqlalchemy.orm.session import _sessions
+
+    for session in list(_sessions.values()):
+        transaction = session.get_transaction()
+        if transaction is None:
+            continue
+        try:
+            held = getattr(transaction, "_connections", {}).values()
+            if not any(ROUTED in entry[0].info for entry in held):
+                continue
+            session.rollback()
+        except Exception:  # an async session's (its loop's to end) or a dead connection
+            continue
 
 
 # -- the listeners --------------------------------------------------------------------------

@@ -1,5 +1,9 @@
-"""The app's configuration: a developer database that does not exist (port 1). Under test
-nothing may connect to it; the schema builder points this at the template it builds."""
+"""The app's configuration, from the environment as deployed: the developer's database.
+Under test nothing may connect to it (the suite points it at a decoy that counts)."""
 
-DATABASE_URL = "postgresql+psycopg://tenants:tenants@127.0.0.1:1/tenants_dev"
+import os
+
+DATABASE_URL = os.environ.get(
+    "TENANTS_DATABASE_URL", "postgresql+psycopg://tenants:tenants@127.0.0.1:1/tenants_dev"
+)
 TENANTS = ("tenant_a", "tenant_b")

@@ -1,6 +1,7 @@
-"""How the tests' template is built: the shared schema, one schema per tenant made by
-create_all under a schema_translate_map, each stamped at the Alembic head. All of it on an
-engine of the app's own, as its deploy script does, committed."""
+"""How the tests' template is built: the app's own setup, as its deploy script runs it,
+reading the URL from the app's config: the database made if missing (sqlalchemy-utils), the
+shared schema, one schema per tenant made by create_all under a schema_translate_map, each
+stamped at the Alembic head (through env.py, which reads the same config)."""
 
 from pathlib import Path
 
@@ -8,6 +9,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
+from sqlalchemy_utils import create_database, database_exists
 
 from tenants import config
 from tenants.models import Base, SharedBase
@@ -15,9 +17,10 @@ from tenants.models import Base, SharedBase
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def build_schema(connection, url):
-    config.DATABASE_URL = url  # env.py reads it
-    engine = create_engine(url, poolclass=NullPool)
+def build_schema(connection):
+    if not database_exists(config.DATABASE_URL):
+        create_database(config.DATABASE_URL)
+    engine = create_engine(config.DATABASE_URL, poolclass=NullPool)
     try:
         with engine.begin() as conn:
             conn.execute(text("CREATE SCHEMA shared"))
