@@ -380,9 +380,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             f"dropped {counters['templates_pruned']} template(s) built from older code "
             "(keep_superseded) or left half-built"
         )
-    if counters["orphans_removed"]:
+    if orphans := counters["orphans_removed"]:
         tr.write_line(
-            f"removed {counters['orphans_removed']} database(s) that runs which are over left"
+            "removed 1 database left by a run that is over"
+            if orphans == 1
+            else f"removed {orphans} databases left by runs that are over"
         )
     tr.write_line(f"{'phase':<16}{'count':>7}{'median ms':>12}{'p95 ms':>10}{'total ms':>11}")
     for phase, row in metrics.summary().items():

@@ -256,7 +256,7 @@ def test_a_copy_being_made_when_the_run_is_killed_is_removed_by_the_next_run(
     assert len(untagged) == 1 and len(leftovers(pg)) in (2, 3)
     result = run()
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["removed [23] database(s) that runs which are over left"])
+    result.stdout.fnmatch_lines(["removed [23] databases left by runs that are over"])
     assert leftovers(pg) == []
 
 
