@@ -125,6 +125,41 @@ def test_a_setup_callable_may_commit_on_its_own_engine_and_leave_it_open(
     engines[0].dispose()
 
 
+APP_ENGINE = """
+from sqlalchemy import create_engine
+
+engine = create_engine("postgresql+psycopg2://app:secret@127.0.0.1:9/app_db")
+"""
+
+
+@pytest.mark.parametrize("named_by", ["postgres_driver", "engines"])
+def test_a_setup_callable_gets_a_url_of_the_apps_driver(
+    named_by: str, isolators: MakeIsolator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app runs on psycopg2 (`postgres_driver`, or its engine's driver): so does the URL
+    its setup gets, and an engine of the setup's own on it works."""
+    module = f"app_engine_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{module}.py").write_text(APP_ENGINE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    drivers = []
+
+    def setup(connection: Any, url: str) -> None:
+        engine = create_engine(url, poolclass=NullPool)
+        try:
+            with engine.begin() as own:
+                drivers.append(own.dialect.driver)
+                own.execute(text("CREATE TABLE made_by_the_app (id int)"))
+        finally:
+            engine.dispose()
+
+    setting = {"postgres_driver": "psycopg2"} if named_by == "postgres_driver" else {}
+    setting |= {"engines": (f"{module}:engine",)} if named_by == "engines" else {}
+    isolator = isolators(PostgreSQLTestIsolator, SetupBuilder(setup), **setting)
+    isolator.create_isolated_database_sync("t_driver")
+    assert drivers == ["psycopg2"]
+    assert pg_tables(isolator, "t_driver") == {"public.made_by_the_app"}
+
+
 def test_setup_fingerprint_is_its_module_source_and_version(tmp_path: Path) -> None:
     module = tmp_path / f"app_setup_{uuid.uuid4().hex[:6]}.py"
     module.write_text("def setup(connection):\n    pass\n")

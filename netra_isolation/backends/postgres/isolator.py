@@ -335,7 +335,10 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
             yield unused
 
     def sqlalchemy_url(self, database: str | None = None) -> str:
-        return self.server.url(database).render_as_string(hide_password=False)
+        """With the app's sync driver (`postgres_driver`, else its engine's): what a setup
+        callable and env.py get."""
+        driver = postgres_driver(self.settings, "sync")
+        return self.server.url(database, driver).render_as_string(hide_password=False)
 
     def _check_migrated(self, connection: Any, schema_type: str, database: str) -> None:
         """The version table on the template itself is where Alembic was asked to go; else
