@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from netra_isolation.compat.sqlalchemy_greenlet import in_greenlet
 from netra_isolation.errors import ConfigurationError, NoSessionError, UnknownChoiceError
@@ -147,6 +147,21 @@ def _source(obj: object) -> str | None:
         return None
 
 
+def scenario_session_class(sessions: Iterable[str]) -> type[Session]:
+    """The class of the session a scenario gets while a template is seeded: the app's, the
+    `class_` of the first sync session factory the setting `sessions` lists (a SQLModel
+    `Session`, any `sessionmaker(class_=...)`), so the app's own code (`init_db(session)`)
+    runs on it unchanged; else SQLAlchemy's `Session`."""
+    from netra_isolation.binding import load_sessions  # binding imports this module
+
+    for _, target in load_sessions(sessions):
+        factory = target.session_factory if isinstance(target, scoped_session) else target
+        if isinstance(factory, sessionmaker):
+            made = factory.class_
+            return made if isinstance(made, type) and issubclass(made, Session) else Session
+    return Session
+
+
 def _is_factory(value: object) -> bool:
     # factory-boy (with Faker, ~400 ms) is not imported for this: while nothing has imported
     # it, no value is one of its factories.
@@ -224,6 +239,11 @@ class ScenarioRegistry:
             made = scenario.postgres(session, **_scaled(scenario, scale))
             session.flush()
         return [user.id for user in made or [] if hasattr(user, "id")]
+
+    @staticmethod
+    def session_class(sessions: Iterable[str]) -> type[Session]:
+        """The class of a scenario's session (`scenario_session_class`)."""
+        return scenario_session_class(sessions)
 
     def depends_on_code(self, *paths: Path) -> None:
         """Code (factories) whose change must rebuild every seeded template."""

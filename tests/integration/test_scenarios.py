@@ -7,7 +7,7 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, insert, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
@@ -175,6 +175,58 @@ def test_factory_code_is_in_the_fingerprint(tmp_path: Path, throwaway_templates:
     throwaway_templates(PostgreSQLTestIsolator, settings, changed.name)
     assert changed.fingerprint != first.fingerprint
     assert counters["templates_built"] == 1
+
+
+APP_SESSIONS = """
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.orm import Session, scoped_session, sessionmaker
+
+
+class AppSession(Session):
+    \"\"\"The app's own session class (as SQLModel's): a method SQLAlchemy's has not.\"\"\"
+
+    def exec(self, statement):
+        return self.execute(statement)
+
+
+AsyncSessionLocal = async_sessionmaker()
+SessionLocal = scoped_session(sessionmaker(class_=AppSession))
+# {unique}
+"""
+
+
+def test_a_scenario_gets_the_apps_session_class(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, throwaway_templates: Any
+) -> None:
+    """The first sync session factory of the setting `sessions` says the class: the app's
+    own seeding code (`init_db(session)` calling `session.exec`) runs on it unchanged."""
+    unique = uuid4().hex[:8]
+    app = tmp_path / f"app_sessions_{unique}.py"
+    app.write_text(APP_SESSIONS.format(unique=unique))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    scenarios = ScenarioRegistry()
+    scenarios.depends_on_code(app)  # a template of this run's own
+    given: list[type] = []
+
+    @scenarios.scenario("app_session", seed=3)
+    def init_db(session: Any) -> None:
+        given.append(type(session))
+        session.exec(insert(User).values(email=f"{unique}@example.com", full_name="Admin"))
+
+    settings = Settings.load(root=ROOT).with_overrides(
+        sessions=(f"{app.stem}:AsyncSessionLocal", f"{app.stem}:SessionLocal")
+    )
+    isolator = PostgreSQLTestIsolator(settings, scenarios=scenarios)
+    try:
+        ref = isolator.ensure_template(TemplateSpec("user_management", "app_session"))
+        throwaway_templates(PostgreSQLTestIsolator, settings, ref.name)
+        assert [cls.__name__ for cls in given] == ["AppSession"]
+        isolator.create_isolated_database_sync("t_app_session", "user_management", "app_session")
+        with isolator.session_sync("t_app_session") as session:
+            assert session.scalars(select(User.email)).all() == [f"{unique}@example.com"]
+    finally:
+        isolator.cleanup_all_sync()
+        isolator.close()
 
 
 def test_template_is_seeded_once_not_per_test(isolator: Any) -> None:

@@ -363,7 +363,8 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
         scenario_name = spec.scenario
         assert scenario_name is not None
         bind_factories(self.settings.factories)  # the app's factories its scenarios use
-        with Session(bind=connection) as session:
+        # of the app's session class (setting `sessions`), so the app's own code runs on it
+        with self.scenarios.session_class(self.settings.sessions)(bind=connection) as session:
             try:
                 self.scenarios.seed_postgres(scenario_name, session, spec.scale)
             except SeedError:
