@@ -1,7 +1,8 @@
 """The scenario registry: a name, a seed, and functions that build rows with factories.
 
 Scenarios are seeded into templates once per fingerprint, never per test; the fingerprint
-covers the scenario's code (its module's source) and its seed.
+covers the scenario's code (its module's source, its factories' and the project's modules
+these import) and its seed.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from netra_isolation.compat.sqlalchemy_greenlet import in_greenlet
 from netra_isolation.errors import ConfigurationError, NoSessionError, UnknownChoiceError
 from netra_isolation.migrations import files_digest
 from netra_isolation.settings import Settings
+from netra_isolation.sources import project_sources
 
 PostgresSeeder = Callable[[Session], Any]
 # Given the PostgreSQL user ids the scenario made, the rows to insert per ClickHouse table.
@@ -129,22 +131,15 @@ class Scenario:
     schemas: Mapping[str, str] = field(default_factory=dict)
 
     def code_paths(self) -> list[Path]:
-        """The scenario's module and the modules of the factory classes it imports, wherever
-        they live (other code it depends on: `registry.depends_on_code`)."""
-        paths = set()
+        """The scenario's module, the modules of the factory classes it imports, wherever
+        they live, and every module of the project these import, transitively (its models,
+        the config module: `sources.project_sources`; other code it depends on:
+        `registry.depends_on_code`)."""
+        used: list[object] = []
         for func in (self.postgres, self.clickhouse):
-            if func is None:
-                continue
-            used = [func, *(v for v in func.__globals__.values() if _is_factory(v))]
-            paths |= {Path(source) for obj in used if (source := _source(obj))}
-        return sorted(paths)
-
-
-def _source(obj: object) -> str | None:
-    try:
-        return inspect.getsourcefile(obj)  # type: ignore[arg-type]
-    except TypeError:  # defined where there is no file (a REPL, a built-in module)
-        return None
+            if func is not None:
+                used += [func, *(v for v in func.__globals__.values() if _is_factory(v))]
+        return project_sources(used)
 
 
 def scenario_session_class(sessions: Iterable[str]) -> type[Session]:

@@ -36,6 +36,7 @@ from netra_isolation.migrations import (
     upgrade,
 )
 from netra_isolation.settings import ini_section, resolve_name
+from netra_isolation.sources import project_sources
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -190,21 +191,24 @@ class SqlFilesBuilder(TemplateBuilder):
 class SetupBuilder(TemplateBuilder):
     """A callable of the project's: `setup(connection)` or `setup(connection, url)`. It may
     do anything the application's own setup does; it may open engines of its own on `url`
-    (their connections are ended before the template is sealed)."""
+    (their connections are ended before the template is sealed).
+
+    Its fingerprint is the source of its module and of every module of the project that
+    module imports, transitively (a model, the config module; see `sources`), and of
+    `modules`; `root` is the project's (the settings' `project_root`; else the nearest
+    directory above the callable's file with a pyproject.toml)."""
 
     function: SetupFunction
     version: str = ""
     modules: Sequence[str] = field(default_factory=tuple)  # more code it depends on
+    root: Path | None = None
 
     def fingerprint(self) -> str:
-        sources = {Path(f) for f in [inspect.getsourcefile(self.function)] if f}
-        for name in self.modules:
-            module = importlib.import_module(name)
-            if module.__file__:
-                sources.add(Path(module.__file__))
+        depends = [self.function, *(importlib.import_module(name) for name in self.modules)]
+        sources = project_sources(depends, self.root)
         name = getattr(self.function, "__qualname__", repr(self.function))
         return hashlib.sha256(
-            f"{files_digest(sorted(sources))}\0{name}\0{self.version}".encode()
+            f"{files_digest(sources)}\0{name}\0{self.version}".encode()
         ).hexdigest()
 
     def build(self, connection: Any, url: str, schema_type: str) -> None:
@@ -248,7 +252,7 @@ def builder_from_settings(settings: Any, backend: str) -> TemplateBuilder | None
         _, function = resolve_name(setup, f"{backend}_setup", example="myapp.testing:setup")
         if not callable(function):
             raise ConfigurationError(f"{backend}_setup = {setup!r} is not callable")
-        return SetupBuilder(function, version)
+        return SetupBuilder(function, version, root=settings.project_root)
     section = ini_section(settings.alembic_ini, getattr(settings, f"{backend}_section"), backend)
     if section is None:
         return None

@@ -5,15 +5,18 @@ scenario, scale) and the server (major version, role)."""
 
 from __future__ import annotations
 
+import importlib
 import secrets
 import shutil
 import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from psycopg import sql
+from sqlalchemy import inspect
 
 from netra_isolation import ClickHouseTestIsolator, PostgreSQLTestIsolator, Settings, TemplateSpec
 from netra_isolation.backends.postgres.server import PostgresServerInfo
@@ -171,3 +174,74 @@ def test_clickhouse_identity_is_the_servers_own_major_version_and_user() -> None
         assert isolator.server_identity() == [version.split(".")[0], isolator.server.user]
     finally:
         isolator.close()
+
+
+NOTES_MODELS = """
+from sqlalchemy import Column, Integer, MetaData, String, Table
+
+metadata = MetaData()  # {unique}
+notes = Table(
+    "notes", metadata, Column("id", Integer, primary_key=True), Column({column!r}, String)
+)
+"""
+NOTES_SETUP = """
+from .models import metadata
+
+
+def setup(connection):
+    metadata.create_all(connection)
+"""
+NOTES_TEST = """
+from {package}.testing import setup
+
+
+def test_setup_is_there():
+    assert setup
+"""
+
+
+def test_a_setup_callable_is_rebuilt_when_a_model_it_imports_changes_not_a_test(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, throwaway_templates: Any
+) -> None:
+    """The project's setup callable imports its models from a module of their own: a column
+    changed there rebuilds the template (with the new column); a test file changed does not."""
+    unique = uuid.uuid4().hex[:8]
+    project, package = tmp_path / "project", f"notes_app_{unique}"
+    (project / package).mkdir(parents=True)
+    (project / "tests").mkdir()
+    (project / package / "__init__.py").write_text("")
+    models = project / package / "models.py"
+    models.write_text(NOTES_MODELS.format(unique=unique, column="title"))
+    (project / package / "testing.py").write_text(NOTES_SETUP)
+    test_file = project / "tests" / f"test_notes_{unique}.py"
+    test_file.write_text(NOTES_TEST.format(package=package))
+    monkeypatch.syspath_prepend(str(project))
+    monkeypatch.syspath_prepend(str(project / "tests"))
+    settings = Settings.load(root=ROOT).with_overrides(
+        project_root=project, postgres_setup=f"{package}.testing:setup"
+    )
+
+    def run() -> tuple[Any, set[str]]:
+        """A run of the project's: its modules imported afresh, the template ensured."""
+        for name in [m for m in sys.modules if m.startswith((package, "test_notes_"))]:
+            del sys.modules[name]
+        importlib.import_module(test_file.stem)  # collected, as pytest would
+        isolator = PostgreSQLTestIsolator(settings)
+        try:
+            template = isolator.ensure_template(TemplateSpec("head"))
+            throwaway_templates(PostgreSQLTestIsolator, settings, template.name)
+            with isolator.template_copy(template) as copy, isolator.connect_to(copy) as conn:
+                columns = {c["name"] for c in inspect(conn).get_columns("notes")}
+        finally:
+            isolator.close()
+        return template, columns
+
+    first, columns = run()
+    assert first.built and columns == {"id", "title"}
+    touch(test_file)
+    again, columns = run()
+    assert (again.name, again.built, columns) == (first.name, False, {"id", "title"})
+    models.write_text(NOTES_MODELS.format(unique=unique, column="headline"))
+    changed, columns = run()
+    assert changed.name != first.name
+    assert changed.built and columns == {"id", "headline"}
