@@ -16,6 +16,7 @@ def test_every_sample_app_uses_public_names_only() -> None:
     assert [a.name for a in apps] == [
         "async_app",
         "clickhouse_app",
+        "fastapi_app",
         "real_app",
         "stock_app",
         "tenant_app",
