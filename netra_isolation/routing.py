@@ -82,6 +82,7 @@ _shared_depth = 0  # inside a non-function fixture's setup or teardown
 _test: str | None = None  # the running test's nodeid
 _provider: Provider | None = None
 _names: dict[int, str] = {}  # by id() of a dialect: the app's name of its engine, for messages
+_tool_databases: set[tuple[str, str, str]] = set()  # host, port, name prefix of the tool's
 
 
 AnyEngine = Engine | AsyncEngine
@@ -99,6 +100,21 @@ def name_engine(engine: AnyEngine, name: str) -> None:
     sync = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
     with _lock:
         _names[id(sync.dialect)] = name
+
+
+def tool_databases(host: str, port: int, prefix: str) -> None:
+    """The databases named `<prefix>_...` on the server at host:port are the tool's: a
+    connection the app makes to one of them (a URL the tool handed out: `database_url()`,
+    `netra_database_url`) goes there, as asked."""
+    with _lock:
+        _tool_databases.add((host, str(port), f"{prefix}_"))
+
+
+def _is_tool_database(key: Key) -> bool:
+    host, port, database = key
+    with _lock:
+        known = list(_tool_databases)
+    return any(host == h and port == p and database.startswith(n) for h, p, n in known)
 
 
 def target() -> Target | None:
@@ -240,6 +256,8 @@ def _connect(
     if where is None:
         return
     here = _key_of(cparams)
+    if _is_tool_database(here):
+        return
     if where.refusal is not None:
         if where.key is not None and here == where.key:
             info[ROUTED] = here

@@ -46,7 +46,7 @@ from netra_isolation.isolator import (
 from netra_isolation.liveness import Lease, advisory_key, owner_alive, template_unused
 from netra_isolation.naming import Owner, database_name, slug
 from netra_isolation.routing import building as building_on
-from netra_isolation.routing import own
+from netra_isolation.routing import own, tool_databases
 from netra_isolation.settings import Settings, drivers_named
 
 S = TypeVar("S")
@@ -186,6 +186,11 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
         return self._server is not None
 
     def _resolve_server(self) -> PostgresServerInfo:
+        server = self._start_server()
+        tool_databases(server.host, server.port, self.settings.prefix)
+        return server
+
+    def _start_server(self) -> PostgresServerInfo:
         external = self.settings.postgres
         with self.step("server_start", "starting PostgreSQL", announce=False):
             if external is None:

@@ -1,0 +1,181 @@
+"""Where the app's connections go while the tool routes them (`netra_isolation.routing`), on
+the suite's real server, with a decoy where the app's configuration points: every engine of
+the process (made before or after, sync or async, from any URL) lands on the database the
+moment calls for, and the decoy sees nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from sqlalchemy import create_engine, engine_from_config, text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool, QueuePool
+
+from netra_isolation import ConfigurationError, PostgreSQLTestIsolator, Settings, routing
+
+CURRENT = text("SELECT current_database()")
+
+
+class Decoy:
+    """A TCP server that counts the connections it is offered and closes them."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            conn.close()
+
+    def url(self, driver: str = "psycopg", database: str = "app_dev") -> str:
+        return f"postgresql+{driver}://dev:dev@127.0.0.1:{self.port}/{database}"
+
+
+@pytest.fixture
+def decoy() -> Iterator[Decoy]:
+    server = Decoy()
+    yield server
+    server.sock.close()
+    assert server.connections == 0  # nothing ever reached the app's configured database
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[PostgreSQLTestIsolator]:
+    isolator = PostgreSQLTestIsolator(Settings.load())
+    yield isolator
+    isolator.close()
+
+
+@pytest.fixture
+def scratch(server: PostgreSQLTestIsolator) -> Iterator[list[str]]:
+    """Two databases of this test's own on the server (not the tool's): the targets."""
+    names = [f"route_{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    with server.server.connect() as conn:
+        for name in names:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    yield names
+    with server.server.connect() as conn:
+        for name in names:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def databases(server: PostgreSQLTestIsolator) -> set[str]:
+    with server.server.connect() as conn:
+        return {name for (name,) in conn.execute("SELECT datname FROM pg_database")}
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_during_a_build_every_sync_engine_lands_on_the_template(
+    server: PostgreSQLTestIsolator, scratch: list[str], decoy: Decoy, driver: str
+) -> None:
+    before = create_engine(decoy.url(driver))  # made before the build, as at import time
+    with routing.building(server.server.url(scratch[0]), "template"):
+        after = create_engine(decoy.url(driver))
+        from_config = engine_from_config({"sqlalchemy.url": decoy.url(driver)})
+        for engine in (before, after, from_config):
+            with engine.connect() as conn:
+                assert conn.scalar(CURRENT) == scratch[0]
+            engine.dispose()
+
+
+def test_during_a_build_an_async_engine_lands_on_the_template(
+    server: PostgreSQLTestIsolator, scratch: list[str], decoy: Decoy
+) -> None:
+    async def where() -> str:
+        engine = create_async_engine(decoy.url("asyncpg"))
+        try:
+            async with engine.connect() as conn:
+                return str(await conn.scalar(CURRENT))
+        finally:
+            await engine.dispose()
+
+    with routing.building(server.server.url(scratch[0]), "template"):
+        assert asyncio.run(where()) == scratch[0]
+
+
+def test_sqlalchemy_utils_creates_and_drops_nothing(
+    server: PostgreSQLTestIsolator, scratch: list[str], decoy: Decoy
+) -> None:
+    sqlalchemy_utils = pytest.importorskip("sqlalchemy_utils")
+    url = decoy.url(database="shop_dev")
+    with routing.building(server.server.url(scratch[0]), "template"):
+        if not sqlalchemy_utils.database_exists(url):
+            sqlalchemy_utils.create_database(url)
+        sqlalchemy_utils.drop_database(url)
+    # the database the app names *is* the template: nothing made, the template not dropped
+    found = databases(server)
+    assert "shop_dev" not in found
+    assert scratch[0] in found
+
+
+def test_a_pooled_connection_follows_when_the_target_changes(
+    server: PostgreSQLTestIsolator, scratch: list[str], decoy: Decoy
+) -> None:
+    engine = create_engine(decoy.url(), poolclass=QueuePool)
+    first, second = (server.server.url(name) for name in scratch)
+    with routing.test_target(routing.Target(first, "netra:test")):
+        with engine.connect() as conn:
+            assert conn.scalar(CURRENT) == scratch[0]
+    with routing.test_target(routing.Target(second, "netra:test")):
+        with engine.connect() as conn:  # the pooled one went to the first: replaced
+            assert conn.scalar(CURRENT) == scratch[1]
+    engine.dispose()
+
+
+def test_a_refusal_lets_through_only_what_is_already_there(
+    server: PostgreSQLTestIsolator, scratch: list[str], decoy: Decoy
+) -> None:
+    there = server.server.url(scratch[0])
+    with routing.test_target(routing.Target(there, refusal="use level='database'")):
+        engine = create_engine(there, poolclass=NullPool)  # the test's database by its URL
+        with engine.connect() as conn:
+            assert conn.scalar(CURRENT) == scratch[0]
+        elsewhere = create_engine(decoy.url(), poolclass=NullPool)
+        with pytest.raises(ConfigurationError, match="refused: use level='database'"):
+            elsewhere.connect()
+
+
+def test_a_connection_it_cannot_redirect_is_refused_before_use(
+    server: PostgreSQLTestIsolator, scratch: list[str]
+) -> None:
+    """An engine made with creator= bypasses the redirect: where it landed is checked before
+    SQLAlchemy runs anything on it, and it is closed."""
+    other = server.server.url(scratch[1])
+    dsn = other.set(drivername="postgresql").render_as_string(hide_password=False)
+    made: list[psycopg.Connection] = []
+
+    def creator() -> psycopg.Connection:
+        made.append(psycopg.connect(dsn))
+        return made[-1]
+
+    engine = create_engine("postgresql+psycopg://", creator=creator, poolclass=NullPool)
+    with routing.building(server.server.url(scratch[0]), "template x"):
+        with pytest.raises(ConfigurationError, match=f"creator=.*{scratch[1]}.*template x"):
+            engine.connect()
+    assert made and made[0].closed
+
+
+def test_outside_any_routing_connections_go_where_they_say(
+    server: PostgreSQLTestIsolator, scratch: list[str]
+) -> None:
+    """The library outside pytest (no provider) and outside a context manager: as ever."""
+    previous = routing.set_provider(None)
+    try:
+        engine = create_engine(server.server.url(scratch[1]), poolclass=NullPool)
+        with engine.connect() as conn:
+            assert conn.scalar(CURRENT) == scratch[1]
+    finally:
+        routing.set_provider(previous)
