@@ -113,10 +113,12 @@ def load_sessions(specs: Iterable[str]) -> list[tuple[str, AppSession]]:
     found: list[tuple[str, AppSession]] = []
     for spec in specs:
         _, target = resolve_name(spec, "sessions", example="myapp.db:Session")
+        if isinstance(target, type) and issubclass(target, Session):
+            continue  # a class (SQLModel's Session): scenarios get it; nothing to bind
         if not isinstance(target, scoped_session | sessionmaker | async_sessionmaker):
             raise ConfigurationError(
                 f"{spec!r} of the setting 'sessions' is {type(target).__name__}, not a "
-                "scoped_session, sessionmaker or async_sessionmaker"
+                "scoped_session, sessionmaker, async_sessionmaker or Session class"
             )
         found.append((spec, target))
     return found

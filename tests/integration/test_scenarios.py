@@ -195,11 +195,13 @@ SessionLocal = scoped_session(sessionmaker(class_=AppSession))
 """
 
 
+@pytest.mark.parametrize("named", ["SessionLocal", "AppSession"])
 def test_a_scenario_gets_the_apps_session_class(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, throwaway_templates: Any
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, throwaway_templates: Any, named: str
 ) -> None:
-    """The first sync session factory of the setting `sessions` says the class: the app's
-    own seeding code (`init_db(session)` calling `session.exec`) runs on it unchanged."""
+    """The first sync session factory of the setting `sessions`, or a Session class it
+    names, says the class: the app's own seeding code (`init_db(session)` calling
+    `session.exec`) runs on it unchanged."""
     unique = uuid4().hex[:8]
     app = tmp_path / f"app_sessions_{unique}.py"
     app.write_text(APP_SESSIONS.format(unique=unique))
@@ -214,7 +216,7 @@ def test_a_scenario_gets_the_apps_session_class(
         session.exec(insert(User).values(email=f"{unique}@example.com", full_name="Admin"))
 
     settings = Settings.load(root=ROOT).with_overrides(
-        sessions=(f"{app.stem}:AsyncSessionLocal", f"{app.stem}:SessionLocal")
+        sessions=(f"{app.stem}:AsyncSessionLocal", f"{app.stem}:{named}")
     )
     isolator = PostgreSQLTestIsolator(settings, scenarios=scenarios)
     try:
