@@ -1,22 +1,25 @@
 """Crashes, each followed by a clean server: a run (or one of its workers, or a template
-build) ended by SIGKILL or Ctrl-C, a test that leaves connections open, and a server that
-never answers. Each test uses a prefix of its own, so no other process of the suite sweeps
-its databases, and looks at the real server afterwards: nothing of the run is left but
-sealed templates.
+build) ended by SIGKILL or Ctrl-C, a test that leaves connections open, a server that
+never answers, a run on another host killed. Each test uses a prefix of its own, so no
+other process of the suite sweeps its databases, and looks at the real server afterwards:
+nothing of the run is left but sealed templates.
 
 (A whole run killed by SIGKILL mid-test is test_self_cleaning.py's.)"""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -67,15 +70,20 @@ def wait_for(check: Callable[[], object], what: str, timeout: float = 60) -> Non
         time.sleep(0.05)
 
 
+PYTEST = (sys.executable, "-m", "pytest")
+
+
 class Started:
     """A pytest run over the project in a subprocess of its own session (a process group,
     as a terminal's foreground job is), its output in a file, to be signalled mid-way."""
 
-    def __init__(self, project: pytest.Pytester, *args: str) -> None:
+    def __init__(
+        self, project: pytest.Pytester, *args: str, pytest_command: Sequence[str] = PYTEST
+    ) -> None:
         self.log = project.path / f"run-{uuid.uuid4().hex[:6]}.log"
         with self.log.open("w") as out:
             self.process = project.popen(
-                [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+                [*pytest_command, "-p", "no:cacheprovider", *args],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -559,3 +567,181 @@ def test_a_thousand_tests_against_a_silent_server_end_within_a_minute(
     assert out.count("did not answer within 5s (connection timeout expired)") == 1000
     assert out.count("(`netra-isolation servers status`)") == 1  # the end of the full text
     assert out.count("(in full at test_silent.py::test_needs_db[0])") == 999
+
+
+# -- 7. a run on another host killed -------------------------------------------------------------
+
+
+class Relay:
+    """A TCP relay, listening on `host`, to the server at `target`: how a run on another
+    host reaches the server (the server listens on loopback alone). A connection of a killed
+    process ends on its side, and so on the server's."""
+
+    def __init__(self, host: str, target: tuple[str, int]) -> None:
+        self.target = target
+        self.listener = socket.create_server((host, 0))
+        self.address = (host, self.listener.getsockname()[1])
+        self.open = self.relayed = 0  # connections relayed now, and in all
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:  # closed
+                return
+            server = socket.create_connection(self.target)
+            with self._lock:
+                self.open += 1
+                self.relayed += 1
+            ends = threading.Barrier(2, action=self._closed)
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(source, sink, ends), daemon=True).start()
+
+    def _closed(self) -> None:
+        with self._lock:
+            self.open -= 1
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket, ends: threading.Barrier) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):  # ends the other direction too
+                with suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            ends.wait()
+            source.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+ELSEWHERE = "elsewhere-" + uuid.uuid4().hex[:6]
+
+
+@pytest.fixture
+def another_host() -> Iterator[tuple[list[str], str]]:
+    """A network namespace joined to this one by a veth pair (this side 10.213.n.1, the
+    other 10.213.n.2): `(command, address)`, where `command` runs pytest in that namespace,
+    with a host name of its own (its UTS namespace: ELSEWHERE, socket.gethostname() says
+    so) and pids of its own (its PID namespace), and `address` is this side's."""
+    if os.geteuid() != 0:
+        pytest.skip("making network, UTS and PID namespaces needs root")
+    ip, unshare = shutil.which("ip"), shutil.which("unshare")
+    if ip is None or unshare is None:
+        pytest.skip("needs iproute2's ip and util-linux's unshare")
+    tag = uuid.uuid4().hex[:6]
+    namespace, here, there = f"ni{tag}", f"ni{tag}a", f"ni{tag}b"
+    net = f"10.213.{int(tag[:2], 16)}"
+    made = subprocess.run([ip, "netns", "add", namespace], capture_output=True, text=True)
+    if made.returncode:
+        pytest.skip(f"cannot make a network namespace here: {made.stderr.strip()}")
+    try:
+        for command in (
+            [ip, "link", "add", here, "type", "veth", "peer", "name", there],
+            [ip, "link", "set", there, "netns", namespace],
+            [ip, "addr", "add", f"{net}.1/30", "dev", here],
+            [ip, "link", "set", here, "up"],
+            [ip, "-n", namespace, "addr", "add", f"{net}.2/30", "dev", there],
+            [ip, "-n", namespace, "link", "set", there, "up"],
+            [ip, "-n", namespace, "link", "set", "lo", "up"],
+        ):
+            subprocess.run(command, check=True, capture_output=True)
+        hostname_then_pytest = (
+            "import os, socket, sys; socket.sethostname(sys.argv[1]); "
+            "os.execv(sys.executable, [sys.executable, '-m', 'pytest', *sys.argv[2:]])"
+        )
+        yield (
+            [
+                *(ip, "netns", "exec", namespace),
+                *(unshare, "--uts", "--pid", "--fork", "--mount-proc"),
+                *(sys.executable, "-c", hostname_then_pytest, ELSEWHERE),
+            ],
+            f"{net}.1",
+        )
+    finally:
+        subprocess.run([ip, "netns", "del", namespace], capture_output=True)  # the veth pair too
+
+
+HELD = """
+import os, time
+from pathlib import Path
+
+
+def test_held(isolated_postgres_sync):
+    (Path(__file__).parent / f"started.{os.environ['PYTEST_XDIST_WORKER']}").touch()
+    time.sleep(120)  # killed here
+"""
+
+NEXT_HERE = """
+import json
+from pathlib import Path
+
+from sqlalchemy import text
+
+
+def test_ordinary(isolated_postgres_sync):
+    session, config = isolated_postgres_sync
+    left = json.loads((Path(__file__).parent / "left.json").read_text())
+    databases = set(session.execute(text("SELECT datname FROM pg_database")).scalars())
+    assert not databases & set(left)  # removed before this test began
+"""
+
+
+def test_a_run_killed_on_another_host_is_cleaned_up_by_the_next_run_here(
+    project: pytest.Pytester,
+    run: Callable[..., pytest.RunResult],
+    pg: PostgreSQLTestIsolator,
+    another_host: tuple[list[str], str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two xdist workers on another host (a host name, pids and a network of their own,
+    reaching the shared server over that network) each hold a test's database and a copy
+    made ahead when the run is killed by SIGKILL: 4 databases left, tagged with the other
+    host's name (and its pids, small numbers that on this host are live processes). An
+    ordinary run from this host removes them at its start: their owners' locks on the server
+    ended with their connections, and no process table or host name is asked."""
+    pytest_elsewhere, address = another_host
+    relay = Relay(address, (pg.server.host, pg.server.port))
+    try:
+        for name, value in {
+            "TEST_POSTGRES_HOST": relay.address[0],
+            "TEST_POSTGRES_PORT": str(relay.address[1]),
+            "TEST_POSTGRES_USER": pg.server.user,
+            "TEST_POSTGRES_PASSWORD": pg.server.password,
+            "NETRA_ISOLATION_CACHE_DIR": str(project.path / "elsewhere-cache"),
+        }.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv("NETRA_ISOLATION_HOST", raising=False)  # the host's own name
+        project.makepyfile(test_held=HELD)
+        started = Started(project, "-n", "2", "--dist", "each", pytest_command=pytest_elsewhere)
+        for worker in ("gw0", "gw1"):
+            wait_for((project.path / f"started.{worker}").exists, f"{worker}'s test")
+        tagged = lambda: [n for n in leftovers(pg) if pg.owner_of(n) is not None]  # noqa: E731
+        wait_for(lambda: len(tagged()) == 4, "each worker's copy made ahead", timeout=30)
+        started.signal_group(signal.SIGKILL)
+        started.wait()
+        wait_for(lambda: relay.open == 0, "the killed run's connections to end")
+    finally:
+        relay.close()
+    assert relay.relayed > 0  # the killed run reached the server through the other network
+    left = leftovers(pg)
+    owners = [pg.owner_of(name) for name in left]
+    assert len(left) == 4, started.output
+    assert {owner.host for owner in owners if owner} == {ELSEWHERE} != {socket.gethostname()}
+
+    (project.path / "test_held.py").unlink()
+    (project.path / "left.json").write_text(json.dumps(left))
+    project.makepyfile(test_next_here=NEXT_HERE)
+    monkeypatch.setenv("TEST_POSTGRES_HOST", pg.server.host)  # the server as this host sees it
+    monkeypatch.setenv("TEST_POSTGRES_PORT", str(pg.server.port))
+    monkeypatch.delenv("NETRA_ISOLATION_CACHE_DIR")
+    result = run()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["removed 4 databases left by runs that are over"])
+    assert leftovers(pg) == []
