@@ -82,6 +82,29 @@ class SeedError(NetraIsolationError):
     """A scenario failed while seeding a template."""
 
 
+class TemplateBuildError(NetraIsolationError):
+    """A template this run already failed to build: a later test that needs it fails at once,
+    naming the test that showed the error in full; the build is not tried again in the run."""
+
+    def __init__(self, backend: str, template: str, first: str, summary: str) -> None:
+        self.backend = backend
+        self.template = template
+        self.first = first  # the test (nodeid) whose build failed, where the error is in full
+        self.summary = summary  # the error's first line
+        super().__init__(
+            f"the {backend} template {template} could not be built in this run ({summary}); "
+            f"in full at {first}"
+        )
+
+    def __reduce__(self) -> tuple[type[TemplateBuildError], tuple[str, str, str, str]]:
+        return type(self), (self.backend, self.template, self.first, self.summary)
+
+
+# Set on the error a failed template build raised, for the test that met it: the template's
+# name (the pytest plugin shows that error with the user's frames only).
+FAILED_TEMPLATE = "_netra_failed_template"
+
+
 class SnapshotError(NetraIsolationError):
     """A snapshot could not be taken or restored."""
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
@@ -20,14 +21,17 @@ from typing import Any, TypedDict
 from sqlalchemy import MetaData
 
 from netra_isolation.errors import (
+    FAILED_TEMPLATE,
     ConfigurationError,
+    NetraIsolationError,
     OutOfSpaceError,
     ServerError,
+    TemplateBuildError,
 )
 from netra_isolation.liveness import process_alive_here
 from netra_isolation.metrics import Metrics
 from netra_isolation.migrations import HEAD
-from netra_isolation.naming import Owner, database_name, template_name
+from netra_isolation.naming import Owner, database_name, running_test, template_name
 from netra_isolation.seed_data_manager import ScenarioRegistry, registry
 from netra_isolation.servers import EphemeralServer, space_of
 from netra_isolation.settings import Settings
@@ -94,6 +98,8 @@ TableRows = tuple[list[str], list[dict[str, Any]], bool]
 _UNSET: Any = object()
 MASK = "***"  # what a password shows as, everywhere
 BUILDING = "_b"  # a template's name while it is being built (PostgreSQL)
+FAILED_BUILDS = "failed_builds"  # under cache_dir: a file per template a run failed to build
+FAILED_BUILDS_KEPT_S = 86400  # older ones (of runs long over) go when another is written
 
 
 class IsolatorOptions(TypedDict, total=False):
@@ -138,6 +144,7 @@ class TestIsolatorBase:
         )
         self._databases: dict[str, DatabaseRef] = {}
         self._templates: dict[TemplateSpec, TemplateRef] = {}
+        self._failed: dict[str, TemplateBuildError] = {}  # template name -> what later tests get
         self._template_lock = threading.Lock()
         self._models: MetaData | None = _UNSET
         self._counter = itertools.count()
@@ -247,28 +254,93 @@ class TestIsolatorBase:
             self.progress(f"netra-isolation: {what}: done in {elapsed:.2f}s")
 
     # -- templates: built once per fingerprint, across processes ------------------------------
-    def ensure_template(self, spec: TemplateSpec) -> TemplateRef:
+    def ensure_template(self, spec: TemplateSpec, *, test: str | None = None) -> TemplateRef:
         """The sealed template for `spec`: reused if a process built it, else built here under
         a lock every process on the server respects. A template left unsealed (a build that
-        crashed) is never trusted: it is dropped and built again."""
+        crashed) is never trusted: it is dropped and built again.
+
+        A build that fails raises its error to the test that asked (the one pytest runs now,
+        as its plugin says, else `test`), once a run: a later test of the run (in any of its
+        processes) that needs the same template gets a one-line TemplateBuildError naming
+        that test, and nothing is locked, built, migrated or connected to for it again."""
         with self._template_lock:
             if spec in self._templates:
                 return self._templates[spec]
             self.validate(spec)
             fingerprint = self.fingerprint(spec)
             name = template_name(self.settings.prefix, spec.labels(), fingerprint)
+            self._refuse_failed(name)  # this run failed to build it: fail at once
             self._use_template(name)  # first: a pruning of it ends before it is looked at
             with self._build_lock(name):
+                self._refuse_failed(name)  # another process failed it while this one waited
                 sealed = self._is_sealed(name)
                 if not sealed:
                     self.drop_database(name)
-                    with self.step("template_build", f"building template {name}"), self._space():
-                        self._build(spec, name, fingerprint)
+                    try:
+                        with (
+                            self.step("template_build", f"building template {name}"),
+                            self._space(),
+                        ):
+                            self._build(spec, name, fingerprint)
+                    except OutOfSpaceError:
+                        raise  # the server's state, not the build's: room may be made
+                    except Exception as exc:
+                        self._failed_build(name, exc, running_test() or test or "")
+                        raise
                 self.metrics.count("templates_reused" if sealed else "templates_built")
             ref = TemplateRef(self.backend, name, fingerprint, spec, not sealed)
             self._templates[spec] = ref
         self.prune_superseded(ref)
         return ref
+
+    # -- a template that failed to build: once a run -------------------------------------------
+    # In this process, a dict; for the run's other processes (xdist workers share the run id,
+    # and a machine's cache_dir), a small file per run and template, written under the build
+    # lock, so a worker that waited for that lock reads it before building.
+    def _failed_build_file(self, name: str) -> Path:
+        return self.settings.cache_dir / FAILED_BUILDS / f"{self.owner.run}_{self.backend}_{name}"
+
+    def _refuse_failed(self, name: str) -> None:
+        failed = self._failed.get(name)
+        if failed is None:
+            try:
+                data = json.loads(self._failed_build_file(name).read_text())
+                failed = TemplateBuildError(
+                    self.backend, name, str(data["first"]), str(data["summary"])
+                )
+            except (OSError, ValueError, KeyError, TypeError):
+                return  # none (or unreadable): build
+            self._failed[name] = failed
+        raise TemplateBuildError(failed.backend, failed.template, failed.first, failed.summary)
+
+    def _failed_build(self, name: str, error: Exception, test: str) -> None:
+        """Remember that the build of `name` failed, for the rest of the run; mark `error`
+        as the one to show in full."""
+
+        def line(error: BaseException) -> str:
+            text = (str(error).strip().splitlines() or [""])[0]
+            return f"{type(error).__name__}: {text}"[:160].rstrip(": ")
+
+        # a tool's error that carries the user's (MigrationError, SeedError): the user's
+        cause = error.__cause__ if isinstance(error, NetraIsolationError) else None
+        summary = line(error) if cause is None else f"{type(error).__name__} ({line(cause)})"
+        first = test or f"{self.owner.worker} (pid {self.owner.pid})"
+        failed = TemplateBuildError(self.backend, name, first, summary)
+        self._failed[name] = failed
+        with suppress(AttributeError, TypeError):  # one that takes none: shown as any is
+            setattr(error, FAILED_TEMPLATE, name)
+        path = self._failed_build_file(name)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            staged = path.with_name(f"{path.name}.{os.getpid()}")
+            staged.write_text(json.dumps({"first": failed.first, "summary": failed.summary}))
+            staged.replace(path)
+            for old in path.parent.iterdir():  # of runs long over
+                with suppress(OSError):  # another process's, removed meanwhile
+                    if time.time() - old.stat().st_mtime > FAILED_BUILDS_KEPT_S:
+                        old.unlink()
+        except OSError:
+            pass  # an unwritable cache_dir is said where servers start; this process remembers
 
     def prune_superseded(self, current: TemplateRef) -> list[str]:
         """Drop the templates of `current`'s schema type, scenario, scale and builder that
@@ -580,7 +652,7 @@ class TestIsolatorBase:
                 f"({self._databases[test_id].name}); drop it first with cleanup_test_database()"
             )
         spec = TemplateSpec(self.schema_for(schema_type, scenario), scenario, scale)
-        template = self.ensure_template(spec)
+        template = self.ensure_template(spec, test=nodeid or test_id)
         owner = self.owner.for_test(nodeid or test_id)
         unique = (
             owner.run,

@@ -27,6 +27,19 @@ def host_name() -> str:
     return os.environ.get("NETRA_ISOLATION_HOST") or socket.gethostname()
 
 
+_running_test: str | None = None
+
+
+def running_test() -> str | None:
+    """The test (nodeid) this process runs now, as the pytest plugin says; None elsewhere."""
+    return _running_test
+
+
+def set_running_test(nodeid: str | None) -> None:
+    global _running_test
+    _running_test = nodeid
+
+
 def short_hash(*parts: str, length: int = HASH_LENGTH) -> str:
     digest = hashlib.sha256("\x00".join(parts).encode()).hexdigest()
     return digest[:length]

@@ -33,7 +33,7 @@ from netra_isolation.fixtures import (
 )
 from netra_isolation.handle import set_default_manager
 from netra_isolation.metrics import Metrics
-from netra_isolation.naming import Owner
+from netra_isolation.naming import Owner, running_test, set_running_test
 from netra_isolation.settings import LEVELS, Settings
 
 # Importing the plugin stays light: the manager (and with it the drivers, Alembic and
@@ -276,6 +276,15 @@ class _ToolErrorReports:
             plain = copy.copy(call)  # the call other hooks see keeps the error itself
             plain.excinfo = pytest.ExceptionInfo.from_current()
         return pytest.TestReport.from_item_and_call(item, plain)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> Generator[None, object, object]:
+        outer = running_test()  # a run inside a test (pytester's) gives the test back
+        set_running_test(item.nodeid)  # the test a template build that fails is named after
+        try:
+            return (yield)
+        finally:
+            set_running_test(outer)
 
 
 def _said_once(config: pytest.Config, nodeid: str, error: NetraIsolationError) -> str:
