@@ -10,16 +10,20 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import os
 import sys
+import sysconfig
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Generator
 from pathlib import Path
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from netra_isolation.errors import NetraIsolationError
+from netra_isolation.errors import FAILED_TEMPLATE, NetraIsolationError, TemplateBuildError
 from netra_isolation.fixtures import (
     CONFIGS,
     REPORTS,
@@ -56,6 +60,11 @@ MANAGER = pytest.StashKey["TestDatabaseManager"]()
 SETTINGS = pytest.StashKey[Settings]()
 METRICS = pytest.StashKey[Metrics]()
 SAID = pytest.StashKey[dict[str, str]]()  # an error's message -> the test that showed it
+# A report's attribute (it crosses from xdist workers): on the test a template's failed build
+# was shown in, the template; on each later test that failed at once, what its line says.
+SHOWN = "netra_build_failed"
+AS_FIRST = "netra_as_first"
+AT_ONCE = "failed at once"  # the stats category of the later tests: one count, not a line each
 
 OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "level": ("--netra-level", {"choices": LEVELS, "help": "default isolation level"}),
@@ -252,7 +261,10 @@ def pytest_runtest_makereport(
     report = yield
     item.stash.setdefault(REPORTS, {})[report.when] = report
     error = call.excinfo.value if call.excinfo is not None else None
-    if report.failed and isinstance(error, NetraIsolationError):
+    if report.failed and isinstance(error, TemplateBuildError):
+        report.longrepr = f"{type(error).__name__}: {error}"  # one line naming the first
+        setattr(report, AS_FIRST, [error.backend, error.template, error.first, error.summary])
+    elif report.failed and isinstance(error, NetraIsolationError) and not hasattr(report, SHOWN):
         report.longrepr = _said_once(item.config, item.nodeid, error)
     return report
 
@@ -268,6 +280,10 @@ class _ToolErrorReports:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> pytest.TestReport | None:
         error = call.excinfo.value if call.excinfo is not None else None
+        if error is not None and getattr(error, FAILED_TEMPLATE, None) is not None:
+            report = _failed_build_report(item, call, error)
+            if report is not None:
+                return report
         if not isinstance(error, NetraIsolationError):
             return None
         try:
@@ -285,6 +301,125 @@ class _ToolErrorReports:
             return (yield)
         finally:
             set_running_test(outer)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_report_teststatus(self, report: pytest.TestReport) -> tuple[str, str, str] | None:
+        """A test that failed at once on a template this run could not build is counted, not
+        listed: its one line is in its report (and -v, junitxml), the error once in full."""
+        if report.failed and getattr(report, AS_FIRST, None):
+            if report.when == "call":
+                return AT_ONCE, "F", "FAILED AT ONCE"
+            return AT_ONCE, "E", "ERROR AT ONCE"
+        return None
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        failed = Counter(
+            tuple(getattr(report, AS_FIRST)) for report in terminalreporter.stats.get(AT_ONCE, [])
+        )
+        if not failed:
+            return
+        tr = terminalreporter
+        tr.write_sep("-", "netra-isolation: templates that could not be built", red=True)
+        for (backend, template, first, summary), count in failed.items():
+            tests = "test" if count == 1 else "tests"
+            tr.write_line(
+                f"{count} {tests} failed at once needing the {backend} template {template}: "
+                f"{summary} (in full at {first})",
+                red=True,
+            )
+
+
+# Where code is: the tool's, a library's (the standard library, site-packages: Alembic,
+# SQLAlchemy, pytest, a driver) or the user's.
+_TOOL = str(Path(__file__).resolve().parent) + os.sep
+_LIBRARIES = tuple(
+    {
+        str(Path(path).resolve()) + os.sep
+        for key in ("stdlib", "platstdlib", "purelib", "platlib")
+        if (path := sysconfig.get_paths().get(key))
+    }
+)
+
+
+def _whose(filename: str) -> str:
+    if filename.startswith("<"):  # <frozen importlib._bootstrap>, code made from a string
+        return "library"
+    path = os.path.realpath(filename)
+    if path.startswith(_TOOL):
+        return "tool"
+    parts = Path(path).parts
+    if path.startswith(_LIBRARIES) or "site-packages" in parts or "dist-packages" in parts:
+        return "library"
+    return "user"
+
+
+def _users_frames(tb: TracebackType | None) -> TracebackType | None:
+    """`tb` with the user's frames only, and after the last of them what it called outside the
+    tool (where a library raised); None when none is the user's. A module's top level above
+    another of the user's frames goes too (env.py run by Alembic: its source up to the call)."""
+    entries = []
+    while tb is not None:
+        entries.append(tb)
+        tb = tb.tb_next
+    whose = [_whose(entry.tb_frame.f_code.co_filename) for entry in entries]
+    users = [i for i, who in enumerate(whose) if who == "user"]
+    if not users:
+        return None
+    kept = [
+        entry
+        for i, entry in enumerate(entries)
+        if (i == users[-1])
+        or (whose[i] == "user" and entry.tb_frame.f_code.co_name != "<module>")
+        or (i > users[-1] and whose[i] != "tool")
+    ]
+    rebuilt = None
+    for entry in reversed(kept):
+        rebuilt = TracebackType(rebuilt, entry.tb_frame, entry.tb_lasti, entry.tb_lineno)
+    return rebuilt
+
+
+def _failed_build_report(
+    item: pytest.Item, call: pytest.CallInfo[None], error: BaseException
+) -> pytest.TestReport | None:
+    """The report of the test a template's build failed in: the user's error with the user's
+    frames, the tool's and its libraries' between them folded away (--fulltrace shows them);
+    a tool's error that wraps the user's (MigrationError, SeedError) is said under it. None:
+    the error has none of the user's frames, and is reported as the tool's errors are."""
+    template = getattr(error, FAILED_TEMPLATE)
+    shown, notes = error, []
+    if isinstance(error, NetraIsolationError):
+        cause = error.__cause__
+        if cause is None or _users_frames(cause.__traceback__) is None:
+            return None
+        shown, notes = cause, [f"{type(error).__name__}: {error}"]
+    traceback = shown.__traceback__
+    if not item.config.getoption("fulltrace", False):
+        traceback = _users_frames(traceback) or traceback
+        seen, link = {id(shown)}, _next_link(shown)
+        while link is not None and id(link) not in seen:  # what it was raised from, too
+            seen.add(id(link))
+            link.with_traceback(_users_frames(link.__traceback__) or link.__traceback__)
+            link = _next_link(link)
+    notes.append(
+        f"netra-isolation: template {template} was not built; the other tests of this run "
+        "that need it fail at once, naming this one"
+    )
+    if traceback is not shown.__traceback__:
+        notes.append("(netra-isolation's frames and its libraries' are hidden: --fulltrace)")
+    for note in notes:
+        shown.add_note(note)
+    assert traceback is not None  # an error that was raised
+    shown_call = copy.copy(call)
+    shown_call.excinfo = pytest.ExceptionInfo.from_exc_info((type(shown), shown, traceback))
+    report = pytest.TestReport.from_item_and_call(item, shown_call)
+    setattr(report, SHOWN, template)
+    return report
+
+
+def _next_link(error: BaseException) -> BaseException | None:
+    if error.__cause__ is not None or error.__suppress_context__:
+        return error.__cause__
+    return error.__context__
 
 
 def _said_once(config: pytest.Config, nodeid: str, error: NetraIsolationError) -> str:
