@@ -245,9 +245,7 @@ def _key_of(cparams: dict[str, Any]) -> Key:
     return (str(cparams.get("host") or ""), str(cparams.get("port") or 5432), str(database))
 
 
-def _connect(
-    dialect: Dialect, record: Any, cargs: list[Any], cparams: dict[str, Any]
-) -> None:
+def _connect(dialect: Dialect, record: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
     info = record.info if record is not None else {}
     info[_SEEN] = True
     if dialect.name != "postgresql" or getattr(dialect, _OWN, False):

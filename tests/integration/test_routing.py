@@ -126,12 +126,11 @@ def test_a_pooled_connection_follows_when_the_target_changes(
 ) -> None:
     engine = create_engine(decoy.url(), poolclass=QueuePool)
     first, second = (server.server.url(name) for name in scratch)
-    with routing.test_target(routing.Target(first, "netra:test")):
-        with engine.connect() as conn:
-            assert conn.scalar(CURRENT) == scratch[0]
-    with routing.test_target(routing.Target(second, "netra:test")):
-        with engine.connect() as conn:  # the pooled one went to the first: replaced
-            assert conn.scalar(CURRENT) == scratch[1]
+    with routing.test_target(routing.Target(first, "netra:test")), engine.connect() as conn:
+        assert conn.scalar(CURRENT) == scratch[0]
+    # the pooled connection went to the first: replaced
+    with routing.test_target(routing.Target(second, "netra:test")), engine.connect() as conn:
+        assert conn.scalar(CURRENT) == scratch[1]
     engine.dispose()
 
 
@@ -162,9 +161,9 @@ def test_a_connection_it_cannot_redirect_is_refused_before_use(
         return made[-1]
 
     engine = create_engine("postgresql+psycopg://", creator=creator, poolclass=NullPool)
-    with routing.building(server.server.url(scratch[0]), "template x"):
-        with pytest.raises(ConfigurationError, match=f"creator=.*{scratch[1]}.*template x"):
-            engine.connect()
+    refused = pytest.raises(ConfigurationError, match=f"creator=.*{scratch[1]}.*template x")
+    with routing.building(server.server.url(scratch[0]), "template x"), refused:
+        engine.connect()
     assert made and made[0].closed
 
 
