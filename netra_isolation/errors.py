@@ -103,6 +103,9 @@ class TemplateBuildError(NetraIsolationError):
 # Set on the error a failed template build raised, for the test that met it: the template's
 # name (the pytest plugin shows that error with the user's frames only).
 FAILED_TEMPLATE = "_netra_failed_template"
+# ... and the TemplateBuildError a later test gets: pytest raises a wider fixture's error
+# again for each of its tests, where it is said in that one line
+FAILED_AT_ONCE = "_netra_failed_at_once"
 
 
 class SnapshotError(NetraIsolationError):

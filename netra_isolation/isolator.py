@@ -21,6 +21,7 @@ from typing import Any, TypedDict
 from sqlalchemy import MetaData
 
 from netra_isolation.errors import (
+    FAILED_AT_ONCE,
     FAILED_TEMPLATE,
     ConfigurationError,
     NetraIsolationError,
@@ -329,6 +330,7 @@ class TestIsolatorBase:
         self._failed[name] = failed
         with suppress(AttributeError, TypeError):  # one that takes none: shown as any is
             setattr(error, FAILED_TEMPLATE, name)
+            setattr(error, FAILED_AT_ONCE, failed)
         path = self._failed_build_file(name)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

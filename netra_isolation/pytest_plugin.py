@@ -23,7 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from netra_isolation.errors import FAILED_TEMPLATE, NetraIsolationError, TemplateBuildError
+from netra_isolation.errors import (
+    FAILED_AT_ONCE,
+    FAILED_TEMPLATE,
+    NetraIsolationError,
+    TemplateBuildError,
+)
 from netra_isolation.fixtures import (
     CONFIGS,
     REPORTS,
@@ -281,17 +286,20 @@ class _ToolErrorReports:
     ) -> pytest.TestReport | None:
         error = call.excinfo.value if call.excinfo is not None else None
         if error is not None and getattr(error, FAILED_TEMPLATE, None) is not None:
-            report = _failed_build_report(item, call, error)
-            if report is not None:
+            if getattr(error, SHOWN, None) is None:
+                report = _failed_build_report(item, call, error)
+                if report is not None:
+                    setattr(error, SHOWN, item.nodeid)
+                    return report
+            else:  # shown already: raised again for each test of a wider fixture's
+                at_once: TemplateBuildError = getattr(error, FAILED_AT_ONCE)
+                report = _plain_report(item, call, f"{type(at_once).__name__}: {at_once}")
+                first = [at_once.backend, at_once.template, at_once.first, at_once.summary]
+                setattr(report, AS_FIRST, first)
                 return report
         if not isinstance(error, NetraIsolationError):
             return None
-        try:
-            pytest.fail(f"{type(error).__name__}: {error}", pytrace=False)
-        except pytest.fail.Exception:
-            plain = copy.copy(call)  # the call other hooks see keeps the error itself
-            plain.excinfo = pytest.ExceptionInfo.from_current()
-        return pytest.TestReport.from_item_and_call(item, plain)
+        return _plain_report(item, call, f"{type(error).__name__}: {error}")
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item) -> Generator[None, object, object]:
@@ -420,6 +428,18 @@ def _next_link(error: BaseException) -> BaseException | None:
     if error.__cause__ is not None or error.__suppress_context__:
         return error.__cause__
     return error.__context__
+
+
+def _plain_report(
+    item: pytest.Item, call: pytest.CallInfo[None], message: str
+) -> pytest.TestReport:
+    """A failed test's report saying `message`, its traceback never formatted."""
+    try:
+        pytest.fail(message, pytrace=False)
+    except pytest.fail.Exception:
+        plain = copy.copy(call)  # the call other hooks see keeps the error itself
+        plain.excinfo = pytest.ExceptionInfo.from_current()
+    return pytest.TestReport.from_item_and_call(item, plain)
 
 
 def _said_once(config: pytest.Config, nodeid: str, error: NetraIsolationError) -> str:

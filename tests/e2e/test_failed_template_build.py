@@ -139,3 +139,37 @@ def test_a_migration_that_fails_is_shown_once_with_its_own_frame(
     assert out.count("E       MigrationError: alembic upgrade heads failed") == 1
     assert f": MigrationError (RuntimeError: a broken migration) (in full at {first})" in out
     assert (app.path / "built.log").read_text() == "upgrade\n"  # once a run, in one worker
+
+
+MODULE_FIXTURE = f"""
+import pytest
+from sqlalchemy import create_engine, text
+
+
+@pytest.fixture(scope="module")
+def signed_in():
+    # the app's engine, in a module-scoped fixture: the worker's database, built first
+    engine = create_engine("postgresql+psycopg://dev:dev@127.0.0.1:1/shop_dev")
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+
+
+@pytest.mark.parametrize("n", range({TESTS}))
+def test_needs_login(signed_in, n):
+    pass
+"""
+
+
+@WORKERS
+def test_a_build_failing_in_a_module_fixture_is_shown_once_not_once_a_test(
+    run_app: Any, app: pytest.Pytester, workers: list[str]
+) -> None:
+    """pytest raises a module-scoped fixture's error again for each of its tests: after the
+    first, each says it in one line."""
+    (app.path / "shop" / "testing.py").write_text(SETUP)
+    with (app.path / "pyproject.toml").open("a") as pyproject:
+        pyproject.write('\n[tool.netra_isolation]\npostgres_setup = "shop.testing:build"\n')
+    app.makepyfile(**{"tests/test_many": MODULE_FIXTURE})
+    result = run_app("tests/test_many.py", "--junitxml=junit.xml", *workers)
+    check_shown_once(result, app, "RuntimeError: the tenant trigger needs psycopg2")
+    assert (app.path / "built.log").read_text().count("\n") == 1
