@@ -8,8 +8,10 @@ restored afterwards.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine
@@ -122,6 +124,54 @@ def load_sessions(specs: Iterable[str]) -> list[tuple[str, AppSession]]:
             )
         found.append((spec, target))
     return found
+
+
+@dataclass(frozen=True)
+class SessionRecipe:
+    """How the app makes its sessions of one kind (sync or async): the class, the keyword
+    arguments of its session factory (its bind aside) and its bind's execution options (a
+    `schema_translate_map`, say). The sessions the tool hands out, and a scenario's, are made
+    the same way, so the app's code finds what it expects on them (`session.exec` of
+    SQLModel, objects expired at commit or not)."""
+
+    cls: type[Any]
+    kw: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def make(self, bind: Any, **kw: Any) -> Any:
+        """A session on `bind` (an Engine / Connection, or their async forms); `kw` wins."""
+        if self.options:
+            bind = bind.execution_options(**self.options)
+        return self.cls(bind=bind, **(self.kw | kw))
+
+
+# the tool's own sessions when the app names none: nothing expired at commit (an async
+# session could not load it again), and SQLModel's class when the app uses SQLModel
+_DEFAULT_KW = {"expire_on_commit": False}
+
+
+def session_recipe(specs: Iterable[str], *, asynchronous: bool) -> SessionRecipe:
+    """The recipe of the first session factory of that kind the setting `sessions` names (a
+    sessionmaker / scoped_session / async_sessionmaker, or a Session class such as
+    `sqlmodel:Session`); else SQLModel's Session when the app uses SQLModel; else
+    SQLAlchemy's."""
+    for spec in specs:
+        _, found = resolve_name(spec, "sessions", example="myapp.db:Session")
+        if isinstance(found, type) and issubclass(found, Session) and not asynchronous:
+            return SessionRecipe(found, dict(_DEFAULT_KW))
+        if isinstance(found, scoped_session | sessionmaker | async_sessionmaker):
+            if is_async(found) != asynchronous:
+                continue
+            factory = _factory(found)
+            kw = {k: v for k, v in factory.kw.items() if k not in ("bind", "binds")}
+            return SessionRecipe(factory.class_, kw, _options(factory.kw.get("bind")))
+    if asynchronous:
+        return SessionRecipe(AsyncSession, dict(_DEFAULT_KW))
+    sqlmodel = sys.modules.get("sqlmodel")
+    made = getattr(sqlmodel, "Session", None)
+    if isinstance(made, type) and issubclass(made, Session):
+        return SessionRecipe(made, dict(_DEFAULT_KW))
+    return SessionRecipe(Session, dict(_DEFAULT_KW))
 
 
 def end_scoped_sessions(specs: Iterable[str]) -> None:

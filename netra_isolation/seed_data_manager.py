@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session, scoped_session, sessionmaker
+from sqlalchemy.orm import Session
 
 from netra_isolation.compat.sqlalchemy_greenlet import in_greenlet
 from netra_isolation.errors import ConfigurationError, NoSessionError, UnknownChoiceError
 from netra_isolation.migrations import files_digest
-from netra_isolation.settings import Settings, resolve_name
+from netra_isolation.settings import Settings
 from netra_isolation.sources import project_sources
 
 PostgresSeeder = Callable[[Session], Any]
@@ -143,28 +143,13 @@ class Scenario:
 
 
 def scenario_session_class(sessions: Iterable[str]) -> type[Session]:
-    """The class of the session a scenario gets while a template is seeded: the app's, so the
-    app's own code (`init_db(session)`) runs on it unchanged: the first sync one the setting
-    `sessions` names (a Session class such as `sqlmodel:Session`, or the `class_` of a
-    `sessionmaker(class_=...)` / `scoped_session`); else SQLModel's `Session` when the app
-    uses SQLModel; else SQLAlchemy's `Session`."""
-    from netra_isolation.binding import load_sessions  # binding imports this module
+    """The class of the session a scenario gets while a template is seeded: the app's (see
+    `binding.session_recipe`), so the app's own code (`init_db(session)`) runs on it
+    unchanged."""
+    from netra_isolation.binding import session_recipe  # binding imports this module
 
-    for spec in sessions:
-        _, found = resolve_name(spec, "sessions", example="myapp.db:Session")
-        if isinstance(found, type) and issubclass(found, Session):
-            return found
-        for _, target in load_sessions([spec]):
-            factory = target.session_factory if isinstance(target, scoped_session) else target
-            if isinstance(factory, sessionmaker):
-                made = factory.class_
-                return made if isinstance(made, type) and issubclass(made, Session) else Session
-    sqlmodel = sys.modules.get("sqlmodel")
-    if sqlmodel is not None and issubclass(getattr(sqlmodel, "Session", object), Session):
-        made = sqlmodel.Session
-        assert isinstance(made, type)
-        return made
-    return Session
+    made = session_recipe(sessions, asynchronous=False).cls
+    return made if isinstance(made, type) and issubclass(made, Session) else Session
 
 
 def _is_factory(value: object) -> bool:

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar, Unpack
 
 import psycopg
@@ -31,7 +32,7 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.util import greenlet_spawn
 
 from netra_isolation.backends.postgres.server import EphemeralPostgres, PostgresServerInfo
-from netra_isolation.binding import bind_factories
+from netra_isolation.binding import SessionRecipe, bind_factories, session_recipe
 from netra_isolation.engines import in_greenlet, load_engines, postgres_driver
 from netra_isolation.errors import ConfigurationError, SeedError
 from netra_isolation.isolator import (
@@ -112,18 +113,18 @@ def _end(kept: _Kept) -> None:
         engine.dispose()
 
 
-_JOIN: dict[str, Any] = {"join_transaction_mode": "create_savepoint", "expire_on_commit": False}
+_JOIN: dict[str, Any] = {"join_transaction_mode": "create_savepoint"}
 
 
-def _sync_session(connection: Connection) -> tuple[Session, Session]:
-    session = Session(bind=connection, **_JOIN)
+def _sync_session(recipe: SessionRecipe, connection: Connection) -> tuple[Session, Session]:
+    session: Session = recipe.make(connection, **_JOIN)
     return session, session
 
 
-def _async_session(connection: Connection) -> tuple[AsyncSession, Session]:
+def _async_session(recipe: SessionRecipe, connection: Connection) -> tuple[AsyncSession, Session]:
     """An AsyncSession on the sync face of an async driver's connection."""
     bind = AsyncConnection(AsyncEngine(connection.engine), connection)
-    session = AsyncSession(bind=bind, **_JOIN)
+    session: AsyncSession = recipe.make(bind, **_JOIN)
     return session, session.sync_session
 
 
@@ -775,7 +776,10 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
         `postgres_driver` or the app's engine (asyncpg) gets a connection per test instead."""
         if rollback:
             driver = "asyncpg" if _async_driver_named(self.settings) else "psycopg_async"
-            async with in_greenlet(self._rollback_session(test_id, driver, _async_session)) as s:
+            make = partial(
+                _async_session, session_recipe(self.settings.sessions, asynchronous=True)
+            )
+            async with in_greenlet(self._rollback_session(test_id, driver, make)) as s:
                 yield s
             return
         engine = own(
@@ -787,7 +791,8 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
             )
         )
         try:
-            async with AsyncSession(engine, expire_on_commit=False) as session:
+            recipe = session_recipe(self.settings.sessions, asynchronous=True)
+            async with recipe.make(engine) as session:
                 yield session
         finally:
             await engine.dispose()
@@ -798,14 +803,17 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
         it or the app's engine says otherwise)."""
         driver = postgres_driver(self.settings, "sync")
         if rollback:
-            with self._rollback_session(test_id, driver, _sync_session) as session:
+            make = partial(
+                _sync_session, session_recipe(self.settings.sessions, asynchronous=False)
+            )
+            with self._rollback_session(test_id, driver, make) as session:
                 yield session
             return
         # pooled: one connection through the session's commits, ended with the session (and
         # when a snapshot is made or restored: `IsolatedTestConfig.release_sessions`)
         engine = own(create_engine(self.own_database_url(test_id, driver)))
         try:
-            with Session(engine, expire_on_commit=False) as session:
+            with session_recipe(self.settings.sessions, asynchronous=False).make(engine) as session:
                 yield session
         finally:
             engine.dispose()
