@@ -189,9 +189,11 @@ class SqlFilesBuilder(TemplateBuilder):
 
 @dataclass
 class SetupBuilder(TemplateBuilder):
-    """A callable of the project's: `setup(connection)` or `setup(connection, url)`. It may
-    do anything the application's own setup does; it may open engines of its own on `url`
-    (their connections are ended before the template is sealed).
+    """A callable of the project's: `setup(connection)`, `setup(connection, url)`, or
+    `setup(engine)` (a first parameter named `engine` or annotated `Engine`: an Engine on the
+    template). It may do anything the application's own setup does; it may open engines of
+    its own, on `url` or on any URL its config names (they reach the template all the same:
+    `routing`); their connections are ended before the template is sealed.
 
     Its fingerprint is the source of its module and of every module of the project that
     module imports, transitively (a model, the config module; see `sources`), and of
@@ -212,11 +214,29 @@ class SetupBuilder(TemplateBuilder):
         ).hexdigest()
 
     def build(self, connection: Any, url: str, schema_type: str) -> None:
-        takes = len(inspect.signature(self.function).parameters)
-        self.function(*((connection, url) if takes >= 2 else (connection,)))
+        parameters = list(inspect.signature(self.function).parameters.values())
+        if parameters and _wants_engine(parameters[0]):
+            # an app's own `init_database(engine)`, as its deploy script calls it
+            from sqlalchemy import create_engine
+            from sqlalchemy.pool import NullPool
+
+            engine = create_engine(url, poolclass=NullPool)
+            try:
+                self.function(engine)
+            finally:
+                engine.dispose()
+            return
+        self.function(*((connection, url) if len(parameters) >= 2 else (connection,)))
 
     def describe(self) -> str:
         return getattr(self.function, "__qualname__", repr(self.function))
+
+
+def _wants_engine(parameter: inspect.Parameter) -> bool:
+    """A setup function's first parameter is an Engine: named `engine`, or annotated so."""
+    annotation = parameter.annotation
+    named = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+    return parameter.name == "engine" or named.rsplit(".", 1)[-1] == "Engine"
 
 
 def metadata_of(target: str, setting: str) -> MetaData:

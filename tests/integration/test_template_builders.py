@@ -160,6 +160,25 @@ def test_a_setup_callable_gets_a_url_of_the_apps_driver(
     assert pg_tables(isolator, "t_driver") == {"public.made_by_the_app"}
 
 
+def test_a_setup_function_that_takes_an_engine_gets_one_on_the_template(
+    isolators: MakeIsolator,
+) -> None:
+    """The app's own `init_database(engine)`, named as it is: an Engine of the app's driver."""
+    drivers = []
+
+    def init_database(engine: Any) -> None:
+        drivers.append(engine.dialect.driver)
+        with engine.begin() as connection:
+            connection.execute(text("CREATE TABLE made_by_init_database (id int)"))
+
+    isolator = isolators(
+        PostgreSQLTestIsolator, SetupBuilder(init_database), postgres_driver="psycopg2"
+    )
+    isolator.create_isolated_database_sync("t_engine")
+    assert drivers == ["psycopg2"]
+    assert pg_tables(isolator, "t_engine") == {"public.made_by_init_database"}
+
+
 def test_setup_fingerprint_is_its_module_source_and_version(tmp_path: Path) -> None:
     module = tmp_path / f"app_setup_{uuid.uuid4().hex[:6]}.py"
     module.write_text("def setup(connection):\n    pass\n")
