@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import pytest_asyncio
 
 from netra_isolation.contexts import (
     IsolatedClickHouse,
@@ -200,7 +199,30 @@ def _async_fixture(around: Around, name: str | None = None, doc: str | None = No
             await _validate_before_rollback(request, value[-1])
 
     fixture.__doc__ = doc
+    return _asyncio_fixture(fixture, name)
+
+
+def _asyncio_fixture(fixture: Callable[..., Any], name: str | None = None) -> Any:
+    """`fixture` made a fixture by pytest-asyncio. pytest-asyncio is the project's, for its
+    async tests (or the `async` extra's): a sync-only project does without it, and gets in its
+    place a fixture of the same name that says what to install."""
+    try:
+        import pytest_asyncio
+    except ImportError:
+        return _needs_pytest_asyncio(name or fixture.__name__, fixture.__doc__)
     return pytest_asyncio.fixture(name=name)(fixture)
+
+
+def _needs_pytest_asyncio(name: str, doc: str | None) -> Any:
+    def fixture() -> None:
+        raise ConfigurationError(
+            f"{name} is for async tests, which need pytest-asyncio, and it is not installed: "
+            "pip install pytest-asyncio (or 'netra-isolation[async]'). Sync tests use "
+            "isolated_postgres_sync and isolated_clickhouse_sync, which need nothing more"
+        )
+
+    fixture.__doc__ = doc
+    return pytest.fixture(name=name)(fixture)
 
 
 isolated_postgres = _async_fixture(
@@ -265,7 +287,7 @@ async def _full_stack_env(
         config.cleanup_databases_sync()
 
 
-@pytest_asyncio.fixture
+@_asyncio_fixture
 async def isolated_full_stack(
     request: pytest.FixtureRequest, netra_manager: TestDatabaseManager
 ) -> Any:
@@ -274,7 +296,7 @@ async def isolated_full_stack(
         yield env
 
 
-@pytest_asyncio.fixture
+@_asyncio_fixture
 async def performance_test_config(
     request: pytest.FixtureRequest, netra_manager: TestDatabaseManager
 ) -> Any:

@@ -30,7 +30,8 @@ make_env() {
   fi
 }
 
-make_env .venv-lowest pyproject.toml -- --resolution lowest-direct -e '.[clickhouse]'
+make_env .venv-lowest pyproject.toml -- --resolution lowest-direct -e '.[clickhouse,async]' \
+  'sqlalchemy-utils>=0.41.1'  # the tenant app's own setup uses it
 make_env .venv-real-app pyproject.toml "$REAL_APP/requirements.txt" -- \
   -r "$REAL_APP/requirements.txt" -e .
 
