@@ -250,6 +250,7 @@ def _connect(dialect: Dialect, record: Any, cargs: list[Any], cparams: dict[str,
     info[_SEEN] = True
     if dialect.name != "postgresql" or getattr(dialect, _OWN, False):
         return
+    _as_the_app_gave(dialect, cargs, cparams)
     where = target()
     if where is None:
         return
@@ -268,7 +269,7 @@ def _connect(dialect: Dialect, record: Any, cargs: list[Any], cparams: dict[str,
         )
     assert where.url is not None
     args, params = dialect.create_connect_args(where.url)
-    for key in ("host", "port", "dbname", "database", "user", "password", "service"):
+    for key in _REWRITTEN:
         cparams.pop(key, None)
     cparams.update(params)
     cargs[:] = args
@@ -280,6 +281,27 @@ def _connect(dialect: Dialect, record: Any, cargs: list[Any], cparams: dict[str,
         else:  # libpq: psycopg, psycopg2
             cparams["application_name"] = where.application_name
     info[ROUTED] = where.key
+
+
+_REWRITTEN = ("host", "port", "dbname", "database", "user", "password", "service")
+_TAGS = ("application_name", "server_settings")
+_APP_GAVE = "_netra_isolation_app_gave"  # a dialect's attribute: its engine's own parameters
+
+
+def _as_the_app_gave(dialect: Dialect, cargs: list[Any], cparams: dict[str, Any]) -> None:
+    """Put back the engine's own connect parameters: SQLAlchemy before 2.0.10 hands
+    do_connect the same dict at every connect, so the last redirect's values would be
+    mistaken for the engine's own."""
+    gave = getattr(dialect, _APP_GAVE, None)
+    if gave is None:
+        keys = (*_REWRITTEN, *_TAGS)
+        gave = (list(cargs), {key: cparams[key] for key in keys if key in cparams})
+        setattr(dialect, _APP_GAVE, gave)
+        return
+    for key in (*_REWRITTEN, *_TAGS):
+        cparams.pop(key, None)
+    cargs[:] = gave[0]
+    cparams.update(gave[1])
 
 
 def _destination(dbapi_connection: Any) -> Key | None:
