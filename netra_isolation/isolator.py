@@ -291,8 +291,14 @@ class TestIsolatorBase:
                 self.metrics.count("templates_reused" if sealed else "templates_built")
             ref = TemplateRef(self.backend, name, fingerprint, spec, not sealed)
             self._templates[spec] = ref
+            if sealed:
+                self._reused(spec)
         self.prune_superseded(ref)
         return ref
+
+    def _reused(self, spec: TemplateSpec) -> None:
+        """A template another process built is used here (the backend may catch up on what
+        the build did in its process: see PostgreSQL's)."""
 
     # -- a template that failed to build: once a run -------------------------------------------
     # In this process, a dict; for the run's other processes (xdist workers share the run id,

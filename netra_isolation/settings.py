@@ -126,6 +126,9 @@ class Settings:
     # `module:function` called once per pytest session (per xdist worker, per process),
     # before the first test that uses a database: the app's in-process setup (plugins)
     process_setup: str | None = None
+    # `postgres_setup` also runs once in each process that reuses the template (on an empty
+    # database of its own): for a setup function that sets things up in the process too
+    postgres_setup_each_process: bool = False
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def source(self, name: str) -> str:

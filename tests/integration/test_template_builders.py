@@ -179,6 +179,44 @@ def test_a_setup_function_that_takes_an_engine_gets_one_on_the_template(
     assert pg_tables(isolator, "t_engine") == {"public.made_by_init_database"}
 
 
+@pytest.mark.parametrize("each_process", [False, True])
+def test_a_process_that_reuses_the_template_runs_the_setup_when_asked(
+    isolators: MakeIsolator, each_process: bool
+) -> None:
+    """postgres_setup_each_process: the setup function's work in the process (here, a list
+    it appends to) happens in a process that reused the template too, on a database of its
+    own that is dropped after; the template is not built again."""
+    ran: list[str] = []
+
+    def setup(connection: Any) -> None:
+        ran.append(connection.scalar(text("SELECT current_database()")))
+        connection.execute(text("CREATE TABLE made (id int)"))
+
+    builder = SetupBuilder(setup, version=uuid.uuid4().hex)
+    builds = isolators(PostgreSQLTestIsolator, builder)
+    builds.create_isolated_database_sync("t_first")  # the process that builds it
+    prefix = builds.settings.prefix
+    reuses = PostgreSQLTestIsolator(
+        builds.settings.with_overrides(postgres_setup_each_process=each_process), builder=builder
+    )
+    try:
+        reuses.create_isolated_database_sync("t_second")
+        reuses.create_isolated_database_sync("t_third")  # once a process, not once a test
+        assert pg_tables(reuses, "t_second") == {"public.made"}
+    finally:
+        reuses.cleanup_all_sync()
+        reuses.close()
+    assert reuses.metrics.counters.get("templates_built", 0) == 0
+    assert len(ran) == (2 if each_process else 1)
+    if each_process:  # a database of its own, gone now
+        assert ran[1].startswith(f"{prefix}_new_") and ran[1] != ran[0]
+        with builds.server.connect() as conn:
+            [(left,)] = conn.execute(
+                "SELECT count(*) FROM pg_database WHERE datname = %s", (ran[1],)
+            )
+        assert left == 0
+
+
 def test_setup_fingerprint_is_its_module_source_and_version(tmp_path: Path) -> None:
     module = tmp_path / f"app_setup_{uuid.uuid4().hex[:6]}.py"
     module.write_text("def setup(connection):\n    pass\n")

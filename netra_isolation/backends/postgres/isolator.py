@@ -49,6 +49,7 @@ from netra_isolation.naming import Owner, database_name, slug
 from netra_isolation.routing import building as building_on
 from netra_isolation.routing import own, tool_databases
 from netra_isolation.settings import Settings, drivers_named
+from netra_isolation.templates import SetupBuilder
 
 S = TypeVar("S")
 
@@ -175,6 +176,7 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
         self._kept_lock = threading.Lock()
         self._version: int | None = None
         self._lease: Lease | None = None
+        self._setup_ran = False  # the setup function, in this process (a build, or _reused)
 
     # -- server and admin connections ----------------------------------------------
     @property
@@ -273,7 +275,38 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
             if taken:
                 self._execute(sql.SQL("SELECT pg_advisory_unlock(%s)"), (key,))
 
+    def _reused(self, spec: TemplateSpec) -> None:
+        """With `postgres_setup_each_process`, a process that did not build the template runs
+        the setup function once all the same, on an empty database of its own dropped after:
+        what the function sets up in the process (say, schemas assigned to the app's
+        models) is then as in the process that built it."""
+        if not self.settings.postgres_setup_each_process or self._setup_ran:
+            return
+        if not isinstance(self.builder, SetupBuilder):
+            return
+        self._setup_ran = True
+        scratch = self._staging_name("new")
+        self._execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
+        try:
+            with self.step("setup_each_process", "running the setup function in this process"):
+                self._run_builder(spec, scratch)
+        finally:
+            self.drop_database(scratch)
+
+    def _run_builder(self, spec: TemplateSpec, database: str) -> None:
+        """The builder on `database`, every app connection meanwhile routed there."""
+        engine = own(create_engine(self.server.url(database), poolclass=NullPool))
+        try:
+            with (
+                building_on(self.server.url(database), f"template {database}", self.admin_name),
+                engine.begin() as connection,
+            ):
+                self.builder.build(connection, self.sqlalchemy_url(database), spec.schema_type)
+        finally:
+            engine.dispose()
+
     def _build(self, spec: TemplateSpec, name: str, fingerprint: str) -> None:
+        self._setup_ran = True
         building = f"{name}{BUILDING}"
         self.drop_database(building)
         self._execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(building)))
