@@ -31,7 +31,7 @@ def test_the_fastapi_app_never_reaches_its_configured_database(
     monkeypatch.setenv("APP_DATABASE_URL", decoy.url("psycopg", "app"))
     app_templates.clean_on_start = False  # look at what the run left, do not clean it
     result = run_app(*workers)
-    result.assert_outcomes(passed=8)
+    result.assert_outcomes(passed=10)
     assert decoy.connections == 0
     assert len(app_templates.templates()) == 1  # at head, seeded by init_db
     assert app_templates.owned() == []  # no test's, worker's or copy made ahead is left

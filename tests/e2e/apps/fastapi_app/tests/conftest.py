@@ -1,22 +1,24 @@
-"""The template's conftest, on netra-isolation. Its session-wide `db` (init_db on the app's
-database, every row deleted at the end) is replaced: each test that asks for `db` gets a
-database of its own, seeded by the `init` scenario (tests/scenarios.py), and the app's engine
-goes there while the test runs. The module-scoped `client` and login fixtures are the
-template's, unchanged."""
+"""The template's conftest, on netra-isolation. Its session-wide `db` keeps its scope; its
+setup (init_db on the app's database) and cleanup (every row deleted) are gone: init_db is
+the `init` scenario now (tests/scenarios.py), baked into the template. During a test, `db`
+and the app's engine reach the test's own database; in the module-scoped login fixtures
+(the template's, unchanged), the worker's, which starts with the same users."""
 
 from collections.abc import Generator
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from app.core.config import settings
 from app.core.db import engine
+from app.core.security import get_password_hash
 from app.main import app
+from app.models import User
 
 
-@pytest.fixture
-def db(isolated_postgres_sync) -> Generator[Session, None, None]:
+@pytest.fixture(scope="session")
+def db() -> Generator[Session, None, None]:
     with Session(engine) as session:
         yield session
 
@@ -42,3 +44,21 @@ def get_superuser_token_headers(client: TestClient) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def superuser_token_headers(client: TestClient) -> dict[str, str]:
     return get_superuser_token_headers(client)
+
+
+def authentication_token_from_email(*, client: TestClient, email: str, db: Session) -> dict:
+    """As the template's: the user's password set anew through `db`, then a login."""
+    password = "a-new-one"
+    user = db.exec(select(User).where(User.email == email)).one()
+    user.hashed_password = get_password_hash(password)
+    db.add(user)
+    db.commit()
+    r = client.post(
+        f"{settings.API_V1_STR}/login/access-token", json={"username": email, "password": password}
+    )
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+@pytest.fixture(scope="module")
+def normal_user_token_headers(client: TestClient, db: Session) -> dict[str, str]:
+    return authentication_token_from_email(client=client, email=settings.EMAIL_TEST_USER, db=db)

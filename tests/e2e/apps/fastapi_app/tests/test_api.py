@@ -40,4 +40,14 @@ def test_login_with_a_wrong_password(client: TestClient, db: Session) -> None:
 
 def test_init_db_again_keeps_one_superuser(db: Session) -> None:
     init_db(db)
-    assert db.exec(select(func.count()).select_from(User)).one() == 1
+    superusers = select(func.count()).select_from(User).where(User.is_superuser)
+    assert db.exec(superusers).one() == 1
+
+
+def test_get_users_normal_user_me(
+    client: TestClient, normal_user_token_headers: dict[str, str]
+) -> None:
+    r = client.get(f"{API}/users/me", headers=normal_user_token_headers)
+    assert r.status_code == 200
+    assert r.json()["email"] == settings.EMAIL_TEST_USER
+    assert not r.json()["is_superuser"]

@@ -50,3 +50,11 @@ def test_only_the_client(
     assert r.status_code == 200
     r = client.get(f"{API}/items/", headers=superuser_token_headers)
     assert [item["title"] for item in r.json()["data"]] == ["Mine"]
+
+
+def test_the_tools_fixture_and_the_apps_session_meet(isolated_postgres_sync, db: Session) -> None:
+    """Asking for the tool's fixture: `db` and the app's engine reach that database."""
+    session, config = isolated_postgres_sync
+    name = config.databases["postgres"].name
+    assert db.exec(select(func.current_database())).one() == name
+    assert session.exec(select(func.count()).select_from(User)).one() == 2

@@ -11,6 +11,7 @@ class Settings:
     )
     FIRST_SUPERUSER: str = os.environ.get("FIRST_SUPERUSER", "admin@example.com")
     FIRST_SUPERUSER_PASSWORD: str = os.environ.get("FIRST_SUPERUSER_PASSWORD", "changethis")
+    EMAIL_TEST_USER: str = "test@example.com"
 
 
 settings = Settings()
