@@ -30,6 +30,7 @@ def test_the_tenant_app_sees_its_own_rows_and_never_reaches_its_configured_datab
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("TENANTS_DATABASE_URL", decoy.url(database="tenants_dev"))
+    app_templates.clean_on_start = False  # look at what the run left, do not clean it
     result = run_app(*workers)
     result.assert_outcomes(passed=14)
     assert decoy.connections == 0
