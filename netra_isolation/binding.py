@@ -140,7 +140,10 @@ class SessionRecipe:
 
     def make(self, bind: Any, **kw: Any) -> Any:
         """A session on `bind` (an Engine / Connection, or their async forms); `kw` wins."""
-        if self.options:
+        if self.options and isinstance(bind, AsyncConnection):
+            # its sync face, in place (the async one's is a coroutine)
+            bind.sync_connection.execution_options(**self.options)  # type: ignore[union-attr]
+        elif self.options:
             bind = bind.execution_options(**self.options)
         return self.cls(bind=bind, **(self.kw | kw))
 
