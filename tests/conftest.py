@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import socket
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -81,3 +83,38 @@ def _pytest_runs_as_off_ci(monkeypatch: pytest.MonkeyPatch) -> None:
     what tests counting the tool's messages see."""
     for name in ("CI", "BUILD_NUMBER"):
         monkeypatch.delenv(name, raising=False)
+
+
+class Decoy:
+    """A server where an app's configuration points (its developer's database): it accepts
+    TCP connections, counts them and closes them. No connection may ever reach it."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.sock.getsockname()[1]
+        self.connections = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def url(self, driver: str = "psycopg", database: str = "app_dev") -> str:
+        return f"postgresql+{driver}://dev:dev@127.0.0.1:{self.port}/{database}"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:  # closed
+                return
+            self.connections += 1
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def decoy() -> Iterator[Decoy]:
+    """`decoy.url()`: where the app's configuration points; `decoy.connections` must stay 0."""
+    server = Decoy()
+    yield server
+    server.close()

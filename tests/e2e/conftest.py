@@ -4,8 +4,6 @@ the same throwaway server."""
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -121,37 +119,3 @@ def run_app(app: pytest.Pytester) -> Callable[..., pytest.RunResult]:
 
     return run
 
-
-class Decoy:
-    """A server where an app's configuration points (its developer's database): it accepts
-    TCP connections, counts them and closes them. No connection may ever reach it."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.sock.getsockname()[1]
-        self.connections = 0
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def url(self, driver: str = "psycopg", database: str = "app_dev") -> str:
-        return f"postgresql+{driver}://dev:dev@127.0.0.1:{self.port}/{database}"
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:  # closed
-                return
-            self.connections += 1
-            conn.close()
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-@pytest.fixture
-def decoy() -> Iterator[Decoy]:
-    """`decoy.url()`: where the app's configuration points; `decoy.connections` must stay 0."""
-    server = Decoy()
-    yield server
-    server.close()

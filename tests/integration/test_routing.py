@@ -6,10 +6,9 @@ moment calls for, and the decoy sees nothing."""
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -22,34 +21,10 @@ from netra_isolation import ConfigurationError, PostgreSQLTestIsolator, Settings
 CURRENT = text("SELECT current_database()")
 
 
-class Decoy:
-    """A TCP server that counts the connections it is offered and closes them."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.connections = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            conn.close()
-
-    def url(self, driver: str = "psycopg", database: str = "app_dev") -> str:
-        return f"postgresql+{driver}://dev:dev@127.0.0.1:{self.port}/{database}"
-
-
-@pytest.fixture
-def decoy() -> Iterator[Decoy]:
-    server = Decoy()
-    yield server
-    server.sock.close()
-    assert server.connections == 0  # nothing ever reached the app's configured database
+@pytest.fixture(autouse=True)
+def _the_decoy_is_never_reached(decoy: Any) -> Iterator[None]:
+    yield
+    assert decoy.connections == 0  # nothing reached the app's configured database
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +54,7 @@ def databases(server: PostgreSQLTestIsolator) -> set[str]:
 
 @pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
 def test_during_a_build_every_sync_engine_lands_on_the_template(
-    server: PostgreSQLTestIsolator, scratch: list[str], decoy: Decoy, driver: str
+    server: PostgreSQLTestIsolator, scratch: list[str], decoy: Any, driver: str
 ) -> None:
     before = create_engine(decoy.url(driver))  # made before the build, as at import time
     with routing.building(server.server.url(scratch[0]), "template"):
@@ -92,7 +67,7 @@ def test_during_a_build_every_sync_engine_lands_on_the_template(
 
 
 def test_during_a_build_an_async_engine_lands_on_the_template(
-    server: PostgreSQLTestIsolator, scratch: list[str], decoy: Decoy
+    server: PostgreSQLTestIsolator, scratch: list[str], decoy: Any
 ) -> None:
     async def where() -> str:
         engine = create_async_engine(decoy.url("asyncpg"))
@@ -107,7 +82,7 @@ def test_during_a_build_an_async_engine_lands_on_the_template(
 
 
 def test_sqlalchemy_utils_creates_and_drops_nothing(
-    server: PostgreSQLTestIsolator, scratch: list[str], decoy: Decoy
+    server: PostgreSQLTestIsolator, scratch: list[str], decoy: Any
 ) -> None:
     sqlalchemy_utils = pytest.importorskip("sqlalchemy_utils")
     url = decoy.url(database="shop_dev")
@@ -122,7 +97,7 @@ def test_sqlalchemy_utils_creates_and_drops_nothing(
 
 
 def test_a_pooled_connection_follows_when_the_target_changes(
-    server: PostgreSQLTestIsolator, scratch: list[str], decoy: Decoy
+    server: PostgreSQLTestIsolator, scratch: list[str], decoy: Any
 ) -> None:
     engine = create_engine(decoy.url(), poolclass=QueuePool)
     first, second = (server.server.url(name) for name in scratch)
@@ -135,7 +110,7 @@ def test_a_pooled_connection_follows_when_the_target_changes(
 
 
 def test_a_refusal_lets_through_only_what_is_already_there(
-    server: PostgreSQLTestIsolator, scratch: list[str], decoy: Decoy
+    server: PostgreSQLTestIsolator, scratch: list[str], decoy: Any
 ) -> None:
     there = server.server.url(scratch[0])
     with routing.test_target(routing.Target(there, refusal="use level='database'")):
