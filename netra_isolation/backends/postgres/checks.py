@@ -83,10 +83,13 @@ def _pg_schema(conn: Any) -> dict[str, Any]:
             "WHERE table_schema = 'public' ORDER BY 1, 2"
         )
     ).all()
+    # PostgreSQL 18 records each NOT NULL in pg_constraint too (contype 'n'): nullability is
+    # the models' to compare (models_match), as on the servers before it
     constraints = conn.execute(
         text(
             "SELECT conrelid::regclass::text, conname FROM pg_constraint c "
-            "JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = 'public'"
+            "JOIN pg_namespace n ON n.oid = c.connamespace "
+            "WHERE n.nspname = 'public' AND c.contype <> 'n'"
         )
     ).all()
     return {
