@@ -23,6 +23,14 @@ teardown); the figure is the median over the N tests. The alternatives:
   tables (`CREATE TABLE .. AS` + `REPLACE PARTITION .. FROM`, hard links), inserts, counts,
   drops.
 
+Marginal wall time per test (issue 18): the transaction level against the hand-written
+conftest as whole `pytest` runs, process start to exit, of 50 and of 450 tiny tests
+(`--marginal-tests`), interleaved (conftest-50, tool-50, conftest-450, tool-450, repeated
+`--marginal-runs` times), the median of each; an approach's marginal cost per test is
+(t450 - t50) / 400: what one more test adds to a run, start-up and first-test costs aside,
+and everything between tests (pytest's hooks, the plugin's) counted. `--only-marginal` prints
+these rows alone.
+
 The other figures say what they are: whole `pytest` runs of one test (process start to exit),
 the plugin's import in a fresh interpreter, seeding rate (`--only-seeding`: those rows alone,
 no pytest runs), snapshot restore. Each row carries the issue's target (issue 9) and whether
@@ -441,10 +449,16 @@ scenario_modules = ["factories.scenarios"]
 class Projects:
     """One temporary project per approach, and `pytest` runs over them."""
 
-    def __init__(self, base: Path, cache_dir: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        base: Path,
+        cache_dir: Path,
+        env: dict[str, str],
+        variants: list[Variant] = VARIANTS,
+    ) -> None:
         self.base = base
         (base / "bench_timer.py").write_text(TIMER)
-        for variant in VARIANTS:
+        for variant in variants:
             path = base / variant.name
             path.mkdir()
             (path / "pyproject.toml").write_text(pyproject(cache_dir, variant.ini))
@@ -542,6 +556,8 @@ LABELS = {
     "netra_tx_async": "transaction level, async",
     "tx_async_sync_hw": "  transaction level async, against the sync conftest",
     "netra_tx_async_session_loop": "transaction level, async (session loop)",
+    "marginal_hand": "hand-written SAVEPOINT conftest, marginal (whole runs)",
+    "marginal_tx": "transaction level, sync, marginal (whole runs)",
     "ch_bare": "ClickHouse bare loop: create+clone+drop",
     "ch_netra": "ClickHouse analytics clone (isolated_clickhouse_sync)",
     "one_hand": "one-test run, hand-written conftest",
@@ -554,7 +570,17 @@ LABELS = {
 }
 
 
-def per_test_rows(median: dict[str, float]) -> list[Row]:
+def marginal_rows(marginal: dict[str, float]) -> list[Row]:
+    L = LABELS
+    return [
+        Row(L["marginal_hand"], marginal["handwritten"], "ms/test"),
+        Row(L["marginal_tx"], marginal["netra_tx_sync"], "ms/test", L["marginal_hand"], "<= 1.2x"),
+    ]
+
+
+def per_test_rows(median: dict[str, float], marginal: dict[str, float]) -> list[Row]:
+    """The per-test medians of one run of each approach, the marginal rows beside the
+    transaction level's."""
     ms = "ms/test"
     L = LABELS
     return [
@@ -573,9 +599,60 @@ def per_test_rows(median: dict[str, float]) -> list[Row]:
         Row(L["tx_async_sync_hw"], median["netra_tx_async"], ms, L["handwritten"], "<= 1.2x"),
         Row(L["netra_tx_async_session_loop"], median["netra_tx_async_session_loop"], ms,
             L["handwritten_async"], "<= 1.2x"),
+        *marginal_rows(marginal),
         Row(L["ch_bare"], median["ch_bare"], ms),
         Row(L["ch_netra"], median["ch_netra"], ms, L["ch_bare"], "<= 1.2x"),
     ]  # fmt: skip
+
+
+# -- marginal wall time per test -------------------------------------------------------------
+
+MARGINAL = ("handwritten", "netra_tx_sync")  # the conftest first in each pair of runs
+
+
+@dataclass
+class Marginal:
+    small: int
+    large: int
+    walls: dict[tuple[str, int], list[float]]  # (approach, tests) -> whole-run seconds
+
+    def median_s(self, name: str, tests: int) -> float:
+        return statistics.median(self.walls[name, tests])
+
+    def ms_per_test(self) -> dict[str, float]:
+        """(median of the large runs - median of the small) / the tests between, in ms."""
+        extra = self.large - self.small
+        return {
+            name: (self.median_s(name, self.large) - self.median_s(name, self.small)) * 1000 / extra
+            for name in MARGINAL
+        }
+
+    def describe(self) -> str:
+        runs = len(self.walls[MARGINAL[0], self.small])
+        medians = "; ".join(
+            f"{name} {self.median_s(name, self.small):.2f} s / "
+            f"{self.median_s(name, self.large):.2f} s"
+            for name in MARGINAL
+        )
+        return (
+            f"marginal: whole runs of {self.small} and {self.large} tests x {runs}, "
+            f"interleaved, medians ({medians})"
+        )
+
+
+def marginal(projects: Projects, runs: int, small: int, large: int) -> Marginal:
+    """Whole `pytest` runs of `small` and of `large` tiny tests of the hand-written conftest
+    and of the transaction level, interleaved (conftest-small, tool-small, conftest-large,
+    tool-large, `runs` times), so that the machine's drift hits both alike."""
+    by_name = {v.name: v for v in VARIANTS}
+    walls: dict[tuple[str, int], list[float]] = {
+        (name, tests): [] for name in MARGINAL for tests in (small, large)
+    }
+    for _ in range(runs):
+        for tests in (small, large):
+            for name in MARGINAL:
+                walls[name, tests].append(projects.run(by_name[name], tests)[0])
+    return Marginal(small, large, walls)
 
 
 # -- the in-process figures --------------------------------------------------------------------
@@ -743,6 +820,25 @@ def main(argv: list[str] | None = None) -> None:
         "--only-seeding", action="store_true", help="the seeding rows alone (no pytest runs)"
     )
     parser.add_argument("--restores", type=int, default=10)
+    parser.add_argument(
+        "--marginal-runs",
+        type=int,
+        default=5,
+        help="interleaved rounds of the marginal runs (conftest and transaction level)",
+    )
+    parser.add_argument(
+        "--marginal-tests",
+        type=int,
+        nargs=2,
+        default=[50, 450],
+        metavar=("SMALL", "LARGE"),
+        help="the tests of the small and the large whole runs (default 50 450)",
+    )
+    parser.add_argument(
+        "--only-marginal",
+        action="store_true",
+        help="the marginal rows alone (PostgreSQL only; no other pytest runs)",
+    )
     parser.add_argument("--no-warmup", action="store_true", help="skip the one-test warm-ups")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)
@@ -763,11 +859,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     # servers up and the templates the runs use built, before anything is timed
     pg = PostgreSQLTestIsolator(settings)
-    ch = ClickHouseTestIsolator(settings)
-    server, ch_server = pg.server, ch.server
+    ch = None if args.only_marginal else ClickHouseTestIsolator(settings)
+    server = pg.server
     pg.ensure_template(TemplateSpec("basic", None))
-    ch_template = ch.ensure_template(TemplateSpec("events", "analytics")).name
-    ch_rows = int(ch.executor.execute(f"SELECT count() FROM {ch_template}.events")[0][0])
+    with server.connect() as admin:  # which server this ran on: its version and build
+        (version,) = admin.execute("SELECT version()").fetchone() or ("?",)
     tag = uuid.uuid4().hex[:10]
     template = f"bench_speed_tpl_{tag}"
     with server.connect() as admin:  # the alternatives' template: the same schema, by hand
@@ -785,51 +881,70 @@ def main(argv: list[str] | None = None) -> None:
         "BENCH_PG_TEMPLATE": template,
         "BENCH_PG_SOCKET": server.socket_dir or server.host,
         "BENCH_PPG_DBNAME": f"bench_ppg_{tag}",
-        "BENCH_CH_HOST": ch_server.host,
-        "BENCH_CH_PORT": str(ch_server.native_port),
-        "BENCH_CH_USER": ch_server.user,
-        "BENCH_CH_PASSWORD": ch_server.password,
-        "BENCH_CH_TEMPLATE": ch_template,
-        "BENCH_CH_ROWS": str(ch_rows),
     }
+    where = f"PostgreSQL {server.host}:{server.port}: {str(version).split(' on ')[0]}"
+    small, large = args.marginal_tests
     try:
-        projects = Projects(base, settings.cache_dir, env)
+        if ch is not None:
+            ch_server = ch.server
+            ch_template = ch.ensure_template(TemplateSpec("events", "analytics")).name
+            ch_rows = int(ch.executor.execute(f"SELECT count() FROM {ch_template}.events")[0][0])
+            env |= {
+                "BENCH_CH_HOST": ch_server.host,
+                "BENCH_CH_PORT": str(ch_server.native_port),
+                "BENCH_CH_USER": ch_server.user,
+                "BENCH_CH_PASSWORD": ch_server.password,
+                "BENCH_CH_TEMPLATE": ch_template,
+                "BENCH_CH_ROWS": str(ch_rows),
+            }
+            where += f"; ClickHouse {ch_server.host}:{ch_server.native_port}"
         by_name = {v.name: v for v in VARIANTS}
+        variants = [by_name[name] for name in MARGINAL] if ch is None else VARIANTS
+        projects = Projects(base, settings.cache_dir, env, variants)
         if not args.no_warmup:  # bytecode, the plugin's first look at the server
-            for variant in VARIANTS:
+            for variant in variants:
                 projects.run(variant, 1)
-        per_test: dict[str, list[float]] = {v.name: [] for v in VARIANTS}
-        for _ in range(args.repeat):  # the approaches in turn, so drift hits them alike
-            for variant in VARIANTS:
-                per_test[variant.name] += projects.run(variant, args.tests)[1]
-        median = {name: statistics.median(times) * 1000 for name, times in per_test.items()}
-        one: dict[str, list[float]] = {"netra_db_sync": [], "handwritten": []}
-        for _ in range(args.one_test_runs):
-            for name in one:
-                one[name].append(projects.run(by_name[name], 1)[0] * 1000)
-        pg_restore, ch_restore = restore_ms(settings, args.restores)
-        rows = per_test_rows(median)
-        rows += [
-            Row(LABELS["one_hand"], statistics.median(one["handwritten"]), "ms/run"),
-            Row(LABELS["one_netra"], statistics.median(one["netra_db_sync"]), "ms/run",
-                LABELS["one_hand"], "<= 1.3x"),
-            Row(LABELS["import"], import_ms(args.one_test_runs), "ms", None, "<= 150 ms"),
-            *seeding_rows(settings, args.seed_scale, args.seed_runs),
-            Row(LABELS["restore_pg"], pg_restore, "ms", None, "<= 40 ms"),
-            Row(LABELS["restore_ch"], ch_restore, "ms", None, "<= 25 ms"),
-        ]  # fmt: skip
+        if ch is None:
+            measured = marginal(projects, args.marginal_runs, small, large)
+            rows = marginal_rows(measured.ms_per_test())
+        else:
+            per_test: dict[str, list[float]] = {v.name: [] for v in VARIANTS}
+            for _ in range(args.repeat):  # the approaches in turn, so drift hits them alike
+                for variant in VARIANTS:
+                    per_test[variant.name] += projects.run(variant, args.tests)[1]
+            median = {name: statistics.median(times) * 1000 for name, times in per_test.items()}
+            measured = marginal(projects, args.marginal_runs, small, large)
+            one: dict[str, list[float]] = {"netra_db_sync": [], "handwritten": []}
+            for _ in range(args.one_test_runs):
+                for name in one:
+                    one[name].append(projects.run(by_name[name], 1)[0] * 1000)
+            pg_restore, ch_restore = restore_ms(settings, args.restores)
+            rows = per_test_rows(median, measured.ms_per_test())
+            rows += [
+                Row(LABELS["one_hand"], statistics.median(one["handwritten"]), "ms/run"),
+                Row(LABELS["one_netra"], statistics.median(one["netra_db_sync"]), "ms/run",
+                    LABELS["one_hand"], "<= 1.3x"),
+                Row(LABELS["import"], import_ms(args.one_test_runs), "ms", None, "<= 150 ms"),
+                *seeding_rows(settings, args.seed_scale, args.seed_runs),
+                Row(LABELS["restore_pg"], pg_restore, "ms", None, "<= 40 ms"),
+                Row(LABELS["restore_ch"], ch_restore, "ms", None, "<= 25 ms"),
+            ]  # fmt: skip
     finally:
         shutil.rmtree(base, ignore_errors=True)
         with server.connect() as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{template}"')
         pg.close()
-        ch.close()
+        if ch is not None:
+            ch.close()
     judge(rows)
-    print(
-        f"\n{args.tests} tiny tests per run x {args.repeat}, medians; one-test runs: "
-        f"{args.one_test_runs}; PostgreSQL {server.host}:{server.port}, "
-        f"ClickHouse {ch_server.host}:{ch_server.native_port}\n"
-    )
+    print()
+    if ch is not None:
+        print(
+            f"{args.tests} tiny tests per run x {args.repeat}, medians; one-test runs: "
+            f"{args.one_test_runs}"
+        )
+    print(measured.describe())
+    print(f"{where}\n")
     print(render(rows))
     if args.json:
         args.json.write_text(json.dumps([row.__dict__ for row in rows], indent=2))
