@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,29 @@ async def test_commit_inside_rollback_context_is_gone_afterwards(
     async with isolator.session("test_rollback") as session:
         count = (await session.execute(text("SELECT count(*) FROM test_users"))).scalar()
     assert count == 0
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "asyncpg"])
+async def test_a_rollback_context_carries_the_tests_tag_with_each_async_driver(
+    driver: str,
+) -> None:
+    """The tag is set on the driver's own cursor, in its own placeholder style: asyncpg's is
+    `$1` (the tag in psycopg's style failed every rollback context on asyncpg)."""
+    settings = dataclasses.replace(Settings.load(root=ROOT), postgres_driver=driver)
+    isolator = PostgreSQLTestIsolator(settings)
+    try:
+        await isolator.create_isolated_database("test_tagged")
+        for _ in range(2):  # asyncpg's connection is the context's own; psycopg's is kept
+            async with isolator.rollback_test_context("test_tagged") as session:
+                tag = (await session.execute(text("SHOW application_name"))).scalar()
+                assert tag == isolator.application_name("test_tagged")
+                await session.execute(
+                    text("INSERT INTO test_users (email, full_name) VALUES ('t@x.io', 'T')")
+                )
+                await session.commit()
+    finally:
+        isolator.cleanup_all_sync()
+        isolator.close()
 
 
 def test_sync_rollback_context_too(isolator: PostgreSQLTestIsolator) -> None:

@@ -67,10 +67,16 @@ class _Kept:
 
 
 def _tag(connection: Connection, application_name: str) -> None:
-    """In the outer transaction: the test's name on the connection until the rollback."""
-    connection.exec_driver_sql(
-        "SELECT set_config('application_name', %(name)s, true)", {"name": application_name}
-    )
+    """In the outer transaction: the test's name on the connection until the rollback. On the
+    driver's own cursor, as `_reset` runs: through SQLAlchemy's execution the statement cost
+    twice its round trip. Its placeholder is the driver's (`$1` for asyncpg)."""
+    placeholder = "$1" if connection.dialect.paramstyle == "numeric_dollar" else "%s"
+    statement = f"SELECT set_config('application_name', {placeholder}, true)"
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(statement, (application_name,))
+    finally:
+        cursor.close()
 
 
 def _reset(connection: Connection) -> None:
@@ -765,7 +771,7 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
             try:
                 _tag(kept.connection, self.application_name(test_id))
                 return outer
-            except DBAPIError:
+            except (DBAPIError, kept.connection.dialect.loaded_dbapi.Error):
                 _end(kept)
                 if attempt:
                     raise
