@@ -70,13 +70,35 @@ def _tag(connection: Connection, application_name: str) -> None:
     """In the outer transaction: the test's name on the connection until the rollback. On the
     driver's own cursor, as `_reset` runs: through SQLAlchemy's execution the statement cost
     twice its round trip. Its placeholder is the driver's (`$1` for asyncpg)."""
+    raw: Any = connection.connection.dbapi_connection
+    if _plain_psycopg(raw):
+        # one round trip where psycopg makes two (its BEGIN, then the statement): the
+        # transaction psycopg would begin, begun with the tag
+        tag = sql.Literal(application_name).as_bytes(raw)
+        result = raw.pgconn.exec_(b"BEGIN; SELECT set_config('application_name', %s, true)" % tag)
+        if result.status != psycopg.pq.ExecStatus.TUPLES_OK:
+            raise psycopg.errors.error_from_result(result, encoding=raw.info.encoding)
+        return
     placeholder = "$1" if connection.dialect.paramstyle == "numeric_dollar" else "%s"
     statement = f"SELECT set_config('application_name', {placeholder}, true)"
-    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor = raw.cursor()
     try:
         cursor.execute(statement, (application_name,))
     finally:
         cursor.close()
+
+
+def _plain_psycopg(raw: Any) -> bool:
+    """A sync psycopg connection, idle, that would begin its next transaction with a plain
+    BEGIN (no isolation level, read-only or deferrable set on it)."""
+    return (
+        isinstance(raw, psycopg.Connection)
+        and not raw.autocommit
+        and raw.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        and raw.isolation_level is None
+        and raw.read_only is None
+        and raw.deferrable is None
+    )
 
 
 def _reset(connection: Connection) -> None:
