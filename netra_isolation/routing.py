@@ -83,6 +83,7 @@ _test: str | None = None  # the running test's nodeid
 _provider: Provider | None = None
 _names: dict[int, str] = {}  # by id() of a dialect: the app's name of its engine, for messages
 _tool_databases: set[tuple[str, str, str]] = set()  # host, port, name prefix of the tool's
+_any_routed = False  # whether a connection of this process was ever redirected or checked
 
 
 AnyEngine = Engine | AsyncEngine
@@ -223,7 +224,11 @@ def _end_crossing_transactions() -> None:
     the app's connections go has just changed (a test began or ended, a wider fixture set up
     or tore down), and such a transaction would go on in the database of before (a session
     kept by a module fixture, or refreshing an object after its commit, begins one). The
-    session starts its next transaction where the moment's connections go."""
+    session starts its next transaction where the moment's connections go. Nothing to look
+    for while no connection of the process was ever redirected (called at every test
+    boundary, and every session of the process would be looked at)."""
+    if not _any_routed:
+        return
     from sqlalchemy.orm.session import _sessions
 
     for session in list(_sessions.values()):
@@ -259,7 +264,7 @@ def _connect(dialect: Dialect, record: Any, cargs: list[Any], cparams: dict[str,
         return
     if where.refusal is not None:
         if where.key is not None and here == where.key:
-            info[ROUTED] = here
+            _mark(info, here)
             return
         host, port, database = here
         engine = _names.get(id(dialect), "of the app's")
@@ -280,7 +285,14 @@ def _connect(dialect: Dialect, record: Any, cargs: list[Any], cparams: dict[str,
             cparams["server_settings"] = server_settings
         else:  # libpq: psycopg, psycopg2
             cparams["application_name"] = where.application_name
-    info[ROUTED] = where.key
+    _mark(info, where.key)
+
+
+def _mark(info: dict[Any, Any], key: Key | None) -> None:
+    """A connection record's: where it went (see `_end_crossing_transactions`)."""
+    global _any_routed
+    info[ROUTED] = key
+    _any_routed = True
 
 
 _REWRITTEN = ("host", "port", "dbname", "database", "user", "password", "service")
@@ -330,7 +342,7 @@ def _landed(dbapi_connection: Any, record: Any) -> None:
         return  # not a PostgreSQL connection of a driver the tool knows
     where = target()
     if where is None or found == where.key:
-        info[ROUTED] = found if where is not None else None
+        _mark(info, found if where is not None else None)
         return
     dbapi_connection.close()
     host, port, database = found
@@ -355,7 +367,8 @@ def _checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
 def _before_execute(
     conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
 ) -> tuple[str, Any]:
-    if ROUTED in conn.info and _DATABASE_DDL.match(statement):
+    # every statement of the process passes here: the flag first, the connection's info after
+    if _any_routed and ROUTED in conn.info and _DATABASE_DDL.match(statement):
         # sqlalchemy-utils' create_database / drop_database and their kind: the database
         # the app names is the one the tool gave it, which exists and is not the app's to drop
         return "SELECT 1", {} if isinstance(parameters, dict) else ()
