@@ -64,6 +64,7 @@ class _Kept:
     engine: Engine | None = None  # the sync face of an async driver's engine too
     connection: Connection | None = None
     busy: bool = False
+    reset_sent: bool = False  # the last test's DISCARD ALL sent, its result not read yet
 
 
 def _tag(connection: Connection, application_name: str) -> None:
@@ -115,11 +116,39 @@ def _reset(connection: Connection) -> None:
         raw.autocommit = False
 
 
-def _finish(connection: Connection, outer: Any, session: Session, *, reset: bool = True) -> None:
+def _send_reset(raw: Any) -> bool:
+    """`_reset` on a sync psycopg connection that psycopg has just rolled back (so it knows of
+    no prepared statement of its own any more), sent without waiting for its result: the
+    server resets the connection while pytest reports the test, and the next test reads the
+    result first (`_reset_result`). True: the result is pending."""
+    pgconn = raw.pgconn
+    pgconn.send_query(b"DISCARD ALL")
+    if pgconn.flush():  # not all of it sent yet: read the result now, which sends the rest
+        _reset_result(raw)
+        return False
+    return True
+
+
+def _reset_result(raw: Any) -> None:
+    """The result of the reset `_send_reset` sent; an error is the driver's."""
+    failed = None
+    while (result := raw.pgconn.get_result()) is not None:
+        if result.status != psycopg.pq.ExecStatus.COMMAND_OK:
+            failed = result
+    if failed is not None:
+        raise psycopg.errors.error_from_result(failed, encoding=raw.info.encoding)
+
+
+def _finish(connection: Connection, outer: Any, session: Session, *, reset: bool = True) -> bool:
     """After the test: its outer transaction rolled back (first: the app's sessions joined
     it with SAVEPOINTs of their own, and one rolled back to an older savepoint has already
     ended this session's), its session closed, whatever transaction the test began on the
-    connection itself rolled back too, and the connection reset."""
+    connection itself rolled back too, and the connection reset. True: the reset was sent
+    and its result is to be read before the connection's next use (`_reset_result`)."""
+    raw: Any = connection.connection.dbapi_connection
+    psycopg_rolls_back = isinstance(raw, psycopg.Connection) and (
+        raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+    )
     try:
         if outer.is_active:
             outer.rollback()
@@ -128,13 +157,18 @@ def _finish(connection: Connection, outer: Any, session: Session, *, reset: bool
             session.close()
     if connection.in_transaction():
         connection.rollback()
-    if reset:
-        _reset(connection)
+    if not reset:
+        return False
+    if psycopg_rolls_back and _plain_psycopg(raw):
+        return _send_reset(raw)
+    _reset(connection)
+    return False
 
 
 def _end(kept: _Kept) -> None:
     """Close the kept connection and its engine (in a greenlet for an async driver)."""
     connection, engine, kept.connection, kept.engine = kept.connection, kept.engine, None, None
+    kept.reset_sent = False
     if connection is not None:
         with suppress(Exception):
             connection.invalidate()  # no rollback on a connection that may be dead
@@ -800,8 +834,11 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
                 )
                 kept.connection = kept.engine.connect()
                 self.metrics.count("postgres_connections_opened")
-            outer = kept.connection.begin()
             try:
+                if kept.reset_sent:  # the last test's reset: its result, before anything else
+                    kept.reset_sent = False
+                    _reset_result(kept.connection.connection.dbapi_connection)
+                outer = kept.connection.begin()
                 _tag(kept.connection, self.application_name(test_id))
                 return outer
             except (DBAPIError, kept.connection.dialect.loaded_dbapi.Error):
@@ -827,7 +864,7 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
                 yield session
             finally:
                 try:
-                    _finish(kept.connection, outer, core, reset=not own)
+                    kept.reset_sent = _finish(kept.connection, outer, core, reset=not own)
                 except Exception:  # broken (say, terminated by the test): the next is new
                     _end(kept)
         finally:
