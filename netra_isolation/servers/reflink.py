@@ -7,7 +7,8 @@ assumed from the filesystem's name: `probe` clones a small file there (the FICLO
 `cp --reflink=always` does) and says why not when it cannot.
 
 `XfsImage` is a sparse file on /dev/shm, formatted XFS with reflinks and loop-mounted with
-`discard`, so that what the server deletes is given back to RAM. Only root can mount it; each
+`discard`, so that what the server deletes is given back to RAM (the throwaway PostgreSQL's
+tablespace for large templates). Only root can mount it; each
 reason it cannot be made (not root, no mkfs.xfs, no free loop device, too little room, a mount
 refused) is returned as one line, and nothing of a failed attempt is left behind.
 """
@@ -66,6 +67,11 @@ class XfsImage:
     def __init__(self, image: Path, point: Path) -> None:
         self.image = image
         self.point = point
+
+    @classmethod
+    def of(cls, image: Path) -> XfsImage:
+        """`image` (`name.xfs`), mounted at the directory beside it (`name`)."""
+        return cls(image, image.with_suffix(""))
 
     def mounted(self) -> bool:
         return os.path.ismount(self.point)
@@ -136,7 +142,7 @@ class XfsImage:
             return "mount not found"
         try:
             self.point.mkdir(parents=True, exist_ok=True)
-            if any(self.point.iterdir()):  # a server's data kept in RAM without an image
+            if any(self.point.iterdir()):  # written there while it was not mounted
                 shutil.rmtree(self.point)
                 self.point.mkdir()
         except OSError as exc:

@@ -1,8 +1,9 @@
 """Clones by reflink: PostgreSQL 18's `file_copy_method = clone` where the throwaway server's
-data directory takes reflinks, an XFS image in RAM for a server started there by root, and
+data directory takes reflinks; for a server in RAM started by root, an XFS image there as the
+tablespace of large templates (and so of their clones), small ones staying on tmpfs; and
 every way that cannot be falling back to file copies with one line that says why, leaving
 nothing half-made. Real servers, real filesystems and mounts; behaviour (shared extents,
-space used, lines said), never timings."""
+space used, where files are, lines said), never timings."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import importlib.util
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,9 +24,15 @@ import pytest
 from filelock import FileLock
 
 from netra_isolation import PostgreSQLTestIsolator, Settings
-from netra_isolation.backends.postgres.server import EphemeralPostgres, find_bindir
+from netra_isolation.backends.postgres.server import (
+    CLONES_FROM_BYTES,
+    CLONES_TABLESPACE,
+    EphemeralPostgres,
+    find_bindir,
+)
 from netra_isolation.errors import BinariesNotFoundError, ServerStartError
-from netra_isolation.servers import ram_dir
+from netra_isolation.servers import filesystem_of, pid_alive, ram_dir, sweep_orphans
+from netra_isolation.servers.reflink import XfsImage
 from netra_isolation.templates import SqlFilesBuilder
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,51 +121,108 @@ def used_mib(path: Path) -> int:
     return (stat.f_blocks - stat.f_bfree) * stat.f_frsize >> 20
 
 
+IMAGE_SAYS = (
+    f"copy method: clone (reflink, xfs image) for templates of {CLONES_FROM_BYTES >> 20} MB"
+)
+
+
+def image_point(server: EphemeralPostgres) -> Path:
+    state = server._read_state()
+    assert state is not None and state.image
+    return XfsImage.of(Path(state.image)).point
+
+
+def build_and_clone(
+    tmp_path: Path, servers: list[EphemeralPostgres], sql: str
+) -> tuple[PostgreSQLTestIsolator, EphemeralPostgres, object]:
+    """A server of the test's own, a template made of `sql`, and a clone of it."""
+    (tmp_path / "template.sql").write_text(sql)
+    settings = Settings.load(root=ROOT).with_overrides(
+        cache_dir=tmp_path / "cache", prefix=f"nirefl{uuid.uuid4().hex[:6]}"
+    )
+    isolator = PostgreSQLTestIsolator(
+        settings, builder=SqlFilesBuilder([tmp_path / "template.sql"])
+    )
+    server = EphemeralPostgres(settings.cache_dir)
+    servers.append(server)
+    return isolator, server, isolator.create_isolated_database_sync("t_clone")
+
+
+def tablespace_of(isolator: PostgreSQLTestIsolator, name: str) -> str:
+    with isolator.server.connect(name) as conn:
+        row = conn.execute(
+            "SELECT spcname FROM pg_database d JOIN pg_tablespace t "
+            "ON t.oid = d.dattablespace WHERE datname = current_database()"
+        ).fetchone()
+    return str(row[0])
+
+
+def forget(isolator: PostgreSQLTestIsolator) -> None:
+    isolator.cleanup_all_sync()
+    for name in isolator.templates():
+        isolator.drop_template(name)
+    isolator.close()
+
+
 @needs_image
 def test_clones_snapshots_and_restores_of_a_200_mb_template_share_its_blocks(
     tmp_path: Path, servers: list[EphemeralPostgres]
 ) -> None:
-    """As root, the server in RAM gets an XFS image; the tool's clone of a template holding
-    a 200 MB table, a snapshot of that clone and a restore share the table's blocks (every
-    extent of their files is shared) and take next to no room."""
-    sql = tmp_path / "big.sql"
-    sql.write_text(
+    """As root, the server in RAM gets an XFS image as a tablespace; a template holding a
+    200 MB table moves there, and the tool's clone of it, a snapshot of that clone and a
+    restore share the table's blocks (every extent of their files is shared) and take next
+    to no room."""
+    isolator, server, db = build_and_clone(
+        tmp_path,
+        servers,
         "CREATE TABLE big AS SELECT g AS id, md5(g::text) || repeat('x', 100) AS payload "
-        "FROM generate_series(1, 1300000) AS g;\n"
+        "FROM generate_series(1, 1300000) AS g;\n",
     )
-    settings = Settings.load(root=ROOT).with_overrides(
-        cache_dir=tmp_path / "cache", prefix=f"nirefl{uuid.uuid4().hex[:6]}"
-    )
-    isolator = PostgreSQLTestIsolator(settings, builder=SqlFilesBuilder([sql]))
-    server = EphemeralPostgres(settings.cache_dir)
-    servers.append(server)
     try:
-        db = isolator.create_isolated_database_sync("t_big")
         require_image(server)
-        assert server.describe().endswith("copy method: clone (reflink, xfs)")
+        assert IMAGE_SAYS in server.describe()
         info = isolator.server
         with info.connect(db.name) as conn:
             assert conn.execute("SHOW file_copy_method").fetchone() == ("clone",)
-            relation = conn.execute("SELECT pg_relation_filepath('big')").fetchone()[0]
             size = conn.execute("SELECT pg_relation_size('big')").fetchone()[0]
         assert size > 200 << 20
-        data = Path(info.socket_dir)
-        assert data.parent.is_mount()
-        before = used_mib(data)
-        snapshot = isolator.snapshot(db, f"{settings.prefix}_snap")
+        assert tablespace_of(isolator, db.name) == CLONES_TABLESPACE
+        data, point = Path(info.socket_dir), image_point(server)
+        assert point.is_mount() and filesystem_of(data) == "tmpfs"
+        before = used_mib(point)
+        snapshot = isolator.snapshot(db, f"{isolator.settings.prefix}_snap")
         isolator.restore(snapshot.name, db)
         for name in (db.name, snapshot.name):
+            assert tablespace_of(isolator, name) == CLONES_TABLESPACE
             with info.connect(name) as conn:
                 relation = conn.execute("SELECT pg_relation_filepath('big')").fetchone()[0]
             extents, shared_extents = shared(data / relation)
             assert extents > 0 and shared_extents == extents, (name, extents, shared_extents)
-        assert used_mib(data) - before < 50  # two more copies of 200 MB, nearly free
+        assert used_mib(point) - before < 50  # two more copies of 200 MB, nearly free
         isolator.drop(snapshot)
     finally:
-        isolator.cleanup_all_sync()
-        for name in isolator.templates():
-            isolator.drop_template(name)
-        isolator.close()
+        forget(isolator)
+
+
+@needs_image
+def test_a_small_template_and_its_clones_stay_on_tmpfs(
+    tmp_path: Path, servers: list[EphemeralPostgres]
+) -> None:
+    """Below CLONES_FROM_BYTES a template stays in the data directory on tmpfs, where a copy
+    is faster than a clone on XFS; the image holds nothing of it."""
+    isolator, server, db = build_and_clone(
+        tmp_path, servers, "CREATE TABLE small AS SELECT g AS id FROM generate_series(1, 1000) g;\n"
+    )
+    try:
+        require_image(server)
+        assert tablespace_of(isolator, db.name) == "pg_default"
+        with isolator.server.connect(db.name) as conn:
+            relation = conn.execute("SELECT pg_relation_filepath('small')").fetchone()[0]
+        assert filesystem_of(Path(isolator.server.socket_dir) / relation) == "tmpfs"
+        made = [p for p in (image_point(server) / "tablespace").rglob("*") if p.is_file()]
+        assert made == []
+    finally:
+        forget(isolator)
 
 
 @needs_image
@@ -169,16 +235,27 @@ def test_down_unmounts_the_image_up_mounts_it_again_and_purge_deletes_it(
     require_image(server)
     state = server._read_state()
     assert state is not None and state.image
-    image, point = Path(state.image), Path(state.data_dir).parent
+    image, point = Path(state.image), image_point(server)
     assert point.is_mount() and image.is_file()
     with info.connect() as conn:
-        conn.execute("CREATE DATABASE kept")
+        conn.autocommit = True
+        conn.execute(f"CREATE DATABASE kept TABLESPACE {CLONES_TABLESPACE}")
     server.stop()
     assert not point.is_mount() and image.is_file()  # no loop device held while it is down
     again = server.ensure_running()
     assert point.is_mount()
     with again.connect("kept"):  # its data came back with the image
         pass
+    server.stop()
+    XfsImage.of(image).remove()  # lost while the server was down: it starts afresh
+    afresh = server.ensure_running()
+    assert point.is_mount()
+    with afresh.connect() as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM pg_database WHERE datname = 'kept'"
+        ).fetchone() == (0,)
+        conn.autocommit = True
+        conn.execute(f"CREATE DATABASE again TABLESPACE {CLONES_TABLESPACE}")
     server.stop(purge=True)
     assert not image.exists() and not point.exists()
 
@@ -195,10 +272,11 @@ def test_a_start_that_fails_leaves_no_mount(
     assert state is not None and state.image
     with open(Path(state.data_dir) / "postgresql.conf", "a") as conf:
         conf.write("\nshared_buffers = 'not a size'\n")
+    point = image_point(server)
     server.stop()
     with pytest.raises(ServerStartError, match="shared_buffers"):
         server.ensure_running(timeout=20)
-    assert not Path(state.data_dir).parent.is_mount()
+    assert not point.is_mount()
     server.stop(purge=True)
     assert not Path(state.image).exists()
 
@@ -326,7 +404,7 @@ def fallback_run(
             f"{cli} servers up",
             "echo ---",
             f"{cli} servers status",
-            "for image in /dev/shm/netra-isolation-*/postgres.xfs; do",
+            "for image in /dev/shm/netra-isolation-*/*.xfs; do",
             '  case "$image" in *"$NETRA_KEY"*) echo "left: $image";; esac',
             "done",
             'findmnt -rn | grep "$NETRA_KEY" | sed "s/^/left mounted: /" || true',
@@ -433,3 +511,43 @@ def test_server_reflink_is_auto_or_off(tmp_path: Path) -> None:
     assert off.server_reflink == "off"
     with pytest.raises(ConfigurationError, match=r"server_reflink 'on' .* not one of auto, off"):
         load(environ={"NETRA_ISOLATION_SERVER_REFLINK": "on"}, root=tmp_path)
+
+
+def postmaster(top: Path) -> int:
+    return int((top / "postgres" / "pgdata" / "postmaster.pid").read_text().split()[0])
+
+
+def killed(pid: int) -> None:
+    os.kill(pid, signal.SIGKILL)
+    while pid_alive(pid):
+        time.sleep(0.05)
+
+
+@needs_image
+def test_a_server_whose_cache_and_process_are_gone_is_swept_at_the_next_start(
+    tmp_path: Path, servers: list[EphemeralPostgres]
+) -> None:
+    """A run killed with its temporary cache (its server killed with it) leaves a directory in
+    RAM and a mounted image; the next server started anywhere removes both, but never one
+    whose process still runs."""
+    left: dict[str, tuple[Path, Path]] = {}
+    for name in ("killed", "running"):
+        server = EphemeralPostgres(tmp_path / name)
+        server.ensure_running()
+        require_image(server)
+        left[name] = (server.ram_home().parent, image_point(server))
+        shutil.rmtree(tmp_path / name)  # its cache gone (the server is not stopped)
+    (gone_top, gone_point), (running_top, running_point) = left["killed"], left["running"]
+    try:
+        killed(postmaster(gone_top))
+        assert gone_point.is_mount()
+        servers.append(EphemeralPostgres(tmp_path / "next"))
+        servers[-1].ensure_running()
+        assert not gone_top.exists() and not gone_point.is_mount()
+        assert running_top.exists() and running_point.is_mount()
+    finally:
+        for top in (gone_top, running_top):
+            if top.exists():
+                killed(postmaster(top))
+        assert running_top in sweep_orphans()
+        assert not running_point.is_mount()

@@ -31,7 +31,12 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 from sqlalchemy.util import greenlet_spawn
 
-from netra_isolation.backends.postgres.server import EphemeralPostgres, PostgresServerInfo
+from netra_isolation.backends.postgres.server import (
+    CLONES_FROM_BYTES,
+    CLONES_TABLESPACE,
+    EphemeralPostgres,
+    PostgresServerInfo,
+)
 from netra_isolation.binding import SessionRecipe, bind_factories, session_recipe
 from netra_isolation.engines import in_greenlet, load_engines, postgres_driver
 from netra_isolation.errors import ConfigurationError, SeedError
@@ -409,6 +414,7 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
                 ),
                 (building,),
             )
+            self._to_clones_tablespace(building)
             self._execute(
                 sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
                     sql.Identifier(building), sql.Identifier(name)
@@ -425,6 +431,29 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
             self.drop_database(building)
             self.drop_database(name)
             raise
+
+    def _to_clones_tablespace(self, name: str) -> None:
+        """A template of CLONES_FROM_BYTES or more, on a throwaway server with a tablespace
+        that clones by reflink, moves there (its files copied once): what is copied from it
+        later (clones, snapshots, restores) is made there too, by reflink."""
+        rows = self._execute(
+            sql.SQL(
+                "SELECT 1 FROM pg_tablespace WHERE spcname = %s AND pg_database_size(%s) >= %s"
+            ),
+            (CLONES_TABLESPACE, name, CLONES_FROM_BYTES),
+        )
+        if rows:
+            with self.metrics.timed("to_clones_tablespace"):
+                # from tmpfs to the image: copied (a clone does not cross filesystems)
+                self._execute(sql.SQL("SET file_copy_method = copy"))
+                try:
+                    self._execute(
+                        sql.SQL("ALTER DATABASE {} SET TABLESPACE {}").format(
+                            sql.Identifier(name), sql.Identifier(CLONES_TABLESPACE)
+                        )
+                    )
+                finally:
+                    self._execute(sql.SQL("RESET file_copy_method"))
 
     def start_lease(self) -> None:
         self._lease = Lease(
