@@ -28,6 +28,7 @@ InfoT = TypeVar("InfoT")
 
 RAM_DIR = Path("/dev/shm")
 RAM_MIN_FREE = 1 << 30  # bytes a tmpfs must have free to hold a server's data
+OWNER_FILE = ".owner"  # in a server's directory in RAM: its project cache, its process
 
 
 def ram_dir(
@@ -124,6 +125,43 @@ def private_dir(home: Path, name: str) -> Path:
     return Path(tempfile.gettempdir()) / f"netra-isolation-{key}" / name
 
 
+def sweep_orphans(ram: Path = RAM_DIR) -> list[Path]:
+    """Remove the directories in RAM of servers whose project cache is gone (deleted, or a
+    temporary one whose run was killed before it could stop them) and whose process has
+    ended, with their XFS images' mounts: else they would hold RAM, and loop devices, of
+    which a machine has few, until a reboot. The removed directories."""
+    from netra_isolation.servers.reflink import XfsImage  # reflink imports this module
+
+    removed = []
+    for top in ram.glob("netra-isolation-*"):
+        if not _orphaned(top):
+            continue
+        for image in top.glob("*.xfs"):
+            XfsImage.of(image).remove()
+        if not any(p.is_mount() for p in top.iterdir()):
+            shutil.rmtree(top, ignore_errors=True)
+            removed.append(top)
+    return removed
+
+
+def _orphaned(top: Path) -> bool:
+    """Whether `top`'s mark names a project cache with no server state and a process that
+    has ended; False when it is not marked (yet), or not this user's to tell."""
+    try:
+        owner = json.loads((top / OWNER_FILE).read_text())
+        home, pid = Path(owner["home"]), int(owner["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    try:
+        (home / "state.json").lstat()
+        return False  # its project's: `servers down --purge` there removes it
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return False
+    return not (pid and pid_alive(pid))
+
+
 def remove_data(path: Path) -> None:
     """Delete a server's data directory; when it lives in a `netra-isolation-*` directory of
     its own in RAM or the temp dir (which holds its log too), delete that whole directory."""
@@ -217,8 +255,10 @@ class EphemeralServer(Generic[StateT, InfoT]):
             if state is not None and self._alive(state):
                 self._reused(state)
                 return self._info(state)
+            sweep_orphans()
             info = self._start(state, timeout)
             self.started = True
+            self._mark_ram()
             return info
 
     def status(self) -> InfoT | None:
@@ -250,6 +290,16 @@ class EphemeralServer(Generic[StateT, InfoT]):
             else:
                 self._write_state(state)
             return was_running
+
+    def _mark_ram(self) -> None:
+        """Say, in the server's own directory in RAM, whose it is and which process runs it:
+        `sweep_orphans` removes it once both are gone."""
+        data = self.data_path()
+        state = self._read_state()
+        top = [p for p in (data.parents if data else []) if p.parent == RAM_DIR]
+        if top and top[0].name.startswith("netra-isolation-") and state is not None:
+            pid = int(getattr(state, "pid", 0))
+            (top[0] / OWNER_FILE).write_text(json.dumps({"home": str(self.home), "pid": pid}))
 
     def _alive(self, state: StateT) -> bool:
         pid = int(getattr(state, "pid", 0))
