@@ -122,7 +122,8 @@ def used_mib(path: Path) -> int:
 
 
 IMAGE_SAYS = (
-    f"copy method: clone (reflink, xfs image) for templates of {CLONES_FROM_BYTES >> 20} MB"
+    "copy method: clone (reflink, xfs image) for tables and indexes of "
+    f"{CLONES_FROM_BYTES >> 20} MB and more, file copy (tmpfs) for the rest"
 )
 
 
@@ -148,13 +149,17 @@ def build_and_clone(
     return isolator, server, isolator.create_isolated_database_sync("t_clone")
 
 
-def tablespace_of(isolator: PostgreSQLTestIsolator, name: str) -> str:
+def tablespaces(isolator: PostgreSQLTestIsolator, name: str) -> dict[str, str]:
+    """The tablespace of the database `name` ("") and of each relation of its public schema."""
     with isolator.server.connect(name) as conn:
-        row = conn.execute(
-            "SELECT spcname FROM pg_database d JOIN pg_tablespace t "
-            "ON t.oid = d.dattablespace WHERE datname = current_database()"
-        ).fetchone()
-    return str(row[0])
+        rows = conn.execute(
+            "SELECT '', spcname FROM pg_database d JOIN pg_tablespace t "
+            "ON t.oid = d.dattablespace WHERE datname = current_database() "
+            "UNION ALL SELECT relname, coalesce(t.spcname, 'pg_default') FROM pg_class c "
+            "LEFT JOIN pg_tablespace t ON t.oid = c.reltablespace "
+            "WHERE relnamespace = 'public'::regnamespace"
+        ).fetchall()
+    return dict(rows)
 
 
 def forget(isolator: PostgreSQLTestIsolator) -> None:
@@ -168,15 +173,17 @@ def forget(isolator: PostgreSQLTestIsolator) -> None:
 def test_clones_snapshots_and_restores_of_a_200_mb_template_share_its_blocks(
     tmp_path: Path, servers: list[EphemeralPostgres]
 ) -> None:
-    """As root, the server in RAM gets an XFS image as a tablespace; a template holding a
-    200 MB table moves there, and the tool's clone of it, a snapshot of that clone and a
-    restore share the table's blocks (every extent of their files is shared) and take next
-    to no room."""
+    """As root, the server in RAM gets an XFS image as a tablespace; a template's 200 MB table
+    and its index move there, its small table and its catalogs stay on tmpfs, and the tool's
+    clone of it, a snapshot of that clone and a restore share the large table's blocks (every
+    extent of their files is shared) and take next to no room."""
     isolator, server, db = build_and_clone(
         tmp_path,
         servers,
         "CREATE TABLE big AS SELECT g AS id, md5(g::text) || repeat('x', 100) AS payload "
-        "FROM generate_series(1, 1300000) AS g;\n",
+        "FROM generate_series(1, 1300000) AS g;\n"
+        "CREATE INDEX big_id ON big (id);\n"
+        "CREATE TABLE small (id int PRIMARY KEY);\n",
     )
     try:
         require_image(server)
@@ -186,14 +193,20 @@ def test_clones_snapshots_and_restores_of_a_200_mb_template_share_its_blocks(
             assert conn.execute("SHOW file_copy_method").fetchone() == ("clone",)
             size = conn.execute("SELECT pg_relation_size('big')").fetchone()[0]
         assert size > 200 << 20
-        assert tablespace_of(isolator, db.name) == CLONES_TABLESPACE
+        assert tablespaces(isolator, db.name) == {
+            "": "pg_default",
+            "big": CLONES_TABLESPACE,
+            "big_id": CLONES_TABLESPACE,
+            "small": "pg_default",
+            "small_pkey": "pg_default",
+        }
         data, point = Path(info.socket_dir), image_point(server)
         assert point.is_mount() and filesystem_of(data) == "tmpfs"
         before = used_mib(point)
         snapshot = isolator.snapshot(db, f"{isolator.settings.prefix}_snap")
         isolator.restore(snapshot.name, db)
         for name in (db.name, snapshot.name):
-            assert tablespace_of(isolator, name) == CLONES_TABLESPACE
+            assert tablespaces(isolator, name)["big"] == CLONES_TABLESPACE
             with info.connect(name) as conn:
                 relation = conn.execute("SELECT pg_relation_filepath('big')").fetchone()[0]
             extents, shared_extents = shared(data / relation)
@@ -208,14 +221,15 @@ def test_clones_snapshots_and_restores_of_a_200_mb_template_share_its_blocks(
 def test_a_small_template_and_its_clones_stay_on_tmpfs(
     tmp_path: Path, servers: list[EphemeralPostgres]
 ) -> None:
-    """Below CLONES_FROM_BYTES a template stays in the data directory on tmpfs, where a copy
-    is faster than a clone on XFS; the image holds nothing of it."""
+    """Below CLONES_FROM_BYTES a relation stays in the data directory on tmpfs, where a copy
+    is faster than a clone on XFS; the image holds nothing of a template that has no larger
+    one."""
     isolator, server, db = build_and_clone(
         tmp_path, servers, "CREATE TABLE small AS SELECT g AS id FROM generate_series(1, 1000) g;\n"
     )
     try:
         require_image(server)
-        assert tablespace_of(isolator, db.name) == "pg_default"
+        assert set(tablespaces(isolator, db.name).values()) == {"pg_default"}
         with isolator.server.connect(db.name) as conn:
             relation = conn.execute("SELECT pg_relation_filepath('small')").fetchone()[0]
         assert filesystem_of(Path(isolator.server.socket_dir) / relation) == "tmpfs"

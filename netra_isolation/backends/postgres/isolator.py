@@ -433,27 +433,36 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
             raise
 
     def _to_clones_tablespace(self, name: str) -> None:
-        """A template of CLONES_FROM_BYTES or more, on a throwaway server with a tablespace
-        that clones by reflink, moves there (its files copied once): what is copied from it
-        later (clones, snapshots, restores) is made there too, by reflink."""
-        rows = self._execute(
-            sql.SQL(
-                "SELECT 1 FROM pg_tablespace WHERE spcname = %s AND pg_database_size(%s) >= %s"
-            ),
-            (CLONES_TABLESPACE, name, CLONES_FROM_BYTES),
-        )
-        if rows:
-            with self.metrics.timed("to_clones_tablespace"):
-                # from tmpfs to the image: copied (a clone does not cross filesystems)
-                self._execute(sql.SQL("SET file_copy_method = copy"))
-                try:
-                    self._execute(
-                        sql.SQL("ALTER DATABASE {} SET TABLESPACE {}").format(
-                            sql.Identifier(name), sql.Identifier(CLONES_TABLESPACE)
-                        )
+        """On a throwaway server with a tablespace that clones by reflink, the template's
+        tables and indexes of CLONES_FROM_BYTES or more move there (their files copied once):
+        a copy of the template (a clone, a snapshot, a restore) then clones them, and copies
+        the rest (its catalogs, its small relations) where a copy is fastest."""
+        if not self._execute(
+            sql.SQL("SELECT 1 FROM pg_tablespace WHERE spcname = %s"), (CLONES_TABLESPACE,)
+        ):
+            return
+        with self.metrics.timed("to_clones_tablespace"), self.server.connect(name) as conn:
+            conn.autocommit = True
+            large = conn.execute(
+                "SELECT c.relkind, n.nspname, c.relname FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relkind IN ('r', 'm', 'i') AND c.reltablespace = 0 "
+                "AND c.relpersistence <> 't' AND n.nspname <> 'pg_catalog' "
+                "AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_toast%%' "
+                "AND CASE c.relkind WHEN 'i' THEN pg_relation_size(c.oid) "
+                "ELSE pg_table_size(c.oid) END >= %s",
+                (CLONES_FROM_BYTES,),
+            ).fetchall()
+            kinds = {"r": "TABLE", "m": "MATERIALIZED VIEW", "i": "INDEX"}
+            for kind, schema, relation in large:
+                conn.execute(
+                    sql.SQL("ALTER {} {}.{} SET TABLESPACE {}").format(
+                        sql.SQL(kinds[kind]),
+                        sql.Identifier(schema),
+                        sql.Identifier(relation),
+                        sql.Identifier(CLONES_TABLESPACE),
                     )
-                finally:
-                    self._execute(sql.SQL("RESET file_copy_method"))
+                )
 
     def start_lease(self) -> None:
         self._lease = Lease(

