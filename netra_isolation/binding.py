@@ -1,7 +1,8 @@
 """The application's own factories and sessions, pointed at the running test's database.
 
 `factories`: factory-boy SQLAlchemyModelFactory classes (a module's, or a class and its
-subclasses) write to `current_session()`. `sessions`: the app's `scoped_session`,
+subclasses; unset, every one imported that names no session of its own) write to
+`current_session()`. `sessions`: the app's `scoped_session`,
 `sessionmaker` or `async_sessionmaker` are bound to the test's database for the test, and
 restored afterwards.
 """
@@ -44,6 +45,12 @@ AppSession = scoped_session[Any] | sessionmaker[Any] | async_sessionmaker[Any]
 
 
 def _factories(specs: Iterable[str]) -> Iterator[type[SQLAlchemyModelFactory]]:
+    """The factories `specs` names and their subclasses; with none named, every factory the
+    process has imported that has no session of its own (`_unbound`)."""
+    specs = tuple(specs)
+    if not specs:
+        yield from _unbound()
+        return
     for spec in specs:
         from factory.alchemy import SQLAlchemyModelFactory
 
@@ -67,6 +74,25 @@ def _factories(specs: Iterable[str]) -> Iterator[type[SQLAlchemyModelFactory]]:
         while pending:  # each factory class has its own _meta, copied when it was made
             cls = pending.pop()
             pending.extend(cls.__subclasses__())
+            yield cls
+
+
+def _unbound() -> Iterator[type[SQLAlchemyModelFactory]]:
+    """Every SQLAlchemyModelFactory class made so far whose `Meta` names no session and no
+    session factory (factory-boy would raise "No session provided." at its `create()`), or
+    that this module pointed at the running test's: with the setting `factories` unset, those
+    write to the test's session. A factory given a session of its own is left as it is. Only
+    when factory-boy is imported already: a project without factories never pays for it."""
+    alchemy = sys.modules.get("factory.alchemy")
+    if alchemy is None:
+        return
+    from netra_isolation.compat import factory_boy_session
+
+    pending = list(alchemy.SQLAlchemyModelFactory.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if factory_boy_session.unbound(cls, current_session):
             yield cls
 
 

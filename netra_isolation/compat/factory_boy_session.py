@@ -41,6 +41,21 @@ def point_at(factory_class: Any, get: Callable[[], Any]) -> None:
         meta.sqlalchemy_session = RunningSession(get)
 
 
+def unbound(factory_class: Any, get: Callable[[], Any]) -> bool:
+    """Whether the factory has no session of its own: none set, or the one `point_at` set
+    for `get`."""
+    meta = factory_class._meta
+    if meta.model is None:  # an abstract base
+        return False
+    made = getattr(meta, "sqlalchemy_session_factory", None)
+    session = meta.sqlalchemy_session
+    if HAS_SESSION_FACTORY and made is not None:
+        return made is get
+    if isinstance(session, RunningSession):
+        return session._get is get
+    return session is None
+
+
 def forget(factory_class: Any) -> None:
     """Drop the session factory-boy 3.3+ kept on the factory (the stand-in holds none)."""
     if HAS_SESSION_FACTORY:
