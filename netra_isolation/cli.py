@@ -63,7 +63,7 @@ def _servers(settings: Settings, action: str, purge: bool) -> int:
             code = 3
         else:
             print(
-                f"{name}: running on {status.where} user {status.user}{_described(server)} "
+                f"{name}: running on {status.where} login {status.user}{_described(server)} "
                 f"(state: {server.state_path})"
             )
     return code
