@@ -19,7 +19,9 @@ down() {  # the servers of a cache directory stopped, their data and the directo
 }
 trap 'for d in "${dirs[@]}"; do down "$d"; done' EXIT
 servers_of() {  # what PostgreSQL a pass ran on, as `servers status` says it
-  echo "test.sh: $1 ran on $("$VENV/bin/netra-isolation" servers status 2>/dev/null | grep '^postgres:' || echo 'postgres: ?')"
+  local said
+  said=$({ "$VENV/bin/netra-isolation" servers status 2>/dev/null || true; } | grep '^postgres:')
+  echo "test.sh: $1 ran on ${said:-postgres: not running}"
 }
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/netra-test.XXXXXX")
