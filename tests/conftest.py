@@ -1,15 +1,62 @@
 from __future__ import annotations
 
+import functools
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 pytest_plugins = ["pytester"]
+ROOT = Path(__file__).resolve().parents[1]
 
 Run = Callable[[str], list[tuple[Any, ...]]]
+
+
+@functools.cache
+def suite_postgres() -> tuple[str, int]:
+    """The version of the PostgreSQL this suite runs on, ("15.18", 15): the one its settings
+    and environment choose (scripts/test.sh runs it on the [server] extra's 18, then the
+    `both_servers` tests on the machine's 15), asked of the server itself."""
+    from netra_isolation import PostgreSQLTestIsolator, Settings
+
+    isolator = PostgreSQLTestIsolator(Settings.load(root=ROOT))
+    try:
+        with isolator.server.connect() as conn:
+            row = conn.execute(
+                "SELECT current_setting('server_version'), current_setting('server_version_num')"
+            ).fetchone()
+    finally:
+        isolator.close()
+    assert row is not None
+    return row[0].split()[0], int(row[1]) // 10000
+
+
+@pytest.fixture
+def postgres_version() -> tuple[str, int]:
+    """The suite's PostgreSQL: ("15.18", 15)."""
+    return suite_postgres()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The README's examples (tests/examples, word for word as the README shows them, so
+    without a mark of their own) run on both servers."""
+    examples = ROOT / "tests" / "examples"
+    for item in items:
+        if item.path.is_relative_to(examples):
+            item.add_marker(pytest.mark.both_servers)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """`@pytest.mark.postgres_major(min=18, reason=...)` (or max=): skipped, saying why, on a
+    suite server of another major version."""
+    for mark in item.iter_markers("postgres_major"):
+        version, major = suite_postgres()
+        low, high = mark.kwargs.get("min", 0), mark.kwargs.get("max")
+        if major < low or (high is not None and major > high):
+            pytest.skip(f"the suite runs on PostgreSQL {version}: {mark.kwargs['reason']}")
 
 
 @pytest.fixture

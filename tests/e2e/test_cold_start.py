@@ -12,6 +12,9 @@ import pytest
 
 from netra_isolation import ClickHouseTestIsolator, PostgreSQLTestIsolator, Settings
 
+# also on the machine's PostgreSQL 15 (scripts/test.sh): every fixture kind, both levels
+pytestmark = pytest.mark.both_servers
+
 ROOT = Path(__file__).resolve().parents[2]
 
 EVERY_FIXTURE = """

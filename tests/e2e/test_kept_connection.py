@@ -218,6 +218,7 @@ def _greenlet(source: str) -> str:
     return "\n".join(lines)
 
 
+@pytest.mark.both_servers
 @pytest.mark.parametrize("kind", ["sync", "async"])
 def test_nothing_of_a_test_reaches_the_next(project: pytest.Pytester, run, kind: str) -> None:
     source = SYNC if kind == "sync" else _greenlet(ASYNC)

@@ -37,6 +37,7 @@ def test_same_unique_email_under_xdist(project: pytest.Pytester, run) -> None:
     result.stdout.fnmatch_lines(["*databases created 6, dropped 6, kept 0, left behind 0*"])
 
 
+@pytest.mark.both_servers
 def test_transaction_level_rolls_back_between_tests(project: pytest.Pytester, run) -> None:
     project.makepyfile(
         test_tx="""

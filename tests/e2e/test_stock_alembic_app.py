@@ -15,6 +15,9 @@ import pytest
 
 from netra_isolation import PostgreSQLTestIsolator, Settings
 
+# also on the machine's PostgreSQL 15 (scripts/test.sh)
+pytestmark = pytest.mark.both_servers
+
 ROOT = Path(__file__).resolve().parents[2]
 APP = "stock_app"
 

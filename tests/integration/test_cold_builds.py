@@ -83,6 +83,7 @@ async def full_stack(manager: TestDatabaseManager, scenario: str) -> Rows:
         return await asyncio.to_thread(lambda: {**pg_rows(config), **ch_rows(config)})
 
 
+@pytest.mark.both_servers
 def test_full_stack_templates_built_together_match_a_serial_build(cold: Any) -> None:
     expected = serial(cold(), "analytics")
     assert len(expected["users"]) == 50 and len(expected["events"]) == 2000

@@ -156,6 +156,7 @@ def test_the_postgres_role_is_in_the_fingerprint() -> None:
         isolator.close()
 
 
+@pytest.mark.both_servers
 def test_postgres_identity_is_the_servers_own_major_version_and_role() -> None:
     isolator = PostgreSQLTestIsolator(Settings.load(root=ROOT))
     try:

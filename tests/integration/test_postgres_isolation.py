@@ -20,6 +20,9 @@ from netra_isolation import (
 from netra_isolation.errors import MigrationError
 from netra_isolation.naming import MAX_IDENTIFIER
 
+# also on the machine's PostgreSQL 15 (scripts/test.sh): clones, template builds, rollbacks
+pytestmark = pytest.mark.both_servers
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

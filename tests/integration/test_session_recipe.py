@@ -13,6 +13,9 @@ from sqlalchemy import Column, Integer, MetaData, Table, func, select
 
 from netra_isolation import PostgreSQLTestIsolator, Settings
 
+# also on the machine's PostgreSQL 15 (scripts/test.sh)
+pytestmark = pytest.mark.both_servers
+
 ROOT = Path(__file__).resolve().parents[2]
 # the app's model of the table, in its own schema name: the app's map says where that is
 USERS = Table("test_users", MetaData(), Column("id", Integer, primary_key=True), schema="tenant")

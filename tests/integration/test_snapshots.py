@@ -18,6 +18,9 @@ from netra_isolation import (
 )
 from netra_isolation.errors import SnapshotError
 
+# also on the machine's PostgreSQL 15 (scripts/test.sh): clones, snapshots, restores
+pytestmark = pytest.mark.both_servers
+
 
 async def state(session: Any) -> dict[str, Any]:
     rows = (

@@ -72,6 +72,7 @@ def shop_metadata(extra_column: bool = False) -> MetaData:
     return metadata
 
 
+@pytest.mark.both_servers
 def test_metadata_builds_tables_and_their_schemas(isolators: MakeIsolator) -> None:
     isolator = isolators(PostgreSQLTestIsolator, MetadataBuilder(shop_metadata()))
     isolator.create_isolated_database_sync("t_meta")
@@ -86,6 +87,7 @@ def test_metadata_fingerprint_follows_the_models() -> None:
     assert len({one.fingerprint(), changed.fingerprint(), versioned.fingerprint()}) == 3
 
 
+@pytest.mark.both_servers
 def test_sql_files_run_in_order_and_their_content_is_the_fingerprint(
     tmp_path: Path, isolators: MakeIsolator
 ) -> None:

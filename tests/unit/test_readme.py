@@ -87,12 +87,15 @@ def test_the_readme_test_command_is_what_ci_runs() -> None:
     assert "bootstrap" in prerequisites
     assert any(line.split()[-2:] == ["check", "."] and "ruff" in line for line in recipe)
     assert any(line.endswith("/mypy") for line in recipe)
-    [pytest_line] = [
+    pytest_line, *again = [
         [word for word in line.split() if word != '"$@"']
         for line in recipe_lines(recipe)
         if "bin/pytest" in line
     ]
     assert pytest_line[-3:] == ["-n", "2", "tests"]  # every test directory, 2 workers
+    # then the tests of what depends on the server's version, on the machine's PostgreSQL 15
+    assert [line[-5:] for line in again] == [["-n", "2", "-m", "both_servers", "tests"]]
+    assert "PostgreSQL 15" in commands[ci] and "both_servers" in commands[ci]
     assert {
         p.name for p in (ROOT / "tests").iterdir() if p.is_dir() and p.name != "__pycache__"
     } >= {
