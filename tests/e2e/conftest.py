@@ -118,4 +118,3 @@ def run_app(app: pytest.Pytester) -> Callable[..., pytest.RunResult]:
         return app.runpytest_subprocess("-p", "no:cacheprovider", *args, timeout=240)
 
     return run
-
