@@ -443,11 +443,9 @@ def test_ctrl_c_during_a_template_build_then_the_next_run_builds_it(
     assert "KeyboardInterrupt" in output, output
     assert databases(pg) == []  # no template, sealed or half-built, no test database
 
-    began = time.monotonic()
-    result = slow_build()
+    result = slow_build()  # a lock left held would fail it at the 20 s build timeout
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["templates built 1, reused 1; *left behind 0"])
-    assert time.monotonic() - began < 20
     assert leftovers(pg) == [] and len(databases(pg, sealed=True)) == 1
 
 
@@ -474,11 +472,9 @@ def test_a_template_build_killed_half_way_is_never_used(
     with pg.connect_to(template) as conn:
         conn.exec_driver_sql("CREATE TABLE half_built (id int)")
 
-    began = time.monotonic()
-    result = slow_build()
+    result = slow_build()  # a lock left held would fail it at the 20 s build timeout
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["templates built 1, reused 1; *left behind 0"])
-    assert time.monotonic() - began < 20
     assert leftovers(pg) == [] and databases(pg, sealed=True) == [template]
 
 
