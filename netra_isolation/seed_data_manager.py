@@ -394,8 +394,8 @@ def _factory_session(factory: type[Any]) -> Session:
     session = getter() if getter is not None else meta.sqlalchemy_session
     if session is None:
         raise NoSessionError(
-            f"{factory.__name__} has no session: list it in the setting 'factories', or give "
-            "it Meta.sqlalchemy_session_factory"
+            f"{factory.__name__} has no session: import it before the test starts, list it "
+            "in the setting 'factories', or give it Meta.sqlalchemy_session_factory"
         )
     bound = _stack()
     # the test's AsyncSession (or factory-boy 3.2's stand-in for it) outside its greenlet

@@ -64,7 +64,11 @@ def test_refused_before_any_io(make: Any, error: type[Exception], says: str) -> 
 
 
 def test_a_factory_without_a_session_says_so() -> None:
-    with pytest.raises(NoSessionError, match="SessionlessUserFactory has no session"):
+    # as imported, before any test of the process bound it (`factories` unset binds every
+    # factory without a session of its own, this one too, for the tests that follow)
+    SessionlessUserFactory._meta.sqlalchemy_session_factory = None
+    SessionlessUserFactory._meta.sqlalchemy_session = None
+    with pytest.raises(NoSessionError, match="SessionlessUserFactory has no session: import"):
         bulk_create(SessionlessUserFactory, 1)
 
 
