@@ -73,6 +73,14 @@ def wait_for(check: Callable[[], object], what: str, timeout: float = 60) -> Non
 PYTEST = (sys.executable, "-m", "pytest")
 
 
+def _as_a_terminal_job() -> None:
+    """Ctrl-C and Ctrl-\\ act as in a terminal's foreground job, even when this suite runs in
+    the background (`make test &`: a shell's background job ignores SIGINT and SIGQUIT, and
+    so would the runs it starts, Python with them)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+
 class Started:
     """A pytest run over the project in a subprocess of its own session (a process group,
     as a terminal's foreground job is), its output in a file, to be signalled mid-way."""
@@ -87,6 +95,7 @@ class Started:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_as_a_terminal_job,
             )
 
     def signal_group(self, signum: int) -> None:
