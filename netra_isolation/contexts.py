@@ -54,8 +54,6 @@ class IsolatedDatabase(Generic[SyncT, AsyncT]):
         self.schema, self.scenario = schema, scenario
         self.bind = bind  # factories and the app's sessions use this database in the block
         self.before_cleanup = before_cleanup  # e.g. a fixture deciding to keep a failed test's
-        self._stack = ExitStack()
-        self._astack = AsyncExitStack()
 
     def _cleanup(self) -> None:
         self.before_cleanup()
@@ -63,6 +61,7 @@ class IsolatedDatabase(Generic[SyncT, AsyncT]):
             self.config.cleanup_databases_sync()
 
     def __enter__(self) -> SyncT:
+        self._stack = ExitStack()
         self._stack.callback(self._cleanup)
         try:
             self.config.setup_sync(self.backend, self.schema, self.scenario)
@@ -77,6 +76,7 @@ class IsolatedDatabase(Generic[SyncT, AsyncT]):
         self._stack.__exit__(kind, exc, tb)
 
     async def __aenter__(self) -> AsyncT:
+        self._astack = AsyncExitStack()
         self._astack.callback(self._cleanup)
         try:
             await self.config.setup(self.backend, self.schema, self.scenario)

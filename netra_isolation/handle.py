@@ -12,7 +12,12 @@ import atexit
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import (
+    AbstractContextManager,
+    asynccontextmanager,
+    contextmanager,
+    nullcontext,
+)
 from functools import partialmethod
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -33,7 +38,7 @@ if TYPE_CHECKING:
         AsyncClickHouseClient,
         ClickHouseClient,
     )
-    from netra_isolation.database_snapshots import StateDiff
+    from netra_isolation.database_snapshots import DatabaseSnapshots, StateDiff
     from netra_isolation.isolator import DatabaseRef, TestIsolatorBase
     from netra_isolation.test_database_manager import TestDatabaseManager
 
@@ -72,8 +77,6 @@ class IsolatedTestConfig:
         nodeid: str | None = None,
         level: str = "database",
     ) -> None:
-        from netra_isolation.database_snapshots import DatabaseSnapshots
-
         if level not in LEVELS:
             raise ConfigurationError(f"isolation level {level!r} is not one of {LEVELS}")
         self.manager = manager or default_manager()
@@ -89,7 +92,16 @@ class IsolatedTestConfig:
         self._isolators: dict[str, TestIsolatorBase] = {}
         self._clients: list[ClickHouseClient] = []
         self._sessions: list[AsyncSession | Session] = []
-        self.snapshots = DatabaseSnapshots(self)
+        self._snapshots: DatabaseSnapshots | None = None
+
+    @property
+    def snapshots(self) -> DatabaseSnapshots:
+        """The test's snapshots (made on first use: most tests take none)."""
+        if self._snapshots is None:
+            from netra_isolation.database_snapshots import DatabaseSnapshots
+
+            self._snapshots = DatabaseSnapshots(self)
+        return self._snapshots
 
     def __repr__(self) -> str:
         return f"IsolatedTestConfig(test_id={self.test_id!r}, level={self.level!r})"
@@ -164,11 +176,12 @@ class IsolatedTestConfig:
     @contextmanager
     def postgres_session_sync(self) -> Iterator[Session]:
         rollback = self.level == "transaction"
-        with (
-            self.manager.postgres.session_sync(self.test_id, rollback=rollback) as session,
-            self._tracked(session),
-        ):
-            yield session
+        with self.manager.postgres.session_sync(self.test_id, rollback=rollback) as session:
+            self._sessions.append(session)  # `_tracked`, inline: one context manager less
+            try:
+                yield session
+            finally:
+                self._sessions.remove(session)
 
     @contextmanager
     def _tracked(self, session: AsyncSession | Session) -> Iterator[None]:
@@ -179,14 +192,12 @@ class IsolatedTestConfig:
         finally:
             self._sessions.remove(session)
 
-    @contextmanager
-    def bind_test_session(self, session: AsyncSession | Session) -> Iterator[None]:
+    def bind_test_session(self, session: AsyncSession | Session) -> AbstractContextManager[None]:
         """For the block, factories write to `session`, and the application's configured
         factories, sessions and engines (settings `factories`, `sessions`, `engines`, and
         engines given to `follow_engine`) use the test's database. In async code use
         `abind_test_session`, which also closes the async engines' pooled connections."""
-        with self._bind_test_session(session, dispose_async=True):
-            yield
+        return self._bind_test_session(session, dispose_async=True)
 
     @asynccontextmanager
     async def abind_test_session(self, session: AsyncSession | Session) -> AsyncIterator[None]:
@@ -218,8 +229,11 @@ class IsolatedTestConfig:
         bind_factories(settings.factories)
         load_engines(settings.engines)
         isolator = self.manager.postgres
+        transaction = self.shares_database("postgres")
+        application_name = isolator.application_name(self.test_id)
+        sessions = load_sessions(settings.sessions)
         refusal = None
-        if self.shares_database("postgres"):
+        if transaction:
             refusal = (
                 f"{self.nodeid} runs at transaction level, where the app's own engines cannot "
                 "join the test's transaction (it lives on one connection of the tool's; an "
@@ -231,16 +245,18 @@ class IsolatedTestConfig:
             with (
                 bind_session(session),
                 bind_sessions(
-                    load_sessions(settings.sessions),
+                    sessions,
                     session,
-                    transaction=self.shares_database("postgres"),
+                    transaction=transaction,
                     url=lambda driver: isolator.own_database_url(self.test_id, driver),
-                    application_name=isolator.application_name(self.test_id),
+                    application_name=application_name,
                     sync_driver=postgres_driver(settings, "sync"),
-                ),
+                )
+                if sessions  # none configured: nothing to bind, and nothing to look up
+                else nullcontext(),
                 engines_on(
                     isolator.server.url(self.databases["postgres"].name),
-                    isolator.application_name(self.test_id),
+                    application_name,
                     refusal=refusal,
                     dispose_async=dispose_async,
                 ),
@@ -416,8 +432,8 @@ class IsolatedTestConfig:
         return dict(self.manager.metrics.tests.get(self.nodeid, {}))
 
     def _cleanup(self) -> None:
-        if not self.keep:
-            self.snapshots.drop_all_sync()
+        if not self.keep and self._snapshots is not None:
+            self._snapshots.drop_all_sync()
         for client in self._clients:
             client.close()
         self._clients.clear()

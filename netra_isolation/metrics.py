@@ -6,7 +6,7 @@ import statistics
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from threading import Lock
 from typing import Any
 
@@ -20,14 +20,9 @@ class Metrics:
         self.tests: defaultdict[str, dict[str, float]] = defaultdict(dict)
         self._lock = Lock()
 
-    @contextmanager
-    def timed_for(self, test: str, phase: str) -> Iterator[None]:
+    def timed_for(self, test: str, phase: str) -> AbstractContextManager[None]:
         """Time a step of one test (setup, snapshot, restore, validation, cleanup)."""
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.note(test, f"{phase}_s", time.perf_counter() - start)
+        return _Timed(self, test, f"{phase}_s")
 
     def note(self, test: str, key: str, value: float) -> None:
         with self._lock:
@@ -86,3 +81,19 @@ class Metrics:
                 "total_ms": sum(ordered) * 1000,
             }
         return out
+
+
+class _Timed:
+    """`Metrics.timed_for`: a class, not a generator (two of them in every test)."""
+
+    __slots__ = ("key", "metrics", "start", "test")
+
+    def __init__(self, metrics: Metrics, test: str, key: str) -> None:
+        self.metrics, self.test, self.key = metrics, test, key
+        self.start = 0.0
+
+    def __enter__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.metrics.note(self.test, self.key, time.perf_counter() - self.start)

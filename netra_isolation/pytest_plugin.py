@@ -314,6 +314,12 @@ class _ToolErrorReports:
             return (yield)
         finally:
             set_running_test(outer)
+            # the test's handles and reports are not kept for the rest of the run (its
+            # items are): fewer objects for every later garbage collection to go over
+            if CONFIGS in item.stash:
+                del item.stash[CONFIGS]
+            if REPORTS in item.stash:
+                del item.stash[REPORTS]
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_report_teststatus(self, report: pytest.TestReport) -> tuple[str, str, str] | None:

@@ -136,17 +136,18 @@ def target() -> Target | None:
 
 # -- what the plugin and the isolators say ------------------------------------------------
 def install() -> None:
-    """The class-level listeners, once per process."""
+    """The class-level listeners, once per process: where each connection goes, and where one
+    made through `creator=` landed. Those that act on redirected connections alone (each
+    statement, each checkout) follow the first connection redirected (`_mark`): until then
+    every statement and checkout of the process would dispatch them for nothing."""
     global _installed
     with _lock:
         if _installed:
             return
         _installed = True
     event.listen(Engine, "do_connect", _connect)
-    event.listen(Engine, "before_cursor_execute", _before_execute, retval=True)
     event.listen(Pool, "first_connect", _landed)
     event.listen(Pool, "connect", _landed)
-    event.listen(Pool, "checkout", _checkout)
 
 
 def set_provider(provider: Provider | None) -> Provider | None:
@@ -289,10 +290,18 @@ def _connect(dialect: Dialect, record: Any, cargs: list[Any], cparams: dict[str,
 
 
 def _mark(info: dict[Any, Any], key: Key | None) -> None:
-    """A connection record's: where it went (see `_end_crossing_transactions`)."""
+    """A connection record's: where it went (see `_end_crossing_transactions`); the first in
+    the process brings the listeners of redirected connections, before its first statement
+    and its next checkout."""
     global _any_routed
     info[ROUTED] = key
-    _any_routed = True
+    if _any_routed:
+        return
+    with _lock:
+        if not _any_routed:
+            event.listen(Engine, "before_cursor_execute", _before_execute, retval=True)
+            event.listen(Pool, "checkout", _checkout)
+            _any_routed = True
 
 
 _REWRITTEN = ("host", "port", "dbname", "database", "user", "password", "service")
@@ -367,8 +376,7 @@ def _checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
 def _before_execute(
     conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
 ) -> tuple[str, Any]:
-    # every statement of the process passes here: the flag first, the connection's info after
-    if _any_routed and ROUTED in conn.info and _DATABASE_DDL.match(statement):
+    if ROUTED in conn.info and _DATABASE_DDL.match(statement):
         # sqlalchemy-utils' create_database / drop_database and their kind: the database
         # the app names is the one the tool gave it, which exists and is not the app's to drop
         return "SELECT 1", {} if isinstance(parameters, dict) else ()

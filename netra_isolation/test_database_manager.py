@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from netra_isolation import backends
 from netra_isolation.errors import ConfigurationError
@@ -119,6 +119,9 @@ class TestDatabaseManager:
     @property
     def postgres(self) -> PostgreSQLTestIsolator:
         """The PostgreSQL isolator, typed: its sessions are PostgreSQL's own API."""
+        made = self._isolators.get("postgres")  # made already: no lock, no import (each test)
+        if made is not None:
+            return cast("PostgreSQLTestIsolator", made)
         from netra_isolation.backends.postgres.isolator import PostgreSQLTestIsolator
 
         isolator = self.isolator("postgres")

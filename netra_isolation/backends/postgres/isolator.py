@@ -944,18 +944,21 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
         finally:
             await engine.dispose()
 
-    @contextmanager
-    def session_sync(self, test_id: str, *, rollback: bool = False) -> Iterator[Session]:
+    def session_sync(
+        self, test_id: str, *, rollback: bool = False
+    ) -> AbstractContextManager[Session]:
         """`session()` for sync code, with the app's driver (`postgres_driver`: psycopg unless
         it or the app's engine says otherwise)."""
         driver = postgres_driver(self.settings, "sync")
-        if rollback:
+        if rollback:  # the rollback session's own context manager, not one more around it
             make = partial(
                 _sync_session, session_recipe(self.settings.sessions, asynchronous=False)
             )
-            with self._rollback_session(test_id, driver, make) as session:
-                yield session
-            return
+            return self._rollback_session(test_id, driver, make)
+        return self._pooled_session_sync(test_id, driver)
+
+    @contextmanager
+    def _pooled_session_sync(self, test_id: str, driver: str) -> Iterator[Session]:
         # pooled: one connection through the session's commits, ended with the session (and
         # when a snapshot is made or restored: `IsolatedTestConfig.release_sessions`)
         engine = own(create_engine(self.own_database_url(test_id, driver)))
