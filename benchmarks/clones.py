@@ -6,14 +6,14 @@ For each copy method, a throwaway PostgreSQL 18 of its own (the `[server]` extra
 `copy`, `server_reflink = "off"` (data in RAM on tmpfs, file copies); `auto`, the default
 (as root: data on tmpfs too, and an XFS image in RAM as the tablespace of a template's
 tables and indexes of 1 MB and more, cloned there by reflink). For each template size (a
-table of that many MB, built from SQL files, `postgres_sql`), a project of tiny
-database-level tests (a fresh clone each, a row inserted and counted) run by `pytest` in a
+table of that many MB, built from SQL files, `postgres_sql`), a project of tiny database-
+level tests (a fresh clone each, a row inserted and counted) run by `pytest` in a
 subprocess: once to build the template, then with the two test counts, `--repeat` rounds,
-the two servers in turn (the machine's load drifts alike for both). Two figures, each the median over the rounds: the
-median test's whole protocol (setup, call, teardown) in the longer run, and the marginal
-wall time per test, (T(many) - T(few)) / (many - few), what one more test costs with process
-start and template build aside (noisier: a run's fixed costs vary). Numbers are wall-clock
-on whatever machine runs this: compare within one run.
+the two servers in turn (the machine's load drifts alike for both). Two figures, each the
+median over the rounds: the median test's whole protocol (setup, call, teardown) in the
+longer run, and the marginal wall time per test, (T(many) - T(few)) / (many - few), what one
+more test costs with process start and template build aside (noisier: a run's fixed costs
+vary). Numbers are wall-clock on whatever machine runs this: compare within one run.
 """
 
 from __future__ import annotations
