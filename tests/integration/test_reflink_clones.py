@@ -565,3 +565,23 @@ def test_a_server_whose_cache_and_process_are_gone_is_swept_at_the_next_start(
                 killed(postmaster(top))
         assert running_top in sweep_orphans()
         assert not running_point.is_mount()
+
+
+@needs_image
+def test_a_data_directory_made_anew_takes_the_image_again(
+    tmp_path: Path, servers: list[EphemeralPostgres]
+) -> None:
+    """A data directory made again (here: its version file gone) while the image is kept gets
+    its tablespace there afresh, whatever the earlier cluster left in it."""
+    server = EphemeralPostgres(tmp_path)
+    servers.append(server)
+    server.ensure_running()
+    require_image(server)
+    state = server._read_state()
+    assert state is not None and state.tablespace
+    server.stop()
+    (Path(state.data_dir) / "PG_VERSION").unlink()
+    info = server.ensure_running()
+    with info.connect() as conn:
+        conn.autocommit = True
+        conn.execute(f"CREATE DATABASE again TABLESPACE {CLONES_TABLESPACE}")

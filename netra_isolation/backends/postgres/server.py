@@ -679,7 +679,9 @@ class EphemeralPostgres(EphemeralServer[_State, PostgresServerInfo]):
             if not conn.execute(
                 "SELECT 1 FROM pg_tablespace WHERE spcname = %s", (CLONES_TABLESPACE,)
             ).fetchone():
-                location.mkdir(mode=0o700, exist_ok=True)
+                # what an earlier cluster left in the image is no tablespace of this one
+                shutil.rmtree(location, ignore_errors=True)
+                location.mkdir(mode=0o700)
                 if state.run_as:
                     user = pwd.getpwnam(state.run_as)
                     os.chown(location, user.pw_uid, user.pw_gid)
