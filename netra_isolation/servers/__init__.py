@@ -294,12 +294,12 @@ class EphemeralServer(Generic[StateT, InfoT]):
     def _mark_ram(self) -> None:
         """Say, in the server's own directory in RAM, whose it is and which process runs it:
         `sweep_orphans` removes it once both are gone."""
-        data = self.data_path()
         state = self._read_state()
-        top = [p for p in (data.parents if data else []) if p.parent == RAM_DIR]
-        if top and top[0].name.startswith("netra-isolation-") and state is not None:
+        data = str(getattr(state, "data_dir", "") or "")
+        top = self.ram_home().parent
+        if data and Path(data).is_relative_to(top):
             pid = int(getattr(state, "pid", 0))
-            (top[0] / OWNER_FILE).write_text(json.dumps({"home": str(self.home), "pid": pid}))
+            (top / OWNER_FILE).write_text(json.dumps({"home": str(self.home), "pid": pid}))
 
     def _alive(self, state: StateT) -> bool:
         pid = int(getattr(state, "pid", 0))
