@@ -28,8 +28,10 @@ conftest as whole `pytest` runs, process start to exit, of 50 and of 450 tiny te
 (`--marginal-tests`), interleaved (conftest-50, tool-50, conftest-450, tool-450, repeated
 `--marginal-runs` times), the median of each; an approach's marginal cost per test is
 (t450 - t50) / 400: what one more test adds to a run, start-up and first-test costs aside,
-and everything between tests (pytest's hooks, the plugin's) counted. `--only-marginal` prints
-these rows alone.
+and everything between tests (pytest's hooks, the plugin's) counted. One whole run's wall time
+moves by a few hundred ms from run to run even on an idle machine, so the default is 15 rounds,
+and the line above the table gives the ratio's 90% bootstrap interval (the rounds drawn again
+with replacement): how far that noise moves it. `--only-marginal` prints these rows alone.
 
 The other figures say what they are: whole `pytest` runs of one test (process start to exit),
 the plugin's import in a fresh interpreter, seeding rate (`--only-seeding`: those rows alone,
@@ -42,7 +44,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
+import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -615,28 +620,65 @@ class Marginal:
     small: int
     large: int
     walls: dict[tuple[str, int], list[float]]  # (approach, tests) -> whole-run seconds
+    cpus: dict[tuple[str, int], list[float]]  # the same runs' pytest process CPU seconds
 
     def median_s(self, name: str, tests: int) -> float:
         return statistics.median(self.walls[name, tests])
 
-    def ms_per_test(self) -> dict[str, float]:
-        """(median of the large runs - median of the small) / the tests between, in ms."""
+    def ms_per_test(self, rounds: list[int] | None = None) -> dict[str, float]:
+        """(median of the large runs - median of the small) / the tests between, in ms; over
+        the given rounds (indices, repeats allowed), all of them by default."""
+        return self._per_test(self.walls, rounds)
+
+    def cpu_ms_per_test(self) -> dict[str, float]:
+        """The same of the pytest process's CPU time (user and system), not the server's."""
+        return self._per_test(self.cpus)
+
+    def _per_test(
+        self, figures: dict[tuple[str, int], list[float]], rounds: list[int] | None = None
+    ) -> dict[str, float]:
         extra = self.large - self.small
+        picked = range(self.rounds) if rounds is None else rounds
+
+        def median_s(name: str, tests: int) -> float:
+            return statistics.median(figures[name, tests][i] for i in picked)
+
         return {
-            name: (self.median_s(name, self.large) - self.median_s(name, self.small)) * 1000 / extra
+            name: (median_s(name, self.large) - median_s(name, self.small)) * 1000 / extra
             for name in MARGINAL
         }
 
+    @property
+    def rounds(self) -> int:
+        return len(self.walls[MARGINAL[0], self.small])
+
+    def ratio(self, rounds: list[int] | None = None) -> float:
+        figures = self.ms_per_test(rounds)
+        return figures[MARGINAL[1]] / (figures[MARGINAL[0]] or math.nan)
+
+    def interval(self, resamples: int = 2000) -> tuple[float, float]:
+        """The tool's ratio to the conftest, 5th and 95th percentiles over the rounds drawn
+        again with replacement (a round's four runs together): how far the machine's noise
+        moves the figure. Seeded, so one run's measurements give one interval."""
+        draw = random.Random(0)
+        ratios = sorted(
+            self.ratio(draw.choices(range(self.rounds), k=self.rounds)) for _ in range(resamples)
+        )
+        return ratios[resamples // 20], ratios[resamples - 1 - resamples // 20]
+
     def describe(self) -> str:
-        runs = len(self.walls[MARGINAL[0], self.small])
         medians = "; ".join(
             f"{name} {self.median_s(name, self.small):.2f} s / "
             f"{self.median_s(name, self.large):.2f} s"
             for name in MARGINAL
         )
+        low, high = self.interval()
+        cpu = "; ".join(f"{name} {ms:.2f}" for name, ms in self.cpu_ms_per_test().items())
         return (
-            f"marginal: whole runs of {self.small} and {self.large} tests x {runs}, "
-            f"interleaved, medians ({medians})"
+            f"marginal: whole runs of {self.small} and {self.large} tests x {self.rounds}, "
+            f"interleaved, medians ({medians}); ratio {self.ratio():.2f}x, "
+            f"{low:.2f}-{high:.2f}x over the rounds drawn again (90% bootstrap); "
+            f"pytest process CPU, ms/test: {cpu}"
         )
 
 
@@ -648,11 +690,17 @@ def marginal(projects: Projects, runs: int, small: int, large: int) -> Marginal:
     walls: dict[tuple[str, int], list[float]] = {
         (name, tests): [] for name in MARGINAL for tests in (small, large)
     }
+    cpus: dict[tuple[str, int], list[float]] = {key: [] for key in walls}
     for _ in range(runs):
         for tests in (small, large):
             for name in MARGINAL:
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 walls[name, tests].append(projects.run(by_name[name], tests)[0])
-    return Marginal(small, large, walls)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpus[name, tests].append(
+                    after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+                )
+    return Marginal(small, large, walls, cpus)
 
 
 # -- the in-process figures --------------------------------------------------------------------
@@ -823,7 +871,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--marginal-runs",
         type=int,
-        default=5,
+        default=15,
         help="interleaved rounds of the marginal runs (conftest and transaction level)",
     )
     parser.add_argument(

@@ -78,4 +78,5 @@ def test_only_marginal_prints_the_marginal_rows(tmp_path: Path) -> None:
     assert [row["label"] for row in rows] == [LABELS["marginal_hand"], LABELS["marginal_tx"]]
     assert rows[1]["versus"] == rows[0]["label"] and rows[1]["met"] in (True, False), rows
     assert "marginal: whole runs of 1 and 3 tests x 1" in done.stdout
+    assert "(90% bootstrap)" in done.stdout
     assert "PostgreSQL " in done.stdout
