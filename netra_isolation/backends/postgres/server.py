@@ -645,6 +645,10 @@ class EphemeralPostgres(EphemeralServer[_State, PostgresServerInfo]):
         }
         if binaries.major >= CLONES_FROM:
             tuning["file_copy_method"] = "copy" if state.copy_note else "clone"
+        if self.ram_home() in data_dir.parents:
+            # shared memory segments as files of the data directory, not /dev/shm/PostgreSQL.*:
+            # a server killed outright leaves none behind once its directory is swept
+            tuning["dynamic_shared_memory_type"] = "mmap"
         conf = data_dir / "netra_isolation.conf"
         conf.write_text("".join(f"{k} = {v}\n" for k, v in tuning.items()))
         hba = data_dir / "pg_hba.conf"
