@@ -21,6 +21,7 @@ test: bootstrap
 bench: bootstrap
 	$(VENV)/bin/python -m benchmarks.speed
 	$(VENV)/bin/python -m benchmarks.churn
+	$(VENV)/bin/python -m benchmarks.clones
 
 servers-down:
 	$(VENV)/bin/netra-isolation servers down
