@@ -31,7 +31,8 @@ conftest as whole `pytest` runs, process start to exit, of 50 and of 450 tiny te
 and everything between tests (pytest's hooks, the plugin's) counted. One whole run's wall time
 moves by a few hundred ms from run to run even on an idle machine, so the default is 15 rounds,
 and the line above the table gives the ratio's 90% bootstrap interval (the rounds drawn again
-with replacement): how far that noise moves it. `--only-marginal` prints these rows alone.
+with replacement): how far that noise moves it; and the pytest process's CPU time per test,
+measured the same way. `--only-marginal` prints these rows alone.
 
 The other figures say what they are: whole `pytest` runs of one test (process start to exit),
 the plugin's import in a fresh interpreter, seeding rate (`--only-seeding`: those rows alone,
