@@ -561,11 +561,13 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             if orphans == 1
             else f"removed {orphans} databases left by runs that are over"
         )
-    tr.write_line(f"{'phase':<16}{'count':>7}{'median ms':>12}{'p95 ms':>10}{'total ms':>11}")
-    for phase, row in metrics.summary().items():
+    summary = metrics.summary()
+    width = max([16, *(len(phase) + 2 for phase in summary)])  # the longest phase's name fits
+    tr.write_line(f"{'phase':<{width}}{'count':>7}{'median ms':>12}{'p95 ms':>10}{'total ms':>11}")
+    for phase, row in summary.items():
         tr.write_line(
-            f"{phase:<16}{row['count']:>7.0f}{row['median_ms']:>12.1f}"
-            f"{row['p95_ms']:>10.1f}{row['total_ms']:>11.1f}"
+            f"{phase:<{width}}{row['count']:>7.0f}{row['median_ms']:>12.1f}"
+            f"{row['p95_ms']:>10.1f} {row['total_ms']:>10.1f}"
         )
     for backend, sizes in sorted(metrics.sizes.items()):
         ordered = sorted(sizes)
