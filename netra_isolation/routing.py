@@ -19,7 +19,10 @@ redirect (an engine made with `creator=`) is checked where it landed before anyt
 on it, and refused unless it is where it should be. `CREATE DATABASE` / `DROP DATABASE` on a
 redirected connection do nothing: the database the app names *is* the one it was given.
 Pooled connections remember where they went; one checked out when the target has changed
-since is replaced.
+since is replaced. Those a test's code opened are marked for replacing when the test ends
+(before its database is dropped), so that the next checkout replaces them before an engine's
+`pool_pre_ping` pings one (a dead asyncpg connection, or one of a loop that is gone, fails
+the ping with an error SQLAlchemy does not take for a disconnect).
 
 Outside a pytest run (no `provider`), only a test's context manager routes; otherwise
 connections go where they say, as they always did.
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import re
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -44,6 +48,7 @@ from netra_isolation.errors import ConfigurationError
 E = TypeVar("E", Engine, AsyncEngine)
 
 ROUTED = "netra_isolation.routed"  # a connection record's: the key of where it went
+_OPENED_IN = "netra_isolation.test"  # a connection record's: the test that opened it
 _SEEN = "netra_isolation.seen"  # a connection record's: do_connect ran for it
 _OWN = "_netra_isolation_own"  # a dialect's attribute: an engine of the tool's own
 _DATABASE_DDL = re.compile(r"\s*(CREATE|DROP)\s+DATABASE\b", re.IGNORECASE)
@@ -84,6 +89,7 @@ _provider: Provider | None = None
 _names: dict[int, str] = {}  # by id() of a dialect: the app's name of its engine, for messages
 _tool_databases: set[tuple[str, str, str]] = set()  # host, port, name prefix of the tool's
 _any_routed = False  # whether a connection of this process was ever redirected or checked
+_in_tests: weakref.WeakSet[Any] = weakref.WeakSet()  # pool entries a test's code opened
 
 
 AnyEngine = Engine | AsyncEngine
@@ -205,10 +211,15 @@ def test_target(entry: Target) -> Iterator[None]:
 
 
 def enter_test(nodeid: str | None) -> None:
-    """The test `nodeid` runs now (None: no test)."""
+    """The test `nodeid` runs now (None: no test). The pooled connections the test that
+    ended opened are marked to be replaced at their next checkout."""
     global _test
     with _lock:
-        _test = nodeid
+        ended, _test = _test, nodeid
+        opened = [entry for entry in _in_tests if entry.info.get(_OPENED_IN) == ended]
+    for entry in opened:
+        _in_tests.discard(entry)
+        entry.invalidate(soft=True)  # a public ConnectionPoolEntry's: closed at next checkout
     _end_crossing_transactions()
 
 
@@ -266,6 +277,7 @@ def _connect(dialect: Dialect, record: Any, cargs: list[Any], cparams: dict[str,
     if where.refusal is not None:
         if where.key is not None and here == where.key:
             _mark(info, here)
+            _opened(record)
             return
         host, port, database = here
         engine = _names.get(id(dialect), "of the app's")
@@ -287,6 +299,19 @@ def _connect(dialect: Dialect, record: Any, cargs: list[Any], cparams: dict[str,
         else:  # libpq: psycopg, psycopg2
             cparams["application_name"] = where.application_name
     _mark(info, where.key)
+    _opened(record)
+
+
+def _opened(record: Any) -> None:
+    """A redirected or checked connection's pool entry, when a test's own code (not a wider
+    fixture's, not a template build's) opened it: replaced once the test ends."""
+    if record is None:
+        return
+    with _lock:
+        test = _test if not _shared_depth and not _building else None
+        if test is not None:
+            record.info[_OPENED_IN] = test
+            _in_tests.add(record)
 
 
 def _mark(info: dict[Any, Any], key: Key | None) -> None:
@@ -352,6 +377,8 @@ def _landed(dbapi_connection: Any, record: Any) -> None:
     where = target()
     if where is None or found == where.key:
         _mark(info, found if where is not None else None)
+        if where is not None:
+            _opened(record)
         return
     dbapi_connection.close()
     host, port, database = found

@@ -109,6 +109,38 @@ def test_a_pooled_connection_follows_when_the_target_changes(
     engine.dispose()
 
 
+def test_a_connection_a_test_opened_is_replaced_once_the_test_ends(
+    server: PostgreSQLTestIsolator, scratch: list[str], decoy: Any, request: pytest.FixtureRequest
+) -> None:
+    """Before the next checkout pings it (its database may be dropped, its loop gone), even
+    when the next test's target is the same; one a wider fixture opened is kept."""
+    engine = create_engine(decoy.url(), poolclass=QueuePool, pool_size=2, pool_pre_ping=True)
+    target = routing.Target(server.server.url(scratch[0]), "netra:test")
+    pid = text("SELECT pg_backend_pid()")
+    try:
+        with routing.test_target(target):
+            routing.enter_shared(1)  # a module fixture's setup opens one
+            shared = engine.connect()
+            routing.enter_shared(-1)
+            with engine.connect() as conn:  # the test's own
+                tests = conn.scalar(pid)
+            routing.enter_test("tests/test_next.py::test_next")  # the test ended
+            with engine.connect() as conn:
+                assert conn.scalar(pid) != tests  # a new connection, where the test is
+                assert conn.scalar(CURRENT) == scratch[0]
+            fixtures = shared.scalar(pid)
+            shared.close()
+            routing.enter_shared(1)  # the fixture's teardown: its connection is still pooled
+            try:
+                with engine.connect() as conn, engine.connect() as other:
+                    assert fixtures in {conn.scalar(pid), other.scalar(pid)}
+            finally:
+                routing.enter_shared(-1)
+    finally:
+        routing.enter_test(request.node.nodeid)
+        engine.dispose()
+
+
 def test_a_refusal_lets_through_only_what_is_already_there(
     server: PostgreSQLTestIsolator, scratch: list[str], decoy: Any
 ) -> None:
