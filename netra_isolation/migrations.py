@@ -23,6 +23,7 @@ from sqlalchemy import MetaData
 
 from netra_isolation.errors import ConfigurationError, MigrationError
 from netra_isolation.settings import DISCOVERED_SECTIONS, ini_sections
+from netra_isolation.threads import outside_loop
 
 # Alembic (with Mako and Pygments, ~170 ms) loads when a template is built or fingerprinted,
 # not with the plugin: finding the ini's sections and hashing files need none of it.
@@ -106,7 +107,14 @@ def upgrade(cfg: Config, connection: Any, schema_type: str, url: str) -> None:
 
     A stock env.py ignores the connection and builds an engine from the section's
     `sqlalchemy.url`: that URL is the template's too while Alembic runs, so no env.py reaches
-    a database named in the ini (a developer's). Its `fileConfig` call is undone afterwards."""
+    a database named in the ini (a developer's). Its `fileConfig` call is undone afterwards.
+    An async env.py (`alembic init -t async`) runs its own loop with `asyncio.run`: when the
+    build was asked for from inside a running loop (an async test's app engine connecting
+    first), Alembic runs in a thread of its own."""
+    outside_loop(_upgrade, cfg, connection, schema_type, url)
+
+
+def _upgrade(cfg: Config, connection: Any, schema_type: str, url: str) -> None:
     from alembic import command
 
     target = "heads" if schema_type == HEAD else f"{schema_type}@head"

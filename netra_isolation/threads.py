@@ -1,4 +1,5 @@
-"""Async APIs over the synchronous core: a blocking call run in a worker thread, written once.
+"""Async APIs over the synchronous core: a blocking call run in a worker thread, written once;
+and a blocking call kept off a running event loop (`outside_loop`).
 
 The threads are the process's own few, kept for its life, not the running loop's default
 executor: pytest-asyncio gives each test a loop of its own, so a fresh executor and thread
@@ -48,3 +49,18 @@ def in_thread(function: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
         return await to_thread(function, *args, **kwargs)
 
     return awaitable
+
+
+def outside_loop(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """The call, in a thread where no event loop runs: this one, unless a loop runs here (the
+    caller is async code blocking on a synchronous step, as an app's async engine connecting
+    does), else a thread of its own, waited for. For code that may start a loop of its own
+    (`asyncio.run` in an async env.py), which cannot start inside a running one."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return function(*args, **kwargs)
+    call = functools.partial(contextvars.copy_context().run, function, *args, **kwargs)
+    # a thread of its own, not the process's pool: a caller may hold one of the pool's
+    with ThreadPoolExecutor(1, thread_name_prefix="netra-outside-loop") as one:
+        return one.submit(call).result()

@@ -1,0 +1,105 @@
+"""A project made with `alembic init -t async` (its env.py runs the migrations on a loop of
+its own, `asyncio.run`), an asyncpg engine of the app's, and async tests that ask for no
+fixture of the tool's: the first test's app engine connects from inside pytest-asyncio's
+running loop, which is where the template build starts, and env.py's `asyncio.run` cannot
+start a loop there. The ini's `sqlalchemy.url` is a decoy's, never reached. Run by pytester in
+a subprocess, serially and with `-n 2`, each run building the template anew."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+MIGRATION = '''
+"""notes"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.create_table(
+        "notes",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("body", sa.Text, nullable=False, unique=True),
+    )
+
+
+def downgrade():
+    op.drop_table("notes")
+'''
+
+FILES = {
+    "pyproject.toml": """
+[tool.pytest.ini_options]
+pythonpath = ["."]
+asyncio_mode = "auto"
+asyncio_default_fixture_loop_scope = "function"
+""",
+    "migrations/versions/0001_notes.py": MIGRATION,
+    "notes/__init__.py": "",
+    "notes/db.py": """
+import os
+
+from sqlalchemy.ext.asyncio import create_async_engine
+
+engine = create_async_engine(os.environ["NOTES_DATABASE_URL"], pool_pre_ping=True)
+""",
+    "tests/__init__.py": "",
+    "tests/test_notes.py": """
+import pytest
+from sqlalchemy import text
+
+from notes.db import engine
+
+
+@pytest.mark.parametrize("n", range(3))
+async def test_the_migrated_table_and_no_other_tests_rows(n):
+    async with engine.begin() as conn:
+        await conn.execute(text("INSERT INTO notes (body) VALUES ('the same body')"))
+        assert await conn.scalar(text("SELECT count(*) FROM notes")) == 1
+""",
+}
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_an_async_env_py_builds_when_an_async_test_connects_first(
+    pytester: pytest.Pytester,
+    app_templates: Any,
+    decoy: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    workers: list[str],
+) -> None:
+    alembic = Path(sys.executable).with_name("alembic")
+    subprocess.run(
+        [str(alembic), "init", "-t", "async", "migrations"],
+        cwd=pytester.path,
+        check=True,
+        capture_output=True,
+    )
+    ini = pytester.path / "alembic.ini"
+    ini.write_text(
+        ini.read_text().replace(
+            "driver://user:pass@localhost/dbname", decoy.url("asyncpg", "notes_dev")
+        )
+    )
+    for path, text in FILES.items():
+        target = pytester.path / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    settings = app_templates.settings
+    monkeypatch.setenv("NETRA_ISOLATION_CACHE_DIR", str(settings.cache_dir))
+    monkeypatch.setenv("NETRA_ISOLATION_PREFIX", settings.prefix)
+    monkeypatch.setenv("NOTES_DATABASE_URL", decoy.url("asyncpg", "notes_dev"))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *workers, timeout=180)
+    result.assert_outcomes(passed=3)
+    assert app_templates.templates()  # built by this run, under the prefix of its own
+    assert decoy.connections == 0
