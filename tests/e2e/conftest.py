@@ -104,9 +104,31 @@ def app(
 ) -> pytest.Pytester:
     """The sample app copied into a fresh directory, on the suite's servers."""
     shutil.copytree(APPS / request.module.APP, pytester.path, dirs_exist_ok=True)
-    settings = app_templates.settings
+    on_the_suites_server(app_templates.settings, monkeypatch)
+    return pytester
+
+
+def on_the_suites_server(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A project's runs use the suite's servers (no server of their own, left running in a
+    temporary directory pytest deletes later) and templates of `settings.prefix`."""
     monkeypatch.setenv("NETRA_ISOLATION_CACHE_DIR", str(settings.cache_dir))
     monkeypatch.setenv("NETRA_ISOLATION_PREFIX", settings.prefix)
+
+
+@pytest.fixture
+def written_app(
+    pytester: pytest.Pytester,
+    app_templates: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> pytest.Pytester:
+    """A project whose files the test module writes (its `FILES`, path -> text), on the
+    suite's servers, with templates of its own built by the test and dropped after it."""
+    for path, text in request.module.FILES.items():
+        target = pytester.path / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    on_the_suites_server(app_templates.settings, monkeypatch)
     return pytester
 
 

@@ -44,7 +44,6 @@ pythonpath = ["."]
 asyncio_mode = "auto"
 asyncio_default_fixture_loop_scope = "function"
 """,
-    "migrations/versions/0001_notes.py": MIGRATION,
     "notes/__init__.py": "",
     "notes/db.py": """
 import os
@@ -72,7 +71,7 @@ async def test_the_migrated_table_and_no_other_tests_rows(n):
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_an_async_env_py_builds_when_an_async_test_connects_first(
-    pytester: pytest.Pytester,
+    written_app: pytest.Pytester,
     app_templates: Any,
     decoy: Any,
     monkeypatch: pytest.MonkeyPatch,
@@ -81,25 +80,19 @@ def test_an_async_env_py_builds_when_an_async_test_connects_first(
     alembic = Path(sys.executable).with_name("alembic")
     subprocess.run(
         [str(alembic), "init", "-t", "async", "migrations"],
-        cwd=pytester.path,
+        cwd=written_app.path,
         check=True,
         capture_output=True,
     )
-    ini = pytester.path / "alembic.ini"
+    (written_app.path / "migrations" / "versions" / "0001_notes.py").write_text(MIGRATION)
+    ini = written_app.path / "alembic.ini"
     ini.write_text(
         ini.read_text().replace(
             "driver://user:pass@localhost/dbname", decoy.url("asyncpg", "notes_dev")
         )
     )
-    for path, text in FILES.items():
-        target = pytester.path / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
-    settings = app_templates.settings
-    monkeypatch.setenv("NETRA_ISOLATION_CACHE_DIR", str(settings.cache_dir))
-    monkeypatch.setenv("NETRA_ISOLATION_PREFIX", settings.prefix)
     monkeypatch.setenv("NOTES_DATABASE_URL", decoy.url("asyncpg", "notes_dev"))
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *workers, timeout=180)
+    result = written_app.runpytest_subprocess("-p", "no:cacheprovider", *workers, timeout=180)
     result.assert_outcomes(passed=3)
     assert app_templates.templates()  # built by this run, under the prefix of its own
     assert decoy.connections == 0

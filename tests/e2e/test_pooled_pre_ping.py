@@ -65,13 +65,9 @@ def test_sync_engine_each_test_its_own_database(n):
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_pooled_connections_of_a_test_are_not_pinged_in_the_next(
-    pytester: pytest.Pytester, decoy: Any, monkeypatch: pytest.MonkeyPatch, workers: list[str]
+    written_app: pytest.Pytester, decoy: Any, monkeypatch: pytest.MonkeyPatch, workers: list[str]
 ) -> None:
-    for path, text in FILES.items():
-        target = pytester.path / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
     monkeypatch.setenv("NOTES_DATABASE_URL", decoy.url("psycopg"))
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *workers, timeout=180)
+    result = written_app.runpytest_subprocess("-p", "no:cacheprovider", *workers, timeout=180)
     result.assert_outcomes(passed=8)
     assert decoy.connections == 0

@@ -98,10 +98,8 @@ def test_a_factory_with_a_session_of_its_own_keeps_it(isolated_postgres_sync):
 
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
-def test_unlisted_factories_follow_the_test(pytester: pytest.Pytester, workers: list[str]) -> None:
-    for path, text in FILES.items():
-        target = pytester.path / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *workers, timeout=180)
+def test_unlisted_factories_follow_the_test(
+    written_app: pytest.Pytester, workers: list[str]
+) -> None:
+    result = written_app.runpytest_subprocess("-p", "no:cacheprovider", *workers, timeout=180)
     result.assert_outcomes(passed=4)
