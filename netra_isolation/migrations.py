@@ -12,6 +12,7 @@ import io
 import logging
 import os
 import threading
+import traceback
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -144,11 +145,29 @@ def _upgrade(cfg: Config, connection: Any, schema_type: str, url: str) -> None:
                 f"thing in run_migrations_online():\n\n{ENV_FIX}\nThe half-built template was "
                 "dropped, nothing else was touched."
             ) from exc
+        scripts = Path(script_directory(cfg).dir).resolve()
+        failed_in = _last_frame_under(exc, scripts)
+        if failed_in is None:  # in Alembic's or a driver's code, called from no file of ours
+            fix = f"fix the migration under {location}"
+        elif failed_in[0].name == "env.py" and failed_in[0].parent == scripts:
+            fix = f"fix {failed_in[0]} (line {failed_in[1]}), which runs the migrations,"
+        else:
+            fix = f"fix the migration {failed_in[0]} (line {failed_in[1]})"
         raise MigrationError(
-            f"alembic upgrade {target} failed ({type(exc).__name__}: {exc}); "
-            f"fix the migration under {location} and run again: the half-built template "
-            "was dropped, nothing else was touched"
+            f"alembic upgrade {target} failed ({type(exc).__name__}: {exc}); {fix} and run "
+            "again: the half-built template was dropped, nothing else was touched"
         ) from exc
+
+
+def _last_frame_under(exc: BaseException, directory: Path) -> tuple[Path, int] | None:
+    """The innermost place in the error's traceback that is a file under `directory` (env.py
+    or a revision), and its line."""
+    found = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        path = Path(frame.filename).resolve()
+        if path.is_relative_to(directory):
+            found = (path, frame.lineno or 0)
+    return found
 
 
 def _could_not_connect(exc: BaseException) -> bool:

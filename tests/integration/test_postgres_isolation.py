@@ -205,7 +205,8 @@ def test_broken_migration_fails_clearly_and_leaves_nothing(tmp_path: Path) -> No
     isolator = PostgreSQLTestIsolator(settings)
     with pytest.raises(MigrationError, match="basic@head failed") as info:
         isolator.ensure_template(TemplateSpec("basic"))
-    assert "fix the migration" in str(info.value)
+    # where: the revision and its line, not only the folder
+    assert f"fix the migration {migration.resolve()} (line " in str(info.value)
     leftovers = (
         isolator.server.connect()
         .execute(
@@ -216,6 +217,26 @@ def test_broken_migration_fails_clearly_and_leaves_nothing(tmp_path: Path) -> No
     )
     isolator.close()
     assert leftovers == []
+
+
+def test_a_broken_env_py_is_named_not_the_migrations(tmp_path: Path) -> None:
+    settings = _project_copy(tmp_path)
+    env_py = tmp_path / "migrations/postgres/env.py"
+    env_py.write_text(
+        env_py.read_text().replace(
+            "def _run(connection: Connection) -> None:\n",
+            "def _run(connection: Connection) -> None:\n    raise RuntimeError('env.py is off')\n",
+            1,
+        )
+    )
+    isolator = PostgreSQLTestIsolator(settings)
+    try:
+        with pytest.raises(MigrationError, match="RuntimeError: env.py is off") as info:
+            isolator.ensure_template(TemplateSpec("basic"))
+    finally:
+        isolator.close()
+    line = env_py.read_text().splitlines().index("    raise RuntimeError('env.py is off')") + 1
+    assert f"fix {env_py.resolve()} (line {line}), which runs the migrations," in str(info.value)
 
 
 def test_unknown_schema_type_names_the_valid_ones(isolator: PostgreSQLTestIsolator) -> None:
