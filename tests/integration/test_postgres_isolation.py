@@ -231,7 +231,7 @@ def test_a_broken_env_py_is_named_not_the_migrations(tmp_path: Path) -> None:
     )
     isolator = PostgreSQLTestIsolator(settings)
     try:
-        with pytest.raises(MigrationError, match="RuntimeError: env.py is off") as info:
+        with pytest.raises(MigrationError, match=r"RuntimeError: env\.py is off") as info:
             isolator.ensure_template(TemplateSpec("basic"))
     finally:
         isolator.close()
