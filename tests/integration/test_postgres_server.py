@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import signal
 import stat
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from netra_isolation.backends.clickhouse.server import EphemeralClickHouse
 from netra_isolation.backends.postgres.server import EphemeralPostgres, find_bindir
 from netra_isolation.cli import main
-from netra_isolation.servers import RAM_DIR, ram_dir
+from netra_isolation.servers import RAM_DIR, pid_alive, ram_dir
 
 
 @pytest.fixture
@@ -59,6 +60,25 @@ def test_data_in_ram_or_on_disk(tmp_path: Path, place: str) -> None:
     assert not data.exists()
     if place == "ram":  # its own directory in RAM (the server log was there too) is gone
         assert not any(p.parent == RAM_DIR and p.exists() for p in data.parents)
+
+
+def test_purging_a_cache_whose_state_is_gone_stops_its_server_in_ram(tmp_path: Path) -> None:
+    """A server whose cache lost its state (deleted under it) but still runs in RAM: `servers
+    down --purge` stops it, then removes its data, instead of deleting the data from under
+    it and leaving it running."""
+    if ram_dir() is None:
+        pytest.skip(f"no tmpfs with room at {RAM_DIR} on this machine")
+    server = EphemeralPostgres(tmp_path)
+    server.ensure_running()
+    pid = json.loads(server.state_path.read_text())["pid"]
+    try:
+        server.state_path.unlink()
+        assert server.stop(purge=True) is True
+        assert not pid_alive(pid)
+        assert not server.ram_home().exists()
+    finally:
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGQUIT)
 
 
 def test_wrong_password_is_refused(server: EphemeralPostgres) -> None:

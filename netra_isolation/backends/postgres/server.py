@@ -402,6 +402,13 @@ class EphemeralPostgres(EphemeralServer[_State, PostgresServerInfo]):
         was_running = super().stop(timeout, purge)
         home = self.ram_home()
         if purge and home.parent.exists():  # what a start killed half-way left, unrecorded
+            # or a server still running there whose state went with its cache: stopped first
+            if pid := self._postmaster_pid(home / "pgdata"):
+                was_running = True
+                self._kill(home / "pgdata")
+                deadline = time.monotonic() + timeout
+                while pid_alive(pid) and time.monotonic() < deadline:
+                    time.sleep(0.05)
             self._image(home).remove()
             remove_data(home / "pgdata")
         return was_running
