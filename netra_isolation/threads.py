@@ -56,11 +56,17 @@ def outside_loop(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) ->
     caller is async code blocking on a synchronous step, as an app's async engine connecting
     does), else a thread of its own, waited for. For code that may start a loop of its own
     (`asyncio.run` in an async env.py), which cannot start inside a running one."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return function(*args, **kwargs)
+    if not _loop_running():  # (not inside an `except`: what the call raises would carry the
+        return function(*args, **kwargs)  # check's error as its context, shown with it)
     call = functools.partial(contextvars.copy_context().run, function, *args, **kwargs)
     # a thread of its own, not the process's pool: a caller may hold one of the pool's
     with ThreadPoolExecutor(1, thread_name_prefix="netra-outside-loop") as one:
         return one.submit(call).result()
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
