@@ -6,7 +6,7 @@ settings at it, swaps in a new engine and runs `create_all`; a function-scoped `
 a connection whose transaction is rolled back; pytest-asyncio's session-wide loop (a loop
 per test: test_pooled_pre_ping.py); some tests without that fixture. Every database the app
 names is a decoy's, which must see no connection. Run by pytester in a subprocess, serially
-and with `-n 2`, the template built by the first run."""
+and with `-n 2`, each building its template."""
 
 from __future__ import annotations
 
