@@ -14,6 +14,7 @@ import pwd
 import shutil
 import socket
 import tempfile
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -88,6 +89,14 @@ def pid_alive(pid: int) -> bool:
         return not Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
     except (OSError, IndexError):
         return True
+
+
+def wait_gone(pid: int, timeout: float, step: float = 0.05) -> bool:
+    """Wait until the process `pid` has ended, at most `timeout` seconds; True if it has."""
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(step)
+    return not pid_alive(pid)
 
 
 def tail(path: Path, lines: int = 20) -> str:

@@ -31,11 +31,11 @@ from netra_isolation.servers import (
     EphemeralServer,
     free_port,
     own_by,
-    pid_alive,
     private_dir,
     remove_data,
     tail,
     unprivileged_user,
+    wait_gone,
 )
 
 USER = "netra"
@@ -185,10 +185,7 @@ class EphemeralClickHouse(EphemeralServer[_State, ClickHouseServerInfo]):
 
     def _terminate(self, state: _State, timeout: float) -> None:
         os.kill(state.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while pid_alive(state.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if pid_alive(state.pid):
+        if not wait_gone(state.pid, timeout, step=0.1):
             os.kill(state.pid, signal.SIGKILL)
 
     def _purge(self, state: _State) -> None:

@@ -64,6 +64,7 @@ from netra_isolation.servers import (
     remove_data,
     tail,
     unprivileged_user,
+    wait_gone,
 )
 from netra_isolation.servers.reflink import XfsImage, probe
 from netra_isolation.settings import Settings
@@ -379,9 +380,7 @@ class EphemeralPostgres(EphemeralServer[_State, PostgresServerInfo]):
             done = False  # its binaries are gone (a wheel uninstalled, a copy deleted)
         if not done and (pid := self._postmaster_pid(Path(state.data_dir))):
             os.kill(pid, signal.SIGINT)  # what pg_ctl's fast shutdown sends
-            deadline = time.monotonic() + timeout
-            while pid_alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
+            wait_gone(pid, timeout)
 
     def _purge(self, state: _State) -> None:
         self._purge_data(state)
@@ -406,9 +405,7 @@ class EphemeralPostgres(EphemeralServer[_State, PostgresServerInfo]):
             if pid := self._postmaster_pid(home / "pgdata"):
                 was_running = True
                 self._kill(home / "pgdata")
-                deadline = time.monotonic() + timeout
-                while pid_alive(pid) and time.monotonic() < deadline:
-                    time.sleep(0.05)
+                wait_gone(pid, timeout)
             self._image(home).remove()
             remove_data(home / "pgdata")
         return was_running
