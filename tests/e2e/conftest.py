@@ -4,6 +4,8 @@ the same throwaway server."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -113,6 +115,49 @@ def on_the_suites_server(settings: Settings, monkeypatch: pytest.MonkeyPatch) ->
     temporary directory pytest deletes later) and templates of `settings.prefix`."""
     monkeypatch.setenv("NETRA_ISOLATION_CACHE_DIR", str(settings.cache_dir))
     monkeypatch.setenv("NETRA_ISOLATION_PREFIX", settings.prefix)
+
+
+ONE_TABLE = '''
+"""{table}"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.create_table(
+        "{table}",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("{column}", sa.Text, nullable=False, unique=True),
+    )
+
+
+def downgrade():
+    op.drop_table("{table}")
+'''
+
+
+@pytest.fixture
+def async_alembic(written_app: pytest.Pytester) -> Callable[[str, str, str], None]:
+    """`async_alembic(url, table, column)`: `alembic init -t async migrations` in the written
+    project (an env.py that runs the migrations on a loop of its own, `asyncio.run`), its
+    ini's `sqlalchemy.url` set to `url`, and one revision that makes `table` (an id, a unique
+    text `column`)."""
+
+    def init(url: str, table: str, column: str) -> None:
+        alembic = Path(sys.executable).with_name("alembic")
+        command = [str(alembic), "init", "-t", "async", "migrations"]
+        subprocess.run(command, cwd=written_app.path, check=True, capture_output=True)
+        revision = ONE_TABLE.format(table=table, column=column)
+        (written_app.path / "migrations" / "versions" / f"0001_{table}.py").write_text(revision)
+        ini = written_app.path / "alembic.ini"
+        ini.write_text(ini.read_text().replace("driver://user:pass@localhost/dbname", url))
+
+    return init
 
 
 @pytest.fixture

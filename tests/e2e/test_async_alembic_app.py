@@ -7,35 +7,10 @@ a subprocess, serially and with `-n 2`, each run building the template anew."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-
-MIGRATION = '''
-"""notes"""
-import sqlalchemy as sa
-from alembic import op
-
-revision = "0001"
-down_revision = None
-branch_labels = None
-depends_on = None
-
-
-def upgrade():
-    op.create_table(
-        "notes",
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("body", sa.Text, nullable=False, unique=True),
-    )
-
-
-def downgrade():
-    op.drop_table("notes")
-'''
 
 FILES = {
     "pyproject.toml": """
@@ -72,25 +47,13 @@ async def test_the_migrated_table_and_no_other_tests_rows(n):
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_an_async_env_py_builds_when_an_async_test_connects_first(
     written_app: pytest.Pytester,
+    async_alembic: Callable[[str, str, str], None],
     app_templates: Any,
     decoy: Any,
     monkeypatch: pytest.MonkeyPatch,
     workers: list[str],
 ) -> None:
-    alembic = Path(sys.executable).with_name("alembic")
-    subprocess.run(
-        [str(alembic), "init", "-t", "async", "migrations"],
-        cwd=written_app.path,
-        check=True,
-        capture_output=True,
-    )
-    (written_app.path / "migrations" / "versions" / "0001_notes.py").write_text(MIGRATION)
-    ini = written_app.path / "alembic.ini"
-    ini.write_text(
-        ini.read_text().replace(
-            "driver://user:pass@localhost/dbname", decoy.url("asyncpg", "notes_dev")
-        )
-    )
+    async_alembic(decoy.url("asyncpg", "notes_dev"), "notes", "body")
     monkeypatch.setenv("NOTES_DATABASE_URL", decoy.url("asyncpg", "notes_dev"))
     result = written_app.runpytest_subprocess("-p", "no:cacheprovider", *workers, timeout=180)
     result.assert_outcomes(passed=3)

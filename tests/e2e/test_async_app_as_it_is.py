@@ -10,35 +10,10 @@ and with `-n 2`, each building its template."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-
-MIGRATION = '''
-"""users"""
-import sqlalchemy as sa
-from alembic import op
-
-revision = "0001"
-down_revision = None
-branch_labels = None
-depends_on = None
-
-
-def upgrade():
-    op.create_table(
-        "users",
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("email", sa.Text, nullable=False, unique=True),
-    )
-
-
-def downgrade():
-    op.drop_table("users")
-'''
 
 FILES = {
     "pyproject.toml": """
@@ -174,19 +149,14 @@ async def test_the_migrations_made_the_schema(session):
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_the_app_as_it_is_passes_and_its_databases_are_never_reached(
-    written_app: pytest.Pytester, decoy: Any, monkeypatch: pytest.MonkeyPatch, workers: list[str]
+    written_app: pytest.Pytester,
+    async_alembic: Callable[[str, str, str], None],
+    decoy: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    workers: list[str],
 ) -> None:
-    alembic = Path(sys.executable).with_name("alembic")
-    subprocess.run(
-        [str(alembic), "init", "-t", "async", "migrations"],
-        cwd=written_app.path,
-        check=True,
-        capture_output=True,
-    )
-    (written_app.path / "migrations" / "versions" / "0001_users.py").write_text(MIGRATION)
     server = decoy.url("asyncpg").rsplit("/", 1)[0]
-    ini = written_app.path / "alembic.ini"
-    ini.write_text(ini.read_text().replace("driver://user:pass@localhost/dbname", f"{server}/app"))
+    async_alembic(f"{server}/app", "users", "email")
     monkeypatch.setenv("APP_DATABASE_SERVER", server)
     monkeypatch.delenv("APP_DATABASE_DB", raising=False)
     result = written_app.runpytest_subprocess("-p", "no:cacheprovider", *workers, timeout=180)
